@@ -1,0 +1,213 @@
+//! Preferences: a fixed registry of keys, each with its type, its default and whether it syncs
+//! to the user's other devices (`synced`) or stays on this one (`device`). Synced keys go
+//! through the outbox and merge last-writer-wins by stamp.
+
+use crate::error::{Error, Result};
+use crate::store::{SqlContext, Store};
+use outpost_protocol::mutation::names;
+use outpost_protocol::{Entity, FieldChange, Fields};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrefScope {
+    /// Follows the account to every device.
+    Synced,
+    /// Belongs to this device only.
+    Device,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    OneOf(&'static [&'static str]),
+    Int { min: i64, max: i64 },
+    Bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Spec {
+    key: &'static str,
+    scope: PrefScope,
+    kind: Kind,
+    default: fn() -> Value,
+    help: &'static str,
+}
+
+const REGISTRY: &[Spec] = &[
+    Spec {
+        key: "theme",
+        scope: PrefScope::Synced,
+        kind: Kind::OneOf(&["system", "light", "dark"]),
+        default: || Value::from("system"),
+        help: "colour theme",
+    },
+    Spec {
+        key: "editor.font_size",
+        scope: PrefScope::Synced,
+        kind: Kind::Int { min: 8, max: 40 },
+        default: || Value::from(15),
+        help: "editor font size in points",
+    },
+    Spec {
+        key: "editor.spellcheck",
+        scope: PrefScope::Synced,
+        kind: Kind::Bool,
+        default: || Value::from(true),
+        help: "check spelling while typing",
+    },
+    Spec {
+        key: "sync.interval_secs",
+        scope: PrefScope::Device,
+        kind: Kind::Int {
+            min: 15,
+            max: 86_400,
+        },
+        default: || Value::from(300),
+        help: "seconds between background syncs when nothing else triggers one",
+    },
+    Spec {
+        key: "sync.work_offline",
+        scope: PrefScope::Device,
+        kind: Kind::Bool,
+        default: || Value::from(false),
+        help: "pause syncing on this device",
+    },
+];
+
+fn spec(key: &str) -> Result<&'static Spec> {
+    REGISTRY.iter().find(|s| s.key == key).ok_or_else(|| {
+        let known: Vec<&str> = REGISTRY.iter().map(|s| s.key).collect();
+        Error::Invalid(format!(
+            "unknown preference {key:?}; known: {}",
+            known.join(", ")
+        ))
+    })
+}
+
+fn check(spec: &Spec, value: &Value) -> Result<()> {
+    let ok = match spec.kind {
+        Kind::OneOf(options) => value.as_str().is_some_and(|s| options.contains(&s)),
+        Kind::Int { min, max } => value.as_i64().is_some_and(|n| (min..=max).contains(&n)),
+        Kind::Bool => value.is_boolean(),
+    };
+    if ok {
+        return Ok(());
+    }
+    let expected = match spec.kind {
+        Kind::OneOf(options) => format!("one of {}", options.join(", ")),
+        Kind::Int { min, max } => format!("a whole number from {min} to {max}"),
+        Kind::Bool => "true or false".to_owned(),
+    };
+    Err(Error::Invalid(format!(
+        "{} must be {expected}, got {value}",
+        spec.key
+    )))
+}
+
+/// A preference with its current value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pref {
+    pub key: &'static str,
+    pub value: Value,
+    pub scope: PrefScope,
+    /// Still the default (never set on this device or synced to it).
+    pub is_default: bool,
+    pub help: &'static str,
+}
+
+impl Store {
+    pub fn get_pref(&self, key: &str) -> Result<Pref> {
+        let spec = spec(key)?;
+        let stored: Option<String> = self.read(|conn, path| {
+            conn.prepare_cached("SELECT value FROM prefs WHERE key = ?1")
+                .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+                .at(path)
+        })?;
+        // A stored value that no longer fits (an older build wrote it) falls back to the
+        // default rather than breaking the app.
+        let parsed = stored
+            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+            .filter(|v| check(spec, v).is_ok());
+        Ok(Pref {
+            key: spec.key,
+            is_default: parsed.is_none(),
+            value: parsed.unwrap_or_else(spec.default),
+            scope: spec.scope,
+            help: spec.help,
+        })
+    }
+
+    pub fn list_prefs(&self) -> Result<Vec<Pref>> {
+        REGISTRY.iter().map(|s| self.get_pref(s.key)).collect()
+    }
+
+    /// Sets a preference; a synced one is queued for the user's other devices.
+    pub fn set_pref(&self, key: &str, value: Value) -> Result<Pref> {
+        let spec = spec(key)?;
+        check(spec, &value)?;
+        self.write(|tx| {
+            let stamp = tx.stamp();
+            let now_ms = i64::try_from(stamp.physical_ms).unwrap_or(i64::MAX);
+            tx.tx
+                .prepare_cached(
+                    "INSERT INTO prefs (key, value, stamp, updated_ms) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                         stamp = excluded.stamp, updated_ms = excluded.updated_ms",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![key, value.to_string(), stamp.to_string(), now_ms])
+                })
+                .at(tx.path)?;
+            if spec.scope == PrefScope::Synced {
+                let fields = Fields::from([(
+                    "value".to_owned(),
+                    FieldChange {
+                        value: value.clone(),
+                        stamp,
+                    },
+                )]);
+                tx.enqueue(Entity::Pref, key, names::PREF_PUT, fields, None, now_ms)?;
+            }
+            tx.change.prefs.push(key.to_owned());
+            Ok(())
+        })?;
+        self.get_pref(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::temp_store;
+
+    #[test]
+    fn defaults_then_set_values_and_validation() {
+        let (_dir, store) = temp_store();
+        let theme = store.get_pref("theme").expect("get");
+        assert_eq!((theme.value.as_str(), theme.is_default), (Some("system"), true));
+        let set = store.set_pref("theme", Value::from("dark")).expect("set");
+        assert_eq!((set.value.as_str(), set.is_default), (Some("dark"), false));
+
+        let err = store.set_pref("theme", Value::from("purple")).expect_err("bad");
+        assert_eq!(err.to_string(), "theme must be one of system, light, dark, got \"purple\"");
+        let err = store.set_pref("editor.font_size", Value::from(400)).expect_err("bad");
+        assert!(err.to_string().contains("from 8 to 40"), "{err}");
+        let err = store.get_pref("nope").expect_err("unknown");
+        assert!(err.to_string().contains("known: theme"), "{err}");
+        assert_eq!(store.get_pref("theme").expect("get").value, Value::from("dark"));
+    }
+
+    #[test]
+    fn synced_keys_are_queued_and_device_keys_are_not() {
+        let (_dir, store) = temp_store();
+        store.set_pref("theme", Value::from("dark")).expect("set");
+        store.set_pref("theme", Value::from("light")).expect("set");
+        store.set_pref("sync.interval_secs", Value::from(60)).expect("set");
+        let outbox = store.outbox(10).expect("outbox");
+        assert_eq!(outbox.len(), 1, "two theme changes coalesce; device keys stay local");
+        assert_eq!(outbox[0].entity_id, "theme");
+        assert_eq!(outbox[0].fields["value"].value, Value::from("light"));
+    }
+}

@@ -1,0 +1,163 @@
+//! The local database schema: versioned migrations, run at start-up (also with a non-empty
+//! outbox). A migration is append-only history: never edit one that has shipped; add the next.
+//! Pragmas are not here: they belong to the connection (see `db::open_connection`).
+
+use rusqlite_migration::{M, Migrations};
+
+/// Version 1: notes with per-field stamps, the base copy, notebooks, preferences, the outbox,
+/// conflicts and sync metadata.
+const V1: &str = r#"
+CREATE TABLE notebooks (
+    seq            INTEGER PRIMARY KEY,
+    id             TEXT NOT NULL UNIQUE,
+    name           TEXT NOT NULL,
+    name_stamp     TEXT NOT NULL,
+    deleted        INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1)),
+    deleted_stamp  TEXT NOT NULL,
+    created_ms     INTEGER NOT NULL,
+    updated_ms     INTEGER NOT NULL,
+    server_version INTEGER
+) STRICT;
+
+-- `seq` is the rowid alias: stable across VACUUM, so the full-text index can point at it.
+CREATE TABLE notes (
+    seq             INTEGER PRIMARY KEY,
+    id              TEXT NOT NULL UNIQUE,
+    notebook_id     TEXT,
+    title           TEXT NOT NULL DEFAULT '',
+    body            TEXT NOT NULL DEFAULT '',
+    preview         TEXT NOT NULL DEFAULT '',
+    tags            TEXT NOT NULL DEFAULT '[]',
+    pinned          INTEGER NOT NULL DEFAULT 0 CHECK (pinned IN (0, 1)),
+    archived        INTEGER NOT NULL DEFAULT 0 CHECK (archived IN (0, 1)),
+    deleted         INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1)),
+    created_ms      INTEGER NOT NULL,
+    updated_ms      INTEGER NOT NULL,
+    notebook_stamp  TEXT NOT NULL,
+    title_stamp     TEXT NOT NULL,
+    body_stamp      TEXT NOT NULL,
+    tags_stamp      TEXT NOT NULL,
+    pinned_stamp    TEXT NOT NULL,
+    archived_stamp  TEXT NOT NULL,
+    deleted_stamp   TEXT NOT NULL,
+    server_version  INTEGER
+) STRICT;
+
+CREATE INDEX notes_list ON notes (deleted, archived, pinned DESC, updated_ms DESC, id DESC);
+CREATE INDEX notes_by_notebook
+    ON notes (notebook_id, deleted, archived, pinned DESC, updated_ms DESC, id DESC);
+
+-- The last version of each note the server acknowledged: the common ancestor of merges.
+CREATE TABLE note_base (
+    note_id     TEXT PRIMARY KEY,
+    version     INTEGER NOT NULL,
+    notebook_id TEXT,
+    title       TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    tags        TEXT NOT NULL,
+    pinned      INTEGER NOT NULL,
+    archived    INTEGER NOT NULL,
+    deleted     INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE prefs (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    stamp      TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- One row per mutation waiting for the server. `seq` is the send order. An entry leaves only
+-- when the server acknowledged it (L2); `mutation_id` never changes (L3); an entry with
+-- `sent = 1` is never rewritten.
+CREATE TABLE outbox (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    mutation_id     TEXT NOT NULL UNIQUE,
+    mutation_number INTEGER NOT NULL UNIQUE,
+    name            TEXT NOT NULL,
+    schema_version  INTEGER NOT NULL,
+    entity          TEXT NOT NULL CHECK (entity IN ('note', 'notebook', 'pref')),
+    entity_id       TEXT NOT NULL,
+    fields          TEXT NOT NULL,
+    base_version    INTEGER,
+    created_ms      INTEGER NOT NULL,
+    updated_ms      INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    state           TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'failed')),
+    sent            INTEGER NOT NULL DEFAULT 0 CHECK (sent IN (0, 1))
+);
+CREATE INDEX outbox_by_entity ON outbox (entity_id, state);
+
+CREATE TABLE conflicts (
+    note_id       TEXT PRIMARY KEY,
+    base_body     TEXT NOT NULL,
+    mine_body     TEXT NOT NULL,
+    theirs_body   TEXT NOT NULL,
+    theirs_version INTEGER NOT NULL,
+    created_ms    INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE sync_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- The sync state of a note is derived, never stored: conflict, else failed, else pending,
+-- else synced.
+CREATE VIEW note_state AS
+SELECT n.*,
+       CASE
+         WHEN EXISTS (SELECT 1 FROM conflicts c WHERE c.note_id = n.id) THEN 'conflict'
+         WHEN EXISTS (SELECT 1 FROM outbox o WHERE o.entity_id = n.id AND o.state = 'failed')
+           THEN 'failed'
+         WHEN EXISTS (SELECT 1 FROM outbox o WHERE o.entity_id = n.id) THEN 'pending'
+         ELSE 'synced'
+       END AS sync_state
+FROM notes n;
+"#;
+
+/// Version 2: full-text search over title and body (FTS5, external content on `notes`).
+const V2: &str = r#"
+CREATE VIRTUAL TABLE notes_fts USING fts5(
+    title, body,
+    content = 'notes', content_rowid = 'seq',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER notes_fts_insert AFTER INSERT ON notes BEGIN
+    INSERT INTO notes_fts (rowid, title, body) VALUES (new.seq, new.title, new.body);
+END;
+CREATE TRIGGER notes_fts_delete AFTER DELETE ON notes BEGIN
+    INSERT INTO notes_fts (notes_fts, rowid, title, body)
+    VALUES ('delete', old.seq, old.title, old.body);
+END;
+-- Only title and body edits touch the index: pinning a 10 MB note must not re-index it.
+CREATE TRIGGER notes_fts_update AFTER UPDATE OF title, body ON notes BEGIN
+    INSERT INTO notes_fts (notes_fts, rowid, title, body)
+    VALUES ('delete', old.seq, old.title, old.body);
+    INSERT INTO notes_fts (rowid, title, body) VALUES (new.seq, new.title, new.body);
+END;
+INSERT INTO notes_fts (notes_fts) VALUES ('rebuild');
+"#;
+
+pub(crate) fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(V1), M::up(V2)])
+}
+
+/// The schema version this build writes.
+pub(crate) const LATEST_VERSION: i64 = 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        assert!(migrations().validate().is_ok());
+        assert_eq!(
+            i64::try_from(migrations().pending_migrations(&mut rusqlite::Connection::open_in_memory().expect("db")).expect("count")).expect("fits"),
+            LATEST_VERSION
+        );
+    }
+}

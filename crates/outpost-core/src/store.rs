@@ -1,0 +1,256 @@
+//! The store: one writer connection (with the clock and the mutation counter, so every write
+//! takes its stamps and numbers inside its own transaction), one reader connection, the change
+//! stream, and the data-directory lock. Every write goes through [`Store::write`].
+
+use crate::clock::{Hlc, SystemClock, WallClock};
+use crate::db::{self, DirLock, Synchronous};
+use crate::error::{Error, Result};
+use crate::meta;
+use crate::model::Change;
+use crate::schema;
+use outpost_protocol::{ClientId, Stamp};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use tokio::sync::broadcast;
+
+/// Maps a SQLite error to the core's error, naming the database file.
+pub(crate) trait SqlContext<T> {
+    fn at(self, path: &Path) -> Result<T>;
+}
+
+impl<T> SqlContext<T> for rusqlite::Result<T> {
+    fn at(self, path: &Path) -> Result<T> {
+        self.map_err(|e| Error::from_sqlite(path, e))
+    }
+}
+
+/// How to open a store. The defaults are what the app uses.
+#[derive(Clone)]
+pub struct StoreOptions {
+    pub synchronous: Synchronous,
+    pub wall_clock: Arc<dyn WallClock>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            synchronous: Synchronous::default(),
+            wall_clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+struct Writer {
+    conn: Connection,
+    clock: Hlc,
+    next_mutation_number: i64,
+}
+
+/// The local database of one device. `Send + Sync`: share it in an `Arc`.
+pub struct Store {
+    dir: PathBuf,
+    db_path: PathBuf,
+    client_id: ClientId,
+    writer: Mutex<Writer>,
+    reader: Mutex<Connection>,
+    changes: broadcast::Sender<Change>,
+    _lock: DirLock,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A write in progress: the transaction plus what a write needs to stamp and queue its change.
+pub(crate) struct Tx<'a> {
+    pub(crate) tx: Transaction<'a>,
+    pub(crate) path: &'a Path,
+    clock: &'a mut Hlc,
+    next_mutation_number: &'a mut i64,
+    pub(crate) change: Change,
+}
+
+impl Tx<'_> {
+    /// A fresh clock stamp for an edit made in this transaction.
+    pub(crate) fn stamp(&mut self) -> Stamp {
+        self.clock.now()
+    }
+
+    /// The next mutation number of this device (monotonic; rolled-back writes leave gaps).
+    pub(crate) fn take_mutation_number(&mut self) -> i64 {
+        let n = *self.next_mutation_number;
+        *self.next_mutation_number += 1;
+        n
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock rolled its transaction back (Transaction's Drop), so the
+    // connection is still consistent: carry on rather than poison every later call.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Store {
+    /// Opens the data directory `dir` (creating it if needed) with the default options.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
+        Self::open_with(dir, StoreOptions::default())
+    }
+
+    pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|source| match source.kind() {
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+                Error::ReadOnly { path: dir.clone() }
+            }
+            _ => Error::Io {
+                path: dir.clone(),
+                source,
+            },
+        })?;
+        let lock = db::lock_data_dir(&dir)?;
+        let db_path = db::db_path(&dir);
+        let mut conn = db::open_connection(&db_path, options.synchronous)?;
+        migrate(&mut conn, &db_path)?;
+        let (client_id, last_stamp, next_mutation_number) = meta::init_device(&mut conn, &db_path)?;
+        let reader = db::open_connection(&db_path, options.synchronous)?;
+        let clock = Hlc::new(client_id, options.wall_clock, last_stamp);
+        tracing::info!(dir = %dir.display(), %client_id, "opened store");
+        Ok(Store {
+            dir,
+            db_path,
+            client_id,
+            writer: Mutex::new(Writer {
+                conn,
+                clock,
+                next_mutation_number,
+            }),
+            reader: Mutex::new(reader),
+            changes: broadcast::channel(256).0,
+            _lock: lock,
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    pub fn client_id(&self) -> ClientId {
+        self.client_id
+    }
+
+    /// A stream of committed changes. A slow receiver that lags gets `Lagged` and should
+    /// re-read everything.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// Runs `f` in one immediate transaction: commits on `Ok`, rolls back on `Err`. The clock's
+    /// last stamp and the mutation counter are saved in the same transaction, and the change is
+    /// announced only after the commit.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let mut guard = lock(&self.writer);
+        let Writer {
+            conn,
+            clock,
+            next_mutation_number,
+        } = &mut *guard;
+        let path = self.db_path.as_path();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .at(path)?;
+        let mut ctx = Tx {
+            tx,
+            path,
+            clock,
+            next_mutation_number,
+            change: Change::default(),
+        };
+        let out = f(&mut ctx)?;
+        let Tx {
+            tx,
+            clock,
+            next_mutation_number,
+            change,
+            ..
+        } = ctx;
+        meta::save_counters(&tx, path, clock.last(), *next_mutation_number)?;
+        tx.commit().at(path)?;
+        if !change.is_empty() {
+            // No receiver is fine: nobody is watching.
+            let _ = self.changes.send(change);
+        }
+        Ok(out)
+    }
+
+    /// Runs `f` on the reader connection (sees every committed write).
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection, &Path) -> Result<T>) -> Result<T> {
+        let conn = lock(&self.reader);
+        f(&conn, &self.db_path)
+    }
+
+    /// Makes every commit so far durable against power loss (an fsync of the WAL). The sync
+    /// engine calls it before sending the outbox, so that nothing the server has seen can be
+    /// rolled back on this device by a power cut under `synchronous = NORMAL`.
+    pub fn durable_barrier(&self) -> Result<()> {
+        let guard = lock(&self.writer);
+        let path = self.db_path.as_path();
+        let conn = &guard.conn;
+        let restore: String = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0))
+            .at(path)?
+            .to_string();
+        conn.execute_batch("PRAGMA synchronous = FULL").at(path)?;
+        let result = conn
+            .execute(
+                "INSERT INTO sync_meta (key, value) VALUES ('barrier_ms', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [SystemClock.now_ms().to_string()],
+            )
+            .at(path);
+        conn.execute_batch(&format!("PRAGMA synchronous = {restore}"))
+            .at(path)?;
+        result.map(|_| ())
+    }
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .at(path)?;
+    if found > schema::LATEST_VERSION {
+        return Err(Error::TooNew {
+            path: path.to_path_buf(),
+            found,
+            known: schema::LATEST_VERSION,
+        });
+    }
+    if found < schema::LATEST_VERSION {
+        tracing::info!(from = found, to = schema::LATEST_VERSION, db = %path.display(), "migrating schema");
+    }
+    schema::migrations().to_latest(conn).map_err(|e| match e {
+        rusqlite_migration::Error::RusqliteError { err, .. } => Error::from_sqlite(path, err),
+        other => Error::Migration(other),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    /// A store in a fresh temp dir (kept alive by the returned guard).
+    pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open store");
+        (dir, store)
+    }
+}

@@ -1,0 +1,26 @@
+//! Wire types shared by the Outpost client and server (protocol `/v1`).
+//!
+//! This crate owns the vocabulary both sides speak: identifiers, clock stamps and, as the sync
+//! issues land, every request and response body. It has no I/O.
+
+mod ids;
+mod stamp;
+
+pub use ids::{ClientId, IdError, MutationId, NoteId, NotebookId};
+pub use stamp::{MAX_PHYSICAL_MS, Stamp, StampError};
+
+/// The protocol version carried by every request.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The current schema version of mutations (see DESIGN.md: the server accepts this one and the
+/// previous one).
+pub const MUTATION_SCHEMA_VERSION: u32 = 1;
+
+/// The largest note body, in bytes, that client and server accept (10 MiB).
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// The largest title, in bytes.
+pub const MAX_TITLE_BYTES: usize = 4 * 1024;
+
+pub mod mutation;
+pub use mutation::{Entity, FieldChange, Fields};

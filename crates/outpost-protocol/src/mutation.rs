@@ -1,0 +1,57 @@
+//! The shape of a mutation's payload: which entity, and the changed fields with their stamps.
+//! The client's outbox stores exactly this, so what is queued is what is sent.
+
+use crate::Stamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What a mutation changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entity {
+    Note,
+    Notebook,
+    Pref,
+}
+
+impl Entity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Entity::Note => "note",
+            Entity::Notebook => "notebook",
+            Entity::Pref => "pref",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "note" => Some(Entity::Note),
+            "notebook" => Some(Entity::Notebook),
+            "pref" => Some(Entity::Pref),
+            _ => None,
+        }
+    }
+}
+
+/// Mutation names: the operation, versioned by [`crate::MUTATION_SCHEMA_VERSION`].
+pub mod names {
+    /// Set some fields of a note (creating it if new). Soft delete is `deleted: true`.
+    pub const NOTE_PUT: &str = "note.put";
+    /// Delete a note for good (from Trash): the server keeps a tombstone.
+    pub const NOTE_PURGE: &str = "note.purge";
+    /// Set some fields of a notebook (creating it if new).
+    pub const NOTEBOOK_PUT: &str = "notebook.put";
+    /// Set a synced preference.
+    pub const PREF_PUT: &str = "pref.put";
+}
+
+/// One field's new value and the clock stamp of the edit (field-level last-writer-wins).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldChange {
+    pub value: serde_json::Value,
+    pub stamp: Stamp,
+}
+
+/// The changed fields of one mutation, by field name.
+pub type Fields = BTreeMap<String, FieldChange>;
