@@ -63,9 +63,10 @@ impl std::fmt::Debug for Hlc {
 impl Hlc {
     /// A clock for `node` that continues after `last` (the last stamp it issued, if any).
     pub fn new(node: ClientId, wall: Arc<dyn WallClock>, last: Option<Stamp>) -> Self {
-        let last = last
-            .map(|s| Stamp { node, ..s })
-            .unwrap_or(Stamp { node, ..Stamp::ZERO });
+        let last = last.map(|s| Stamp { node, ..s }).unwrap_or(Stamp {
+            node,
+            ..Stamp::ZERO
+        });
         Self {
             node,
             last,
@@ -95,7 +96,8 @@ impl Hlc {
 
     fn wall_ms(&self) -> u64 {
         let raw = self.wall.now_ms();
-        raw.saturating_add_signed(self.offset_ms).min(MAX_PHYSICAL_MS)
+        raw.saturating_add_signed(self.offset_ms)
+            .min(MAX_PHYSICAL_MS)
     }
 
     /// A new stamp, greater than every stamp this clock issued or observed before.
@@ -171,7 +173,11 @@ mod tests {
 
     fn clock_at(ms: u64, node: u128) -> (Arc<ManualClock>, Hlc) {
         let wall = Arc::new(ManualClock(AtomicU64::new(ms)));
-        let hlc = Hlc::new(ClientId::from_uuid(Uuid::from_u128(node)), wall.clone(), None);
+        let hlc = Hlc::new(
+            ClientId::from_uuid(Uuid::from_u128(node)),
+            wall.clone(),
+            None,
+        );
         (wall, hlc)
     }
 
@@ -211,7 +217,10 @@ mod tests {
         let remote = fast.now();
         assert_eq!(slow.observe(&remote), Observed::Advanced);
         let local = slow.now();
-        assert!(local > remote, "a causally later edit must win: {local} vs {remote}");
+        assert!(
+            local > remote,
+            "a causally later edit must win: {local} vs {remote}"
+        );
     }
 
     #[test]

@@ -25,6 +25,22 @@ pub use model::{
 };
 pub use notebooks::MAX_NOTEBOOK_NAME_CHARS;
 pub use notes::{MAX_TAG_CHARS, MAX_TAGS};
-pub use outpost_protocol::{ClientId, MAX_BODY_BYTES, MAX_TITLE_BYTES, MutationId, NoteId, NotebookId, Stamp};
+pub use outpost_protocol::{
+    ClientId, MAX_BODY_BYTES, MAX_TITLE_BYTES, MutationId, NoteId, NotebookId, Stamp,
+};
 pub use prefs::{Pref, PrefScope};
 pub use store::{Store, StoreOptions};
+
+/// The app's identifier: also the name of its data directory.
+pub const APP_IDENTIFIER: &str = "app.outpost.notes";
+
+/// Where the app and the CLI keep their data unless told otherwise: `$OUTPOST_DATA_DIR`, else
+/// the platform's data directory (`~/.local/share/app.outpost.notes` on Linux,
+/// `~/Library/Application Support/app.outpost.notes` on macOS, `%APPDATA%\app.outpost.notes` on
+/// Windows), the same place Tauri's `app_data_dir` gives the desktop app.
+pub fn default_data_dir() -> Option<std::path::PathBuf> {
+    if let Some(dir) = std::env::var_os("OUTPOST_DATA_DIR").filter(|d| !d.is_empty()) {
+        return Some(dir.into());
+    }
+    dirs::data_dir().map(|d| d.join(APP_IDENTIFIER))
+}

@@ -56,9 +56,11 @@ pub(crate) fn init_device(
     // The counter must also stay above anything still queued (belt and braces: a restored
     // backup of sync_meta must never make a number repeat).
     let max_queued: i64 = tx
-        .query_row("SELECT coalesce(max(mutation_number), 0) FROM outbox", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT coalesce(max(mutation_number), 0) FROM outbox",
+            [],
+            |r| r.get(0),
+        )
         .at(path)?;
     let next = next.unwrap_or(1).max(max_queued + 1);
     tx.commit().at(path)?;

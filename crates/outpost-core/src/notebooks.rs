@@ -107,7 +107,10 @@ impl Store {
                 .and_then(|mut st| st.execute(params![id.to_string(), name, s, now_ms]))
                 .at(tx.path)?;
             let fields = Fields::from([
-                ("name".to_owned(), field(JsonValue::String(name.clone()), stamp)),
+                (
+                    "name".to_owned(),
+                    field(JsonValue::String(name.clone()), stamp),
+                ),
                 ("deleted".to_owned(), field(JsonValue::Bool(false), stamp)),
             ]);
             tx.queue_notebook(id, fields, stamp)?;
@@ -170,7 +173,8 @@ impl Store {
                 )
                 .and_then(|mut s| s.execute(params![id.to_string(), stamp.to_string(), now_ms]))
                 .at(tx.path)?;
-            let fields = Fields::from([("deleted".to_owned(), field(JsonValue::Bool(true), stamp))]);
+            let fields =
+                Fields::from([("deleted".to_owned(), field(JsonValue::Bool(true), stamp))]);
             tx.queue_notebook(id, fields, stamp)?;
             Ok(())
         })?;
@@ -235,10 +239,26 @@ mod tests {
         let kept = store.get_note(note.id).expect("note survives");
         assert_eq!(kept.notebook_id, None);
         assert!(!kept.deleted);
-        assert_eq!(store.list_notes(&ListQuery::default()).expect("list").items.len(), 1);
+        assert_eq!(
+            store
+                .list_notes(&ListQuery::default())
+                .expect("list")
+                .items
+                .len(),
+            1
+        );
         // The notebook's deletion is queued, and the note's move coalesced into its entry.
-        assert_eq!(store.outbox_for(&nb.id.to_string()).expect("outbox").len(), 1);
-        assert_eq!(store.outbox_for(&note.id.to_string()).expect("outbox").len(), 1);
+        assert_eq!(
+            store.outbox_for(&nb.id.to_string()).expect("outbox").len(),
+            1
+        );
+        assert_eq!(
+            store
+                .outbox_for(&note.id.to_string())
+                .expect("outbox")
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -264,6 +284,9 @@ mod tests {
             })
             .expect_err("refused");
         assert_eq!(err.code(), "not_found");
-        assert!(store.outbox(10).expect("outbox").is_empty(), "nothing queued");
+        assert!(
+            store.outbox(10).expect("outbox").is_empty(),
+            "nothing queued"
+        );
     }
 }

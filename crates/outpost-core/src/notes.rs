@@ -4,8 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::model::{
-    ListQuery, Note, NoteDraft, NotePage, NotePatch, NoteSummary, NoteView, SearchHit,
-    SnippetPart, SyncState,
+    ListQuery, Note, NoteDraft, NotePage, NotePatch, NoteSummary, NoteView, SearchHit, SnippetPart,
+    SyncState,
 };
 use crate::store::{SqlContext, Store, Tx};
 use outpost_protocol::mutation::names;
@@ -196,7 +196,8 @@ fn conversion(i: usize, msg: String) -> rusqlite::Error {
 
 fn note_id_at(row: &Row<'_>, i: usize) -> rusqlite::Result<NoteId> {
     let s: String = row.get(i)?;
-    s.parse().map_err(|e: outpost_protocol::IdError| conversion(i, e.to_string()))
+    s.parse()
+        .map_err(|e: outpost_protocol::IdError| conversion(i, e.to_string()))
 }
 
 fn notebook_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<NotebookId>> {
@@ -490,9 +491,9 @@ impl Store {
                 })
                 .at(tx.path)?;
             for id in &ids {
-                let id: NoteId = id.parse().map_err(|e: outpost_protocol::IdError| {
-                    Error::Data(e.to_string())
-                })?;
+                let id: NoteId = id
+                    .parse()
+                    .map_err(|e: outpost_protocol::IdError| Error::Data(e.to_string()))?;
                 let note = load_note(&tx.tx, tx.path, id)?;
                 purge_in(tx, &note)?;
             }
@@ -504,32 +505,36 @@ impl Store {
         self.read(|conn, path| load_note(conn, path, id))
     }
 
-    /// Finds the one note whose id starts with `prefix` (as `git` does with hashes).
-    pub fn resolve_note_id(&self, prefix: &str) -> Result<NoteId> {
-        let prefix = prefix.trim().to_ascii_lowercase();
-        if let Ok(id) = prefix.parse::<NoteId>() {
+    /// Finds the one note whose id starts or ends with `part` (at least 4 hex digits). UUIDv7
+    /// ids start with their creation time, so notes made together share a prefix: lists show
+    /// the random last group (12 digits) instead, and this accepts either end.
+    pub fn resolve_note_id(&self, part: &str) -> Result<NoteId> {
+        let part = part.trim().to_ascii_lowercase();
+        if let Ok(id) = part.parse::<NoteId>() {
             return Ok(id);
         }
-        if prefix.len() < 4 || !prefix.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        if part.len() < 4 || !part.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
             return Err(Error::Invalid(format!(
-                "{prefix:?} is not a note id (give at least 4 hex digits of it)"
+                "{part:?} is not a note id (give at least 4 hex digits of it)"
             )));
         }
         self.read(|conn, path| {
             let mut stmt = conn
-                .prepare_cached("SELECT id FROM notes WHERE id >= ?1 AND id < ?1 || 'g' LIMIT 2")
+                .prepare_cached(
+                    "SELECT id FROM notes WHERE id LIKE ?1 || '%' OR id LIKE '%' || ?1 LIMIT 2",
+                )
                 .at(path)?;
             let ids = stmt
-                .query_map([&prefix], |r| r.get::<_, String>(0))
+                .query_map([&part], |r| r.get::<_, String>(0))
                 .and_then(|r| r.collect::<rusqlite::Result<Vec<_>>>())
                 .at(path)?;
             match ids.as_slice() {
                 [one] => one
                     .parse()
                     .map_err(|e: outpost_protocol::IdError| Error::Data(e.to_string())),
-                [] => Err(Error::not_found("note", prefix)),
+                [] => Err(Error::not_found("note", part)),
                 _ => Err(Error::Invalid(format!(
-                    "{prefix:?} matches more than one note; give more of the id"
+                    "{part:?} matches more than one note; give more of the id"
                 ))),
             }
         })
@@ -556,8 +561,12 @@ impl Store {
             args.push(SqlValue::Text(nb.to_string()));
         }
         if let Some(tag) = &query.tag {
-            sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ? COLLATE NOCASE)");
-            args.push(SqlValue::Text(tag.trim().trim_start_matches('#').to_owned()));
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ? COLLATE NOCASE)",
+            );
+            args.push(SqlValue::Text(
+                tag.trim().trim_start_matches('#').to_owned(),
+            ));
         }
         if let Some(token) = &query.after {
             let (pinned, updated, id) = parse_page_token(token)?;
@@ -580,12 +589,7 @@ impl Store {
             let next = if items.len() > query.limit as usize {
                 items.truncate(query.limit as usize);
                 items.last().map(|last| {
-                    format!(
-                        "{}:{}:{}",
-                        i64::from(last.pinned),
-                        last.updated_ms,
-                        last.id
-                    )
+                    format!("{}:{}:{}", i64::from(last.pinned), last.updated_ms, last.id)
                 })
             } else {
                 None

@@ -94,10 +94,13 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
     let fields: String = row.get(6)?;
     Ok(OutboxEntry {
         seq: row.get(0)?,
-        mutation_id: mutation_id.parse().map_err(|e: outpost_protocol::IdError| bad(1, e.to_string()))?,
+        mutation_id: mutation_id
+            .parse()
+            .map_err(|e: outpost_protocol::IdError| bad(1, e.to_string()))?,
         mutation_number: row.get(2)?,
         name: row.get(3)?,
-        entity: Entity::parse(&entity).ok_or_else(|| bad(4, format!("unknown entity {entity:?}")))?,
+        entity: Entity::parse(&entity)
+            .ok_or_else(|| bad(4, format!("unknown entity {entity:?}")))?,
         entity_id: row.get(5)?,
         fields: serde_json::from_str(&fields).map_err(|e| bad(6, e.to_string()))?,
         base_version: row.get(7)?,
@@ -156,8 +159,11 @@ impl Store {
                 .tx
                 .prepare_cached(&sql)
                 .and_then(|mut s| {
-                    s.query_map([i64::try_from(max_count.max(1)).unwrap_or(i64::MAX)], entry_from_row)?
-                        .collect::<rusqlite::Result<Vec<_>>>()
+                    s.query_map(
+                        [i64::try_from(max_count.max(1)).unwrap_or(i64::MAX)],
+                        entry_from_row,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .at(tx.path)?;
             let mut batch = Vec::with_capacity(candidates.len());
@@ -214,7 +220,10 @@ impl Store {
                     "UPDATE outbox SET state = 'failed', last_error = ?2 WHERE mutation_id = ?1
                      RETURNING entity_id",
                 )
-                .and_then(|mut s| s.query_row(params![mutation_id.to_string(), reason], |r| r.get(0)).optional())
+                .and_then(|mut s| {
+                    s.query_row(params![mutation_id.to_string(), reason], |r| r.get(0))
+                        .optional()
+                })
                 .at(tx.path)?;
             let entity = entity.ok_or_else(|| Error::not_found("outbox entry", mutation_id))?;
             if let Ok(note) = entity.parse() {

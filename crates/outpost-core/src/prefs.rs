@@ -186,17 +186,30 @@ mod tests {
     fn defaults_then_set_values_and_validation() {
         let (_dir, store) = temp_store();
         let theme = store.get_pref("theme").expect("get");
-        assert_eq!((theme.value.as_str(), theme.is_default), (Some("system"), true));
+        assert_eq!(
+            (theme.value.as_str(), theme.is_default),
+            (Some("system"), true)
+        );
         let set = store.set_pref("theme", Value::from("dark")).expect("set");
         assert_eq!((set.value.as_str(), set.is_default), (Some("dark"), false));
 
-        let err = store.set_pref("theme", Value::from("purple")).expect_err("bad");
-        assert_eq!(err.to_string(), "theme must be one of system, light, dark, got \"purple\"");
-        let err = store.set_pref("editor.font_size", Value::from(400)).expect_err("bad");
+        let err = store
+            .set_pref("theme", Value::from("purple"))
+            .expect_err("bad");
+        assert_eq!(
+            err.to_string(),
+            "theme must be one of system, light, dark, got \"purple\""
+        );
+        let err = store
+            .set_pref("editor.font_size", Value::from(400))
+            .expect_err("bad");
         assert!(err.to_string().contains("from 8 to 40"), "{err}");
         let err = store.get_pref("nope").expect_err("unknown");
         assert!(err.to_string().contains("known: theme"), "{err}");
-        assert_eq!(store.get_pref("theme").expect("get").value, Value::from("dark"));
+        assert_eq!(
+            store.get_pref("theme").expect("get").value,
+            Value::from("dark")
+        );
     }
 
     #[test]
@@ -204,9 +217,15 @@ mod tests {
         let (_dir, store) = temp_store();
         store.set_pref("theme", Value::from("dark")).expect("set");
         store.set_pref("theme", Value::from("light")).expect("set");
-        store.set_pref("sync.interval_secs", Value::from(60)).expect("set");
+        store
+            .set_pref("sync.interval_secs", Value::from(60))
+            .expect("set");
         let outbox = store.outbox(10).expect("outbox");
-        assert_eq!(outbox.len(), 1, "two theme changes coalesce; device keys stay local");
+        assert_eq!(
+            outbox.len(),
+            1,
+            "two theme changes coalesce; device keys stay local"
+        );
         assert_eq!(outbox[0].entity_id, "theme");
         assert_eq!(outbox[0].fields["value"].value, Value::from("light"));
     }

@@ -156,7 +156,12 @@ mod tests {
     fn migrations_are_valid() {
         assert!(migrations().validate().is_ok());
         assert_eq!(
-            i64::try_from(migrations().pending_migrations(&mut rusqlite::Connection::open_in_memory().expect("db")).expect("count")).expect("fits"),
+            i64::try_from(
+                migrations()
+                    .pending_migrations(&mut rusqlite::Connection::open_in_memory().expect("db"))
+                    .expect("count")
+            )
+            .expect("fits"),
             LATEST_VERSION
         );
     }

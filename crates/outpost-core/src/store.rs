@@ -254,3 +254,83 @@ pub(crate) mod test_support {
         (dir, store)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ListQuery, NoteDraft};
+
+    fn schema_of(conn: &Connection) -> Vec<(String, String, String)> {
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        let mut rows: Vec<(String, String, String)> = conn
+            .prepare(
+                "SELECT type, name, coalesce(sql, '') FROM sqlite_master
+                 WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .expect("schema");
+        rows.push(("user_version".into(), version.to_string(), String::new()));
+        rows
+    }
+
+    /// A database written by the first release (schema 1), with a note and its queued
+    /// mutation, is upgraded at start-up: same schema as a fresh one, nothing lost, and the
+    /// old note is searchable.
+    #[test]
+    fn a_database_upgraded_step_by_step_equals_a_fresh_one_and_keeps_its_outbox() {
+        let old = tempfile::tempdir().expect("dir");
+        {
+            let mut conn = Connection::open(db::db_path(old.path())).expect("v1 db");
+            schema::migrations()
+                .to_version(&mut conn, 1)
+                .expect("to v1");
+            conn.execute_batch(
+                "INSERT INTO notes (id, title, body, created_ms, updated_ms, notebook_stamp,
+                     title_stamp, body_stamp, tags_stamp, pinned_stamp, archived_stamp,
+                     deleted_stamp)
+                 VALUES ('0190a1b2-0000-7000-8000-000000000001', 'Valve log',
+                     'pressure relief checked', 1, 1, 's', 's', 's', 's', 's', 's', 's');
+                 INSERT INTO outbox (mutation_id, mutation_number, name, schema_version, entity,
+                     entity_id, fields, created_ms, updated_ms)
+                 VALUES ('0190a1b2-0000-7000-8000-0000000000aa', 7, 'note.put', 1, 'note',
+                     '0190a1b2-0000-7000-8000-000000000001', '{}', 1, 1);",
+            )
+            .expect("v1 data");
+        }
+        let upgraded = Store::open(old.path()).expect("upgrade at start-up");
+        let fresh_dir = tempfile::tempdir().expect("dir");
+        let fresh = Store::open(fresh_dir.path()).expect("fresh");
+        let a = upgraded.read(|c, _| Ok(schema_of(c))).expect("schema");
+        let b = fresh.read(|c, _| Ok(schema_of(c))).expect("schema");
+        assert_eq!(a, b);
+
+        let outbox = upgraded.outbox(10).expect("outbox");
+        assert_eq!(outbox.len(), 1, "the queued mutation survived the upgrade");
+        assert_eq!(outbox[0].mutation_number, 7);
+        let hits = upgraded.search_notes("relief", 10).expect("search");
+        assert_eq!(
+            hits.len(),
+            1,
+            "notes written before search existed are indexed"
+        );
+        // New mutations number after the ones still queued.
+        let note = upgraded
+            .create_note(NoteDraft::default())
+            .expect("create after upgrade");
+        let entry = upgraded.outbox_for(&note.id.to_string()).expect("outbox");
+        assert_eq!(entry[0].mutation_number, 8);
+        assert_eq!(
+            upgraded
+                .list_notes(&ListQuery::default())
+                .expect("list")
+                .items
+                .len(),
+            2
+        );
+    }
+}

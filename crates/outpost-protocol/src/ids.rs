@@ -105,6 +105,9 @@ mod tests {
     #[test]
     fn a_bad_id_names_what_was_expected() {
         let err = "not-a-uuid".parse::<NoteId>().expect_err("must fail");
-        assert_eq!(err.to_string(), "note id must be a UUID, got \"not-a-uuid\"");
+        assert_eq!(
+            err.to_string(),
+            "note id must be a UUID, got \"not-a-uuid\""
+        );
     }
 }

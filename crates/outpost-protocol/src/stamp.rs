@@ -116,11 +116,7 @@ mod tests {
         ];
         for a in &stamps {
             for b in &stamps {
-                assert_eq!(
-                    a.cmp(b),
-                    a.to_string().cmp(&b.to_string()),
-                    "{a} vs {b}"
-                );
+                assert_eq!(a.cmp(b), a.to_string().cmp(&b.to_string()), "{a} vs {b}");
             }
         }
     }

@@ -23,7 +23,11 @@ fn a_new_note_is_pending_with_one_outbox_entry_carrying_every_field() {
         })
         .expect("create");
     assert_eq!(note.sync_state, SyncState::Pending);
-    assert_eq!(note.tags, vec!["field", "pumps"], "tags trimmed and de-duplicated");
+    assert_eq!(
+        note.tags,
+        vec!["field", "pumps"],
+        "tags trimmed and de-duplicated"
+    );
     assert_eq!(store.get_note(note.id).expect("get"), note);
 
     let outbox = store.outbox_for(&note.id.to_string()).expect("outbox");
@@ -34,7 +38,15 @@ fn a_new_note_is_pending_with_one_outbox_entry_carrying_every_field() {
     let fields: Vec<&str> = entry.fields.keys().map(String::as_str).collect();
     assert_eq!(
         fields,
-        ["archived", "body", "deleted", "notebook_id", "pinned", "tags", "title"]
+        [
+            "archived",
+            "body",
+            "deleted",
+            "notebook_id",
+            "pinned",
+            "tags",
+            "title"
+        ]
     );
     assert_eq!(entry.fields["body"].value, "Seal leaking");
     assert_eq!(entry.mutation_id.as_uuid().get_version_num(), 7);
@@ -55,15 +67,24 @@ fn an_update_changes_only_the_given_fields_and_coalesces_while_unsent() {
             },
         )
         .expect("update");
-    assert_eq!((updated.title.as_str(), updated.body.as_str()), ("Draft", "one two"));
+    assert_eq!(
+        (updated.title.as_str(), updated.body.as_str()),
+        ("Draft", "one two")
+    );
 
     let after = store.outbox(10).expect("outbox");
     assert_eq!(after.len(), 1, "unsent entry absorbs the edit");
-    assert_eq!(after[0].mutation_id, before.mutation_id, "same idempotency key");
+    assert_eq!(
+        after[0].mutation_id, before.mutation_id,
+        "same idempotency key"
+    );
     assert_eq!(after[0].mutation_number, before.mutation_number);
     assert_eq!(after[0].fields["body"].value, "one two");
     assert!(after[0].fields["body"].stamp > before.fields["body"].stamp);
-    assert_eq!(after[0].fields["title"], before.fields["title"], "title untouched");
+    assert_eq!(
+        after[0].fields["title"], before.fields["title"],
+        "title untouched"
+    );
 }
 
 #[test]
@@ -106,7 +127,10 @@ fn an_entry_ever_sent_is_never_rewritten_and_leaves_only_when_acknowledged() {
         .expect("update");
     let outbox = store.outbox(10).expect("outbox");
     assert_eq!(outbox.len(), 2, "a sent entry is never coalesced into");
-    assert_eq!(outbox[0].fields, sent[0].fields, "the sent entry is unchanged (L3)");
+    assert_eq!(
+        outbox[0].fields, sent[0].fields,
+        "the sent entry is unchanged (L3)"
+    );
     assert_eq!(outbox[0].mutation_id, sent[0].mutation_id);
     assert!(outbox[1].mutation_number > outbox[0].mutation_number);
 
@@ -114,14 +138,25 @@ fn an_entry_ever_sent_is_never_rewritten_and_leaves_only_when_acknowledged() {
     let retry = store.take_batch(1, usize::MAX).expect("retry");
     assert_eq!(retry[0].mutation_id, sent[0].mutation_id);
     assert_eq!(retry[0].attempts, 2);
-    assert_eq!(store.get_note(note.id).expect("get").sync_state, SyncState::Pending);
+    assert_eq!(
+        store.get_note(note.id).expect("get").sync_state,
+        SyncState::Pending
+    );
 
     assert_eq!(store.acknowledge(&[sent[0].mutation_id]).expect("ack"), 1);
-    assert_eq!(store.acknowledge(&[sent[0].mutation_id]).expect("ack twice"), 0);
+    assert_eq!(
+        store
+            .acknowledge(&[sent[0].mutation_id])
+            .expect("ack twice"),
+        0
+    );
     assert_eq!(store.outbox(10).expect("outbox").len(), 1);
     let rest = store.take_batch(10, usize::MAX).expect("batch");
     store.acknowledge(&[rest[0].mutation_id]).expect("ack");
-    assert_eq!(store.get_note(note.id).expect("get").sync_state, SyncState::Synced);
+    assert_eq!(
+        store.get_note(note.id).expect("get").sync_state,
+        SyncState::Synced
+    );
 }
 
 #[test]
@@ -147,7 +182,11 @@ fn a_dead_letter_holds_back_only_later_changes_of_its_own_note() {
     assert_eq!(state.sync_state, SyncState::Failed);
     let batch = store.take_batch(10, usize::MAX).expect("batch");
     let ids: Vec<String> = batch.iter().map(|e| e.entity_id.clone()).collect();
-    assert_eq!(ids, vec![healthy.id.to_string()], "the rest of the queue goes on");
+    assert_eq!(
+        ids,
+        vec![healthy.id.to_string()],
+        "the rest of the queue goes on"
+    );
     let status = store.local_status().expect("status");
     assert_eq!((status.pending, status.failed), (2, 1));
 }
@@ -171,9 +210,15 @@ fn sync_state_is_a_column_sql_can_select() {
         .expect("query");
     assert_eq!(
         rows,
-        vec![("A".into(), "synced".into()), ("B".into(), "pending".into())]
+        vec![
+            ("A".into(), "synced".into()),
+            ("B".into(), "pending".into())
+        ]
     );
-    assert_eq!(store.get_note(a.id).expect("a").sync_state, SyncState::Synced);
+    assert_eq!(
+        store.get_note(a.id).expect("a").sync_state,
+        SyncState::Synced
+    );
 }
 
 #[test]
@@ -202,7 +247,10 @@ fn trash_restore_and_purge() {
     store.trash_note(note.id).expect("trash");
     store.take_batch(10, usize::MAX).expect("sent");
     store.purge_note(note.id).expect("purge");
-    assert_eq!(store.get_note(note.id).expect_err("gone").code(), "not_found");
+    assert_eq!(
+        store.get_note(note.id).expect_err("gone").code(),
+        "not_found"
+    );
     let outbox = store.outbox_for(&note.id.to_string()).expect("outbox");
     assert_eq!(outbox.last().map(|e| e.name.as_str()), Some("note.purge"));
     assert_eq!(store.empty_trash().expect("empty"), 0);
@@ -218,7 +266,11 @@ fn lists_page_in_order_pinned_first_and_filter_by_notebook_and_tag() {
             .create_note(NoteDraft {
                 title: format!("note {i}"),
                 notebook_id: (i % 2 == 0).then_some(nb.id),
-                tags: if i % 5 == 0 { vec!["five".into()] } else { vec![] },
+                tags: if i % 5 == 0 {
+                    vec!["five".into()]
+                } else {
+                    vec![]
+                },
                 ..Default::default()
             })
             .expect("create");
@@ -260,7 +312,12 @@ fn lists_page_in_order_pinned_first_and_filter_by_notebook_and_tag() {
     assert_eq!(seen.len(), 249, "every active note exactly once");
     assert_eq!(seen[0], ids[3], "pinned first");
     // Then newest first: the pin touched note 3 (moved to the top), the archive took note 4 out.
-    let mut expected: Vec<NoteId> = ids.iter().rev().copied().filter(|i| *i != ids[3] && *i != archived).collect();
+    let mut expected: Vec<NoteId> = ids
+        .iter()
+        .rev()
+        .copied()
+        .filter(|i| *i != ids[3] && *i != archived)
+        .collect();
     expected.insert(0, ids[3]);
     assert_eq!(seen, expected);
 
@@ -291,7 +348,10 @@ fn lists_page_in_order_pinned_first_and_filter_by_notebook_and_tag() {
 fn search_finds_prefixes_highlights_hits_and_treats_syntax_as_text() {
     let (_dir, store) = temp_store();
     let pump = store
-        .create_note(draft("Pump station", "The impeller of pump four is worn. Replace it."))
+        .create_note(draft(
+            "Pump station",
+            "The impeller of pump four is worn. Replace it.",
+        ))
         .expect("create");
     store
         .create_note(draft("Groceries", "eggs, milk"))
@@ -314,7 +374,17 @@ fn search_finds_prefixes_highlights_hits_and_treats_syntax_as_text() {
     assert_eq!(hits.len(), 1, "Trash is left out");
     assert!(hits[0].title.iter().any(|p| p.hit && p.text == "Pump"));
 
-    for tricky in ["\"", "pump\"", "NOT", "a AND", "(", "*", "pump OR eggs", "-", "title:x"] {
+    for tricky in [
+        "\"",
+        "pump\"",
+        "NOT",
+        "a AND",
+        "(",
+        "*",
+        "pump OR eggs",
+        "-",
+        "title:x",
+    ] {
         store
             .search_notes(tricky, 10)
             .unwrap_or_else(|e| panic!("{tricky:?} must not be a syntax error: {e}"));
@@ -331,7 +401,12 @@ fn search_finds_prefixes_highlights_hits_and_treats_syntax_as_text() {
             },
         )
         .expect("edit");
-    assert!(store.search_notes("impeller", 10).expect("search").is_empty());
+    assert!(
+        store
+            .search_notes("impeller", 10)
+            .expect("search")
+            .is_empty()
+    );
     assert_eq!(store.search_notes("fixed", 10).expect("search").len(), 1);
 }
 
@@ -339,12 +414,19 @@ fn search_finds_prefixes_highlights_hits_and_treats_syntax_as_text() {
 fn a_ten_mebibyte_body_works_and_one_byte_more_is_refused_with_nothing_written() {
     let (_dir, store) = temp_store();
     let big = "a".repeat(MAX_BODY_BYTES);
-    let note = store.create_note(draft("Big", &big)).expect("10 MiB is fine");
-    assert_eq!(store.get_note(note.id).expect("get").body.len(), MAX_BODY_BYTES);
+    let note = store
+        .create_note(draft("Big", &big))
+        .expect("10 MiB is fine");
+    assert_eq!(
+        store.get_note(note.id).expect("get").body.len(),
+        MAX_BODY_BYTES
+    );
 
     let status_before = store.local_status().expect("status");
     let too_big = "a".repeat(MAX_BODY_BYTES + 1);
-    let err = store.create_note(draft("Bigger", &too_big)).expect_err("refused");
+    let err = store
+        .create_note(draft("Bigger", &too_big))
+        .expect_err("refused");
     assert_eq!(err.code(), "too_large");
     assert_eq!(
         err.to_string(),
@@ -365,7 +447,10 @@ fn a_ten_mebibyte_body_works_and_one_byte_more_is_refused_with_nothing_written()
         .expect_err("refused");
     assert_eq!(err.code(), "too_large");
     assert_eq!(store.local_status().expect("status"), status_before);
-    assert_eq!(store.get_note(note.id).expect("get").body.len(), MAX_BODY_BYTES);
+    assert_eq!(
+        store.get_note(note.id).expect("get").body.len(),
+        MAX_BODY_BYTES
+    );
 }
 
 #[test]
@@ -386,9 +471,29 @@ fn ids_resolve_from_a_unique_prefix() {
     let (_dir, store) = temp_store();
     let note = store.create_note(draft("x", "")).expect("create");
     let full = note.id.to_string();
-    assert_eq!(store.resolve_note_id(&full[..13]).expect("prefix"), note.id);
+    let other = store.create_note(draft("y", "")).expect("create");
+    assert_eq!(
+        store.resolve_note_id(&full[24..]).expect("last group"),
+        note.id
+    );
+    assert_eq!(
+        store
+            .resolve_note_id(&full[..8])
+            .expect_err("v7 ids made together share a prefix")
+            .code(),
+        "invalid_input"
+    );
+    assert_eq!(
+        store
+            .resolve_note_id(&other.id.to_string()[28..])
+            .expect("suffix"),
+        other.id
+    );
     assert_eq!(store.resolve_note_id(&full).expect("full"), note.id);
-    assert_eq!(store.resolve_note_id("ab").expect_err("short").code(), "invalid_input");
+    assert_eq!(
+        store.resolve_note_id("ab").expect_err("short").code(),
+        "invalid_input"
+    );
     assert_eq!(
         store.resolve_note_id("ffffffff").expect_err("none").code(),
         "not_found"
@@ -401,12 +506,16 @@ fn mutation_numbers_and_stamps_keep_increasing_across_a_restart() {
     let (last_number, last_stamp) = {
         let store = Store::open(dir.path()).expect("open");
         for i in 0..3 {
-            store.create_note(draft(&format!("n{i}"), "")).expect("create");
+            store
+                .create_note(draft(&format!("n{i}"), ""))
+                .expect("create");
         }
         let outbox = store.outbox(10).expect("outbox");
         let batch = store.take_batch(10, usize::MAX).expect("batch");
         let ids: Vec<MutationId> = batch.iter().map(|e| e.mutation_id).collect();
-        store.acknowledge(&ids).expect("ack all: the outbox is empty now");
+        store
+            .acknowledge(&ids)
+            .expect("ack all: the outbox is empty now");
         let last = outbox.last().expect("entry");
         (last.mutation_number, last.fields["title"].stamp)
     };

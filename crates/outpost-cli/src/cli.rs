@@ -1,0 +1,183 @@
+//! The command line: every command and flag, declared with clap.
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 invalid input or too \
+large, 5 data directory in use, 6 database unreadable (not a database, corrupt, too new), 7 disk \
+full or read-only.";
+
+#[derive(Debug, Parser)]
+#[command(name = "outpost", version, about = "Outpost notes from the command line", after_help = EXIT_CODES)]
+pub struct Args {
+    /// The data directory [default: $OUTPOST_DATA_DIR, else the app's own data directory].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Print machine-readable JSON (errors too, as {code, message} on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, edit, list, search and delete notes.
+    #[command(subcommand)]
+    Note(NoteCmd),
+    /// Manage notebooks.
+    #[command(subcommand)]
+    Notebook(NotebookCmd),
+    /// Read and change preferences.
+    #[command(subcommand)]
+    Pref(PrefCmd),
+    /// What is waiting to be sent to the server.
+    #[command(subcommand)]
+    Outbox(OutboxCmd),
+    /// Counts: notes, pending and failed changes, conflicts.
+    Status,
+    /// Create N test notes, each in its own transaction, as a typing user would (QA helper).
+    Seed(SeedArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct BodyArgs {
+    /// The body text (Markdown).
+    #[arg(long, conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Read the body from a file ("-" for standard input).
+    #[arg(long, value_name = "PATH")]
+    pub body_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NoteCmd {
+    /// Create a note; prints its id.
+    Add {
+        #[arg(long, short, default_value = "")]
+        title: String,
+        #[command(flatten)]
+        body: BodyArgs,
+        /// Notebook name or id.
+        #[arg(long, short)]
+        notebook: Option<String>,
+        /// A tag (repeat for more).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        #[arg(long)]
+        pin: bool,
+    },
+    /// Change only the fields given.
+    Edit {
+        /// Note id (or a unique prefix of it).
+        id: String,
+        #[arg(long, short)]
+        title: Option<String>,
+        #[command(flatten)]
+        body: BodyArgs,
+        /// Move to this notebook (name or id).
+        #[arg(long, short, conflicts_with = "no_notebook")]
+        notebook: Option<String>,
+        /// Take the note out of its notebook.
+        #[arg(long)]
+        no_notebook: bool,
+        /// Replace the tags (comma-separated; empty to clear).
+        #[arg(long, value_name = "TAGS")]
+        tags: Option<String>,
+        #[arg(long, conflicts_with = "unpin")]
+        pin: bool,
+        #[arg(long)]
+        unpin: bool,
+        #[arg(long, conflicts_with = "unarchive")]
+        archive: bool,
+        #[arg(long)]
+        unarchive: bool,
+    },
+    /// Move a note to the Trash.
+    Rm { id: String },
+    /// Bring a note back from the Trash.
+    Restore { id: String },
+    /// Delete a note in the Trash for good.
+    Purge { id: String },
+    /// Delete everything in the Trash for good.
+    EmptyTrash,
+    /// List notes: pinned first, then most recently changed.
+    Ls {
+        /// Only this notebook (name or id).
+        #[arg(long, short)]
+        notebook: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+        #[arg(long, conflicts_with = "trash")]
+        archived: bool,
+        #[arg(long)]
+        trash: bool,
+        /// Notes per page.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Continue after this page token (printed at the end of a page).
+        #[arg(long)]
+        after: Option<String>,
+        /// Every page, not just the first.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one note in full.
+    Show { id: String },
+    /// Full-text search over titles and bodies.
+    Search {
+        query: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotebookCmd {
+    Add {
+        name: String,
+    },
+    Ls,
+    Rename {
+        notebook: String,
+        name: String,
+    },
+    /// Delete a notebook; its notes are kept, unfiled.
+    Rm {
+        notebook: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrefCmd {
+    Get {
+        key: String,
+    },
+    /// VALUE is JSON (true, 14, "dark") or else taken as text.
+    Set {
+        key: String,
+        value: String,
+    },
+    Ls,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCmd {
+    Ls {
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct SeedArgs {
+    pub count: u32,
+    /// Body size of each note in bytes.
+    #[arg(long, default_value_t = 1024)]
+    pub body_bytes: usize,
+    /// After every K creates, edit an earlier note (0: never).
+    #[arg(long, default_value_t = 0, value_name = "K")]
+    pub edit_every: u32,
+}

@@ -1,0 +1,301 @@
+//! Printing: a short human form, or JSON with `--json`; errors and exit codes.
+
+use anyhow::Result;
+use outpost_core::{
+    LocalStatus, Note, NotePage, Notebook, OutboxEntry, Pref, SearchHit, SyncState,
+};
+use serde::Serialize;
+use std::io::Write;
+
+pub struct Printer {
+    pub json: bool,
+}
+
+fn json_line(value: &impl Serialize) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut stdout, value)?;
+    writeln!(stdout)?;
+    Ok(())
+}
+
+fn badge(state: SyncState) -> &'static str {
+    match state {
+        SyncState::Synced => "synced",
+        SyncState::Pending => "pending",
+        SyncState::Failed => "FAILED",
+        SyncState::Conflict => "CONFLICT",
+    }
+}
+
+/// `YYYY-MM-DD HH:MM` UTC from Unix milliseconds (days-to-civil after H. Hinnant).
+pub fn format_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+/// The random last group of a UUIDv7 (its first digits are a timestamp that notes made
+/// together share); `outpost` commands accept it in place of the whole id.
+fn short(id: &impl ToString) -> String {
+    let id = id.to_string();
+    id.rsplit('-').next().unwrap_or(&id).to_owned()
+}
+
+impl Printer {
+    pub fn created(&self, note: &Note) -> Result<()> {
+        if self.json {
+            return json_line(note);
+        }
+        println!("{}", note.id);
+        Ok(())
+    }
+
+    pub fn note(&self, note: &Note) -> Result<()> {
+        if self.json {
+            return json_line(note);
+        }
+        println!("id:       {}", note.id);
+        println!("title:    {}", note.title);
+        println!("state:    {}", badge(note.sync_state));
+        if let Some(nb) = note.notebook_id {
+            println!("notebook: {nb}");
+        }
+        if !note.tags.is_empty() {
+            println!("tags:     {}", note.tags.join(", "));
+        }
+        let mut flags = Vec::new();
+        if note.pinned {
+            flags.push("pinned");
+        }
+        if note.archived {
+            flags.push("archived");
+        }
+        if note.deleted {
+            flags.push("in Trash");
+        }
+        if !flags.is_empty() {
+            println!("flags:    {}", flags.join(", "));
+        }
+        println!("changed:  {} UTC", format_ms(note.updated_ms));
+        println!();
+        println!("{}", note.body);
+        Ok(())
+    }
+
+    pub fn page(&self, page: &NotePage) -> Result<()> {
+        if self.json {
+            return json_line(page);
+        }
+        if page.items.is_empty() {
+            println!("no notes");
+        }
+        for n in &page.items {
+            let pin = if n.pinned { "*" } else { " " };
+            let title = if n.title.is_empty() {
+                "(untitled)"
+            } else {
+                &n.title
+            };
+            println!(
+                "{} {pin} {:<8} {}  {}",
+                short(&n.id),
+                badge(n.sync_state),
+                format_ms(n.updated_ms),
+                title
+            );
+        }
+        if let Some(next) = &page.next {
+            println!("more: --after {next}");
+        }
+        Ok(())
+    }
+
+    pub fn hits(&self, hits: &[SearchHit]) -> Result<()> {
+        if self.json {
+            return json_line(&hits);
+        }
+        if hits.is_empty() {
+            println!("no matches");
+        }
+        for hit in hits {
+            let mark = |parts: &[outpost_core::SnippetPart]| -> String {
+                parts
+                    .iter()
+                    .map(|p| {
+                        if p.hit {
+                            format!("[{}]", p.text)
+                        } else {
+                            p.text.clone()
+                        }
+                    })
+                    .collect()
+            };
+            println!("{}  {}", short(&hit.note.id), mark(&hit.title));
+            println!("          {}", mark(&hit.snippet).replace('\n', " "));
+        }
+        Ok(())
+    }
+
+    pub fn notebook(&self, nb: &Notebook) -> Result<()> {
+        if self.json {
+            return json_line(nb);
+        }
+        println!("{}  {}", nb.id, nb.name);
+        Ok(())
+    }
+
+    pub fn notebooks(&self, nbs: &[Notebook]) -> Result<()> {
+        if self.json {
+            return json_line(&nbs);
+        }
+        if nbs.is_empty() {
+            println!("no notebooks");
+        }
+        for nb in nbs {
+            println!("{}  {:>5} notes  {}", short(&nb.id), nb.note_count, nb.name);
+        }
+        Ok(())
+    }
+
+    pub fn pref(&self, pref: &Pref) -> Result<()> {
+        if self.json {
+            return json_line(pref);
+        }
+        println!("{} = {}", pref.key, pref.value);
+        Ok(())
+    }
+
+    pub fn prefs(&self, prefs: &[Pref]) -> Result<()> {
+        if self.json {
+            return json_line(&prefs);
+        }
+        for p in prefs {
+            let scope = match p.scope {
+                outpost_core::PrefScope::Synced => "synced",
+                outpost_core::PrefScope::Device => "device",
+            };
+            let default = if p.is_default { " (default)" } else { "" };
+            println!(
+                "{:<20} {:<10} [{scope}]{default}  {}",
+                p.key,
+                p.value.to_string(),
+                p.help
+            );
+        }
+        Ok(())
+    }
+
+    pub fn outbox(&self, entries: &[OutboxEntry]) -> Result<()> {
+        if self.json {
+            return json_line(&entries);
+        }
+        if entries.is_empty() {
+            println!("outbox empty: nothing waiting to be sent");
+        }
+        for e in entries {
+            let fields: Vec<&str> = e.fields.keys().map(String::as_str).collect();
+            let error = e
+                .last_error
+                .as_deref()
+                .map(|m| format!("  error: {m}"))
+                .unwrap_or_default();
+            println!(
+                "#{:<6} {:<13} {} {:<8} since {}  tries {}  [{}]{error}",
+                e.mutation_number,
+                e.name,
+                short(&e.entity_id),
+                e.state,
+                format_ms(e.created_ms),
+                e.attempts,
+                fields.join(",")
+            );
+        }
+        Ok(())
+    }
+
+    pub fn status(&self, s: &LocalStatus) -> Result<()> {
+        if self.json {
+            return json_line(s);
+        }
+        println!("data dir:  {}", s.data_dir);
+        println!("device:    {}", s.client_id);
+        println!("notes:     {} ({} in Trash)", s.notes, s.in_trash);
+        println!("notebooks: {}", s.notebooks);
+        let since = s
+            .oldest_pending_ms
+            .map(|ms| format!(", oldest since {} UTC", format_ms(ms)))
+            .unwrap_or_default();
+        println!("pending:   {}{since}", s.pending);
+        println!("failed:    {}", s.failed);
+        println!("conflicts: {}", s.conflicts);
+        Ok(())
+    }
+
+    /// A one-line outcome for commands that change something but return nothing to show.
+    pub fn message(&self, text: &str, json: serde_json::Value) -> Result<()> {
+        if self.json {
+            return json_line(&json);
+        }
+        println!("{text}");
+        Ok(())
+    }
+}
+
+pub fn core_exit_code(err: &outpost_core::Error) -> u8 {
+    match err.code() {
+        "not_found" => 3,
+        "invalid_input" | "too_large" => 4,
+        "data_dir_in_use" | "busy" => 5,
+        "not_a_database" | "database_corrupt" | "database_too_new" => 6,
+        "disk_full" | "read_only" => 7,
+        _ => 1,
+    }
+}
+
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    err.downcast_ref::<outpost_core::Error>()
+        .map_or(1, core_exit_code)
+}
+
+/// One line on stderr: `outpost: <message>`, or `{code, message}` with `--json`.
+pub fn print_error(err: &anyhow::Error, json: bool) {
+    let (code, message) = match err.downcast_ref::<outpost_core::Error>() {
+        Some(core) => (core.code(), core.to_string()),
+        None => ("error", format!("{err:#}")),
+    };
+    let message = message.replace('\n', " ");
+    if json {
+        eprintln!(
+            "{}",
+            serde_json::json!({ "code": code, "message": message })
+        );
+    } else {
+        eprintln!("outpost: {message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_unix_milliseconds_as_utc() {
+        assert_eq!(format_ms(0), "1970-01-01 00:00");
+        assert_eq!(format_ms(951_782_400_000), "2000-02-29 00:00");
+        assert_eq!(format_ms(1_795_435_200_000), "2026-11-23 12:00");
+    }
+}
