@@ -24,3 +24,5 @@ pub const MAX_TITLE_BYTES: usize = 4 * 1024;
 
 pub mod mutation;
 pub use mutation::{Entity, FieldChange, Fields};
+
+pub mod api;

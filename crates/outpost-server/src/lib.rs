@@ -1,1 +1,99 @@
-//! Outpost server.
+//! The Outpost sync server (protocol `/v1`): a router factory over a [`storage::Storage`], and
+//! [`serve`] to run it on a listener until a shutdown signal, letting requests in flight finish.
+//!
+//! Tests start it on `127.0.0.1:0` with a temp database; `main.rs` adds flags and signals.
+
+pub mod auth;
+pub mod error;
+pub mod plan;
+pub mod routes;
+pub mod storage;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use outpost_protocol::api::{MAX_REQUEST_BYTES, codes};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::trace::TraceLayer;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub storage: Arc<dyn storage::Storage>,
+    /// Turns true when the server begins to shut down (ends event streams).
+    pub shutdown: watch::Receiver<bool>,
+    stop: Arc<watch::Sender<bool>>,
+}
+
+impl AppState {
+    pub fn new(storage: Arc<dyn storage::Storage>) -> Self {
+        let (stop, shutdown) = watch::channel(false);
+        Self {
+            storage,
+            shutdown,
+            stop: Arc::new(stop),
+        }
+    }
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    tracing::error!("a handler panicked");
+    error::ApiError::internal().into_response()
+}
+
+/// The whole HTTP API.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/health", get(routes::health))
+        .route("/accounts", post(routes::register))
+        .route("/sessions", post(routes::login))
+        .route("/sessions/current", delete(routes::logout))
+        .route("/sync/push", post(routes::push))
+        .route("/sync/pull", get(routes::pull))
+        .route("/sync/events", get(routes::events));
+    Router::new()
+        .nest("/v1", v1)
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                codes::BAD_REQUEST,
+                "this endpoint does not take that method",
+            )
+        })
+        .with_state(state)
+        // The limit applies to the body after decompression, so a small zip bomb cannot fill
+        // memory.
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(RequestDecompressionLayer::new())
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(panic_response))
+}
+
+/// Serves `state` on `listener` until `shutdown` completes; then stops accepting, ends event
+/// streams and waits for requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let stop = state.stop.clone();
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing requests in flight");
+            let _ = stop.send(true);
+        })
+        .await
+}

@@ -1,0 +1,295 @@
+//! Request and response bodies of protocol `/v1`, and its headers and limits. The server and the
+//! client both compile against these, so the two cannot drift; `docs/protocol.md` describes them
+//! in prose and the server serves them as OpenAPI at `/v1/openapi.json`.
+
+use crate::{ClientId, Entity, Fields, MutationId};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Every request names the device that sends it...
+pub const HEADER_CLIENT_ID: &str = "x-outpost-client";
+/// ...and the protocol version it speaks.
+pub const HEADER_PROTOCOL: &str = "x-outpost-protocol";
+
+/// The most mutations one push may carry.
+pub const MAX_PUSH_MUTATIONS: usize = 500;
+/// The largest request body the server reads (a push with a 10 MiB note fits).
+pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+/// The most records one pull page returns; `limit` above it is refused.
+pub const MAX_PULL_LIMIT: u32 = 5000;
+/// How far ahead of the server's clock a stamp may be before the server clamps it.
+pub const MAX_STAMP_SKEW_MS: u64 = 60_000;
+
+macro_rules! number_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+number_type!(
+    /// A position in an account's commit order. Per account, monotonic and without gaps.
+    Cursor
+);
+number_type!(
+    /// A record's version: it increases on every change the server applies to it.
+    Version
+);
+number_type!(
+    /// A device's mutation number: increasing (gaps allowed) in the order the device sends.
+    MutationNumber
+);
+
+/// An account's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AccountId(pub Uuid);
+
+impl std::fmt::Display for AccountId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// `POST /v1/accounts` and `POST /v1/sessions`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub email: String,
+    pub password: String,
+    /// The device asking; its token is bound to it.
+    pub client_id: ClientId,
+    /// Shown in the account's device list.
+    #[serde(default)]
+    pub device_name: Option<String>,
+}
+
+/// A device token: sent as `Authorization: Bearer <token>` on every sync request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    pub account_id: AccountId,
+    pub token: String,
+}
+
+/// One change a device made: the idempotency key, the device's number for it, and the fields
+/// with their stamps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mutation {
+    pub id: MutationId,
+    pub number: MutationNumber,
+    /// e.g. `note.put`; see [`crate::mutation::names`].
+    pub name: String,
+    pub schema_version: u32,
+    pub entity: Entity,
+    pub entity_id: String,
+    pub fields: Fields,
+    /// The version of the record this change was made on (for the body's three-way merge).
+    #[serde(default)]
+    pub base_version: Option<Version>,
+}
+
+/// `POST /v1/sync/push`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushRequest {
+    pub mutations: Vec<Mutation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushResponse {
+    /// One per mutation, in the order sent.
+    pub results: Vec<MutationResult>,
+    /// The highest mutation number the server has handled for this device.
+    pub last_mutation_number: MutationNumber,
+    pub server_time_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MutationResult {
+    pub id: MutationId,
+    pub number: MutationNumber,
+    pub outcome: Outcome,
+}
+
+/// What the server did with one mutation. Every outcome acknowledges the mutation: the device
+/// removes it from its outbox (a conflict or a rejection is then handled locally).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Outcome {
+    /// Committed: the record's new version and the cursor of the commit.
+    Applied {
+        version: Version,
+        cursor: Cursor,
+        /// Set when some stamp was too far ahead of the server's clock and was clamped: how
+        /// far ahead it was. The app shows it as clock skew.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clamped_skew_ms: Option<u64>,
+    },
+    /// Already handled earlier (a retry): nothing changed now. `first` is the reply the first
+    /// time, when the server still has it.
+    Duplicate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first: Option<Box<Outcome>>,
+    },
+    /// The body was edited on the server since `base_version`: nothing was applied; here is
+    /// the current record for a three-way merge.
+    Conflict { current: Record },
+    /// Refused for good (bad field, too large, unknown entity...): nothing was applied.
+    Rejected { code: String, message: String },
+}
+
+/// The server's current state of one entity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    pub entity: Entity,
+    pub id: String,
+    pub version: Version,
+    /// The cursor of the commit that made this version.
+    pub cursor: Cursor,
+    /// Deleted for good: a tombstone with no fields.
+    #[serde(default)]
+    pub purged: bool,
+    pub fields: Fields,
+}
+
+/// `GET /v1/sync/pull?cursor=C&limit=N`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullQuery {
+    #[serde(default)]
+    pub cursor: Cursor,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullResponse {
+    /// Records changed after the cursor, in commit order; each at its newest version.
+    pub records: Vec<Record>,
+    /// Pass as `cursor` next time.
+    pub next_cursor: Cursor,
+    pub has_more: bool,
+    /// Records still to come after this page (for a progress bar).
+    pub remaining: u64,
+    /// The highest mutation number the server has handled for this device.
+    pub last_mutation_number: MutationNumber,
+    pub server_time_ms: u64,
+}
+
+/// `GET /v1/sync/events`: the data of each server-sent event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Poke {
+    pub cursor: Cursor,
+}
+
+/// `GET /v1/health`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+    pub protocol: u32,
+    pub storage: String,
+}
+
+/// The body of every 4xx and 5xx reply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+/// Stable error codes of [`ErrorBody`].
+pub mod codes {
+    pub const BAD_REQUEST: &str = "bad_request";
+    pub const INVALID_JSON: &str = "invalid_json";
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    pub const BATCH_TOO_LARGE: &str = "batch_too_large";
+    pub const EMPTY_BATCH: &str = "empty_batch";
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    pub const FORBIDDEN: &str = "forbidden";
+    pub const NOT_FOUND: &str = "not_found";
+    pub const EMAIL_TAKEN: &str = "email_taken";
+    pub const RATE_LIMITED: &str = "rate_limited";
+    pub const CURSOR_FROM_THE_FUTURE: &str = "cursor_from_the_future";
+    pub const RESET_REQUIRED: &str = "reset_required";
+    pub const CLIENT_TOO_OLD: &str = "client_too_old";
+    pub const UNSUPPORTED_PROTOCOL: &str = "unsupported_protocol";
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
+    pub const INTERNAL: &str = "internal";
+    pub const UNAVAILABLE: &str = "unavailable";
+    // Rejection codes of a single mutation.
+    pub const INVALID_FIELD: &str = "invalid_field";
+    pub const UNKNOWN_MUTATION: &str = "unknown_mutation";
+    pub const TOO_LARGE: &str = "too_large";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FieldChange, Stamp};
+
+    #[test]
+    fn outcomes_are_tagged_by_status() {
+        let applied = Outcome::Applied {
+            version: Version(3),
+            cursor: Cursor(17),
+            clamped_skew_ms: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&applied).expect("json"),
+            serde_json::json!({"status": "applied", "version": 3, "cursor": 17})
+        );
+        let dup = Outcome::Duplicate {
+            first: Some(Box::new(applied)),
+        };
+        let back: Outcome =
+            serde_json::from_str(&serde_json::to_string(&dup).expect("json")).expect("parse");
+        assert_eq!(back, dup);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_str::<PushRequest>(r#"{"mutations": [], "extra": 1}"#)
+            .expect_err("unknown field");
+        assert!(err.to_string().contains("unknown field `extra`"), "{err}");
+    }
+
+    #[test]
+    fn a_mutation_round_trips() {
+        let m = Mutation {
+            id: MutationId::new(),
+            number: MutationNumber(9),
+            name: "note.put".into(),
+            schema_version: 1,
+            entity: Entity::Note,
+            entity_id: crate::NoteId::new().to_string(),
+            fields: Fields::from([(
+                "title".to_owned(),
+                FieldChange {
+                    value: "x".into(),
+                    stamp: Stamp::ZERO,
+                },
+            )]),
+            base_version: Some(Version(2)),
+        };
+        let json = serde_json::to_string(&m).expect("json");
+        assert_eq!(serde_json::from_str::<Mutation>(&json).expect("parse"), m);
+    }
+}

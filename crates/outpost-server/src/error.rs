@@ -1,0 +1,118 @@
+//! The server's error type: every failure becomes a status and a JSON `{code, message}` body.
+//! Internal details go to the log, never to the client.
+
+use crate::storage::StorageError;
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use outpost_protocol::api::{ErrorBody, MAX_REQUEST_BYTES, codes};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, message)
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL,
+            "the server failed; nothing was stored, try again",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            code: self.code.to_owned(),
+            message: self.message,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::EmailTaken => {
+                ApiError::new(StatusCode::CONFLICT, codes::EMAIL_TAKEN, e.to_string())
+            }
+            StorageError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, codes::FORBIDDEN, m),
+            StorageError::CursorFromTheFuture { .. } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                codes::CURSOR_FROM_THE_FUTURE,
+                e.to_string(),
+            ),
+            StorageError::ResetRequired { .. } => {
+                ApiError::new(StatusCode::GONE, codes::RESET_REQUIRED, e.to_string())
+            }
+            StorageError::Unavailable(detail) => {
+                tracing::warn!(%detail, "storage unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    codes::UNAVAILABLE,
+                    "the server is busy; nothing was stored, try again",
+                )
+            }
+            StorageError::Internal(detail) => {
+                tracing::error!(%detail, "storage failure");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                codes::UNSUPPORTED_MEDIA_TYPE,
+                "send JSON with Content-Type: application/json",
+            ),
+            JsonRejection::BytesRejection(_)
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    codes::PAYLOAD_TOO_LARGE,
+                    format!("the request body is over the limit of {MAX_REQUEST_BYTES} bytes"),
+                )
+            }
+            // Syntax errors, wrong types, unknown fields and invalid UTF-8 all land here; serde's
+            // message says which field and where.
+            JsonRejection::JsonDataError(_) | JsonRejection::JsonSyntaxError(_) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                codes::INVALID_JSON,
+                rejection.body_text(),
+            ),
+            other => ApiError::new(other.status(), codes::BAD_REQUEST, other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::bad_request(rejection.body_text())
+    }
+}

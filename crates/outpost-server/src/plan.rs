@@ -1,0 +1,445 @@
+//! Planning a push: a pure function from (the batch, what the database holds now) to (the reply
+//! for each mutation, the records to write, the new counters). Both storage backends load the
+//! inputs, call [`plan_push`] and save its output in one transaction, so the rules live here
+//! once and are unit tested without a database.
+//!
+//! The rules (DESIGN.md): a number at or below the device's last handled number is a duplicate
+//! (S1); every other outcome, rejection included, advances it; small fields merge last-writer-
+//! wins by stamp; a body edited on a base older than the server's last body change is a
+//! conflict; an edit wins over a delete; stamps too far ahead are clamped, never refused.
+
+use outpost_protocol::api::{
+    Cursor, MAX_STAMP_SKEW_MS, MutationNumber, MutationResult, Mutation, Outcome, Record, Version,
+    codes,
+};
+use outpost_protocol::mutation::names;
+use outpost_protocol::{
+    Entity, FieldChange, Fields, MAX_BODY_BYTES, MAX_TITLE_BYTES, MUTATION_SCHEMA_VERSION, Stamp,
+};
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// The oldest mutation schema this server still applies (DESIGN.md: current and previous).
+pub const MIN_SCHEMA_VERSION: u32 = 1;
+/// How many past replies per device are kept, so a retry gets "the same reply as the first time".
+pub const KEPT_RESULTS: i64 = 10_000;
+
+/// A record as stored: the protocol record plus what only the server needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredRecord {
+    pub version: Version,
+    /// The version at which the body last changed (conflicts are about the body only).
+    pub body_version: Version,
+    pub cursor: Cursor,
+    pub purged: bool,
+    pub fields: Fields,
+}
+
+pub type Key = (Entity, String);
+
+/// What the backend loaded for the batch, inside the transaction that will save the plan.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub last_number: MutationNumber,
+    pub account_cursor: Cursor,
+    /// The current records of the entities the batch touches (absent: new).
+    pub records: HashMap<Key, StoredRecord>,
+    /// Earlier replies to this device, by number, for duplicates.
+    pub results: HashMap<i64, (outpost_protocol::MutationId, Outcome)>,
+}
+
+/// What to save, and what to answer.
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    pub results: Vec<MutationResult>,
+    /// The final state of each record the batch changed.
+    pub writes: Vec<(Key, StoredRecord)>,
+    /// Replies to remember for later duplicates (not duplicates themselves).
+    pub remember: Vec<MutationResult>,
+    pub last_number: MutationNumber,
+    pub account_cursor: Cursor,
+}
+
+/// A batch the server refuses as a whole (nothing is stored).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BatchError {
+    #[error("mutation numbers must increase within a push: {0} follows {1}")]
+    OutOfOrder(MutationNumber, MutationNumber),
+    #[error(
+        "this app is too old for the server: mutation schema {0} is no longer supported (oldest: {MIN_SCHEMA_VERSION}); update Outpost"
+    )]
+    ClientTooOld(u32),
+}
+
+/// Checks what can be checked before touching the database.
+pub fn check_batch(mutations: &[Mutation]) -> Result<(), BatchError> {
+    for pair in mutations.windows(2) {
+        if pair[1].number <= pair[0].number {
+            return Err(BatchError::OutOfOrder(pair[1].number, pair[0].number));
+        }
+    }
+    if let Some(old) = mutations
+        .iter()
+        .find(|m| m.schema_version < MIN_SCHEMA_VERSION)
+    {
+        return Err(BatchError::ClientTooOld(old.schema_version));
+    }
+    Ok(())
+}
+
+/// Plans `mutations` (already checked by [`check_batch`]) against `loaded`.
+pub fn plan_push(mutations: Vec<Mutation>, mut loaded: Loaded, now_ms: u64) -> Plan {
+    let mut plan = Plan {
+        last_number: loaded.last_number,
+        account_cursor: loaded.account_cursor,
+        ..Plan::default()
+    };
+    let mut changed: Vec<Key> = Vec::new();
+    for m in mutations {
+        let (id, number) = (m.id, m.number);
+        if number <= plan.last_number {
+            let outcome = match loaded.results.get(&number.0) {
+                Some((first_id, first)) if *first_id == id => Outcome::Duplicate {
+                    first: Some(Box::new(first.clone())),
+                },
+                // The number was used by another mutation: this one was never applied. Saying
+                // "duplicate" would drop it silently; a rejection shows it to the user.
+                Some(_) => Outcome::Rejected {
+                    code: "number_reused".into(),
+                    message: format!(
+                        "mutation number {number} was already used by another mutation of this device"
+                    ),
+                },
+                None => Outcome::Duplicate { first: None },
+            };
+            plan.results.push(MutationResult {
+                id,
+                number,
+                outcome,
+            });
+            continue;
+        }
+        plan.last_number = number;
+        let key = (m.entity, m.entity_id.clone());
+        let outcome = match apply(&m, loaded.records.get(&key), now_ms) {
+            Applied::Write(mut record, clamped_skew_ms) => {
+                plan.account_cursor = Cursor(plan.account_cursor.0 + 1);
+                record.cursor = plan.account_cursor;
+                let outcome = Outcome::Applied {
+                    version: record.version,
+                    cursor: record.cursor,
+                    clamped_skew_ms,
+                };
+                loaded.records.insert(key.clone(), record);
+                if !changed.contains(&key) {
+                    changed.push(key);
+                }
+                outcome
+            }
+            Applied::Unchanged(current) => Outcome::Applied {
+                version: current.version,
+                cursor: current.cursor,
+                clamped_skew_ms: None,
+            },
+            Applied::Conflict(current) => Outcome::Conflict {
+                current: to_record(&key, &current),
+            },
+            Applied::Rejected(code, message) => Outcome::Rejected {
+                code: code.into(),
+                message,
+            },
+        };
+        let result = MutationResult {
+            id,
+            number,
+            outcome,
+        };
+        plan.remember.push(result.clone());
+        plan.results.push(result);
+    }
+    plan.writes = changed
+        .into_iter()
+        .filter_map(|k| loaded.records.remove(&k).map(|r| (k, r)))
+        .collect();
+    plan
+}
+
+pub fn to_record(key: &Key, r: &StoredRecord) -> Record {
+    Record {
+        entity: key.0,
+        id: key.1.clone(),
+        version: r.version,
+        cursor: r.cursor,
+        purged: r.purged,
+        fields: r.fields.clone(),
+    }
+}
+
+enum Applied {
+    Write(StoredRecord, Option<u64>),
+    Unchanged(StoredRecord),
+    Conflict(StoredRecord),
+    Rejected(&'static str, String),
+}
+
+fn reject(code: &'static str, message: impl Into<String>) -> Applied {
+    Applied::Rejected(code, message.into())
+}
+
+fn apply(m: &Mutation, current: Option<&StoredRecord>, now_ms: u64) -> Applied {
+    if m.schema_version > MUTATION_SCHEMA_VERSION {
+        return reject(
+            codes::UNKNOWN_MUTATION,
+            format!(
+                "mutation schema {} is newer than this server knows ({MUTATION_SCHEMA_VERSION}); it will apply once the server is updated",
+                m.schema_version
+            ),
+        );
+    }
+    let expected_entity = match m.name.as_str() {
+        names::NOTE_PUT | names::NOTE_PURGE => Entity::Note,
+        names::NOTEBOOK_PUT => Entity::Notebook,
+        names::PREF_PUT => Entity::Pref,
+        other => {
+            return reject(
+                codes::UNKNOWN_MUTATION,
+                format!("unknown mutation {other:?}"),
+            );
+        }
+    };
+    if m.entity != expected_entity {
+        return reject(
+            codes::UNKNOWN_MUTATION,
+            format!("{} applies to a {}, not a {}", m.name, expected_entity.as_str(), m.entity.as_str()),
+        );
+    }
+    if let Err(message) = check_entity_id(m.entity, &m.entity_id) {
+        return reject(codes::INVALID_FIELD, message);
+    }
+    if m.name == names::NOTE_PURGE {
+        return purge(current);
+    }
+    if m.fields.is_empty() {
+        return reject(codes::INVALID_FIELD, "a put must change at least one field");
+    }
+    for (name, change) in &m.fields {
+        if let Err((code, message)) = check_field(m.entity, name, &change.value) {
+            return reject(code, message);
+        }
+    }
+    let (fields, clamped) = clamp_stamps(&m.fields, now_ms);
+    put(m, current, fields, clamped)
+}
+
+fn purge(current: Option<&StoredRecord>) -> Applied {
+    match current {
+        Some(c) if c.purged => Applied::Unchanged(c.clone()),
+        _ => {
+            let version = Version(current.map_or(0, |c| c.version.0) + 1);
+            Applied::Write(
+                StoredRecord {
+                    version,
+                    body_version: version,
+                    cursor: Cursor(0),
+                    purged: true,
+                    // A tombstone keeps no text: deleting for good means it.
+                    fields: Fields::new(),
+                },
+                None,
+            )
+        }
+    }
+}
+
+fn put(m: &Mutation, current: Option<&StoredRecord>, incoming: Fields, clamped: Option<u64>) -> Applied {
+    let base = m.base_version.unwrap_or_default();
+    let Some(current) = current else {
+        let version = Version(1);
+        return Applied::Write(
+            StoredRecord {
+                version,
+                body_version: version,
+                cursor: Cursor(0),
+                purged: false,
+                fields: incoming,
+            },
+            clamped,
+        );
+    };
+    if current.purged {
+        // Deleted for good on another device. An edit made without knowing that wins, but the
+        // device must resend the whole note: answer with the tombstone so it can.
+        if base < current.version {
+            return Applied::Conflict(current.clone());
+        }
+        let version = Version(current.version.0 + 1);
+        return Applied::Write(
+            StoredRecord {
+                version,
+                body_version: version,
+                cursor: Cursor(0),
+                purged: false,
+                fields: incoming,
+            },
+            clamped,
+        );
+    }
+    if let Some(body) = incoming.get("body") {
+        let same_text = current.fields.get("body").map(|f| &f.value) == Some(&body.value);
+        if current.body_version > base && !same_text {
+            return Applied::Conflict(current.clone());
+        }
+    }
+
+    let mut fields = current.fields.clone();
+    let mut body_changed = false;
+    let mut any = false;
+    for (name, change) in &incoming {
+        let wins = match fields.get(name) {
+            None => true,
+            // The body's order is the server's (base version, checked above), not the clock.
+            Some(old) if name == "body" => old.value != change.value,
+            Some(old) => change.stamp > old.stamp,
+        };
+        if wins {
+            if name == "body" {
+                body_changed = true;
+                let stamp = fields.get(name).map_or(change.stamp, |old| old.stamp.max(change.stamp));
+                fields.insert(name.clone(), FieldChange { value: change.value.clone(), stamp });
+            } else {
+                fields.insert(name.clone(), change.clone());
+            }
+            any = true;
+        }
+    }
+    // Edit against delete: a content edit made without setting `deleted` brings a note back
+    // from the Trash, with a stamp newer than the delete's so every replica agrees.
+    if m.entity == Entity::Note && !incoming.contains_key("deleted") {
+        let content_edit = incoming.keys().any(|k| k != "pinned" && k != "archived");
+        if let Some(deleted) = fields.get("deleted").filter(|d| d.value == Value::Bool(true))
+            && content_edit && any
+        {
+            let newest = incoming.values().map(|c| c.stamp).max().unwrap_or(Stamp::ZERO);
+            let stamp = successor(deleted.stamp.max(newest));
+            fields.insert("deleted".into(), FieldChange { value: Value::Bool(false), stamp });
+        }
+    }
+    if !any {
+        return Applied::Unchanged(current.clone());
+    }
+    let version = Version(current.version.0 + 1);
+    Applied::Write(
+        StoredRecord {
+            version,
+            body_version: if body_changed { version } else { current.body_version },
+            cursor: current.cursor,
+            purged: false,
+            fields,
+        },
+        clamped,
+    )
+}
+
+fn successor(s: Stamp) -> Stamp {
+    match s.counter.checked_add(1) {
+        Some(counter) => Stamp { counter, ..s },
+        None => Stamp { physical_ms: s.physical_ms + 1, counter: 0, ..s },
+    }
+}
+
+/// Stamps more than [`MAX_STAMP_SKEW_MS`] ahead of the server's clock are pulled back to that
+/// limit: a device whose clock is a day fast must not win every conflict for a day.
+fn clamp_stamps(fields: &Fields, now_ms: u64) -> (Fields, Option<u64>) {
+    let limit = now_ms.saturating_add(MAX_STAMP_SKEW_MS);
+    let mut skew = None;
+    let fields = fields
+        .iter()
+        .map(|(name, change)| {
+            let mut change = change.clone();
+            if change.stamp.physical_ms > limit {
+                skew = Some(skew.unwrap_or(0).max(change.stamp.physical_ms - now_ms));
+                change.stamp.physical_ms = limit;
+            }
+            (name.clone(), change)
+        })
+        .collect();
+    (fields, skew)
+}
+
+fn check_entity_id(entity: Entity, id: &str) -> Result<(), String> {
+    match entity {
+        Entity::Note | Entity::Notebook => uuid::Uuid::parse_str(id)
+            .map(|_| ())
+            .map_err(|_| format!("{} id must be a UUID, got {:?}", entity.as_str(), truncate(id))),
+        Entity::Pref => {
+            let ok = !id.is_empty()
+                && id.len() <= 64
+                && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_');
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("preference key must be 1 to 64 of a-z 0-9 . _, got {:?}", truncate(id)))
+            }
+        }
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+type FieldError = (&'static str, String);
+
+fn check_field(entity: Entity, name: &str, value: &Value) -> Result<(), FieldError> {
+    let bad = |expected: &str| {
+        Err((
+            codes::INVALID_FIELD,
+            format!("{}.{name} must be {expected}", entity.as_str()),
+        ))
+    };
+    let text_max = |max: usize, field: &'static str| -> Result<(), FieldError> {
+        match value.as_str() {
+            Some(s) if s.len() <= max => Ok(()),
+            Some(s) => Err((
+                codes::TOO_LARGE,
+                format!("{field} is {} bytes; the limit is {max} bytes", s.len()),
+            )),
+            None => Err((codes::INVALID_FIELD, format!("{}.{name} must be text", entity.as_str()))),
+        }
+    };
+    match (entity, name) {
+        (Entity::Note, "title") => text_max(MAX_TITLE_BYTES, "title"),
+        (Entity::Note, "body") => text_max(MAX_BODY_BYTES, "body"),
+        (Entity::Note, "pinned" | "archived" | "deleted") | (Entity::Notebook, "deleted") => {
+            if value.is_boolean() { Ok(()) } else { bad("true or false") }
+        }
+        (Entity::Note, "notebook_id") => match value {
+            Value::Null => Ok(()),
+            Value::String(s) if uuid::Uuid::parse_str(s).is_ok() => Ok(()),
+            _ => bad("a notebook id (UUID) or null"),
+        },
+        (Entity::Note, "tags") => match value.as_array() {
+            Some(tags)
+                if tags.len() <= 64
+                    && tags.iter().all(|t| t.as_str().is_some_and(|s| !s.is_empty() && s.chars().count() <= 64)) =>
+            {
+                Ok(())
+            }
+            _ => bad("a list of at most 64 tags of 1 to 64 characters"),
+        },
+        (Entity::Notebook, "name") => match value.as_str() {
+            Some(s) if !s.trim().is_empty() && s.chars().count() <= 200 => Ok(()),
+            _ => bad("a name of 1 to 200 characters"),
+        },
+        (Entity::Pref, "value") => {
+            if value.to_string().len() <= 4096 { Ok(()) } else { bad("at most 4096 bytes of JSON") }
+        }
+        _ => Err((
+            codes::INVALID_FIELD,
+            format!("{} has no field {:?}", entity.as_str(), truncate(name)),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,251 @@
+//! The handlers of `/v1`: each parses, checks, calls storage and answers. The rules of a push
+//! are in [`crate::plan`]; the SQL in [`crate::storage`].
+
+use crate::AppState;
+use crate::auth::{self, Auth};
+use crate::error::ApiError;
+use crate::plan::{self, BatchError};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequest, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::{Json, http::request::Parts};
+use futures_util::{Stream, StreamExt};
+use outpost_protocol::api::{
+    Credentials, Cursor, Health, MAX_PULL_LIMIT, MAX_PUSH_MUTATIONS, Poke, PullResponse,
+    PushRequest, PushResponse, Session, codes,
+};
+use outpost_protocol::PROTOCOL_VERSION;
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// JSON in, with our error body for every way it can be wrong.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<T>::from_request(req, state).await?;
+        Ok(ApiJson(value))
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn now_i64() -> i64 {
+    i64::try_from(now_ms()).unwrap_or(i64::MAX)
+}
+
+pub async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        protocol: PROTOCOL_VERSION,
+        storage: state.storage.kind().into(),
+    })
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ApiJson(creds): ApiJson<Credentials>,
+) -> Result<(StatusCode, Json<Session>), ApiError> {
+    let email = auth::normalize_email(&creds.email)?;
+    auth::check_password(&creds.password)?;
+    let now = now_i64();
+    auth::rate_limit(&state, &format!("ip:{}", addr.ip()), auth::ATTEMPTS_PER_ADDRESS, now).await?;
+    let hash = auth::hash_password(creds.password).await?;
+    let account = state.storage.create_account(&email, &hash, now).await?;
+    let session = issue_token(&state, account, &creds.client_id, creds.device_name, now).await?;
+    tracing::info!(%account, client = %creds.client_id, "account registered");
+    Ok((StatusCode::CREATED, Json(session)))
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ApiJson(creds): ApiJson<Credentials>,
+) -> Result<Json<Session>, ApiError> {
+    let email = auth::normalize_email(&creds.email)?;
+    let now = now_i64();
+    auth::rate_limit(&state, &format!("ip:{}", addr.ip()), auth::ATTEMPTS_PER_ADDRESS, now).await?;
+    auth::rate_limit(&state, &format!("email:{email}"), auth::ATTEMPTS_PER_ACCOUNT, now).await?;
+    let stored = state.storage.password_hash(&email).await?;
+    let (account, hash) = match stored {
+        Some((account, hash)) => (Some(account), Some(hash)),
+        None => (None, None),
+    };
+    let verified = auth::verify_password(creds.password, hash).await;
+    let (true, Some(account)) = (verified, account) else {
+        tracing::info!("login refused");
+        return Err(ApiError::unauthorized("wrong email or password"));
+    };
+    let session = issue_token(&state, account, &creds.client_id, creds.device_name, now).await?;
+    tracing::info!(%account, client = %creds.client_id, "signed in");
+    Ok(Json(session))
+}
+
+async fn issue_token(
+    state: &AppState,
+    account: outpost_protocol::api::AccountId,
+    client: &outpost_protocol::ClientId,
+    device_name: Option<String>,
+    now: i64,
+) -> Result<Session, ApiError> {
+    let token = auth::new_token()?;
+    state
+        .storage
+        .create_token(crate::storage::NewToken {
+            hash: auth::token_hash(&token),
+            account_id: account,
+            client_id: *client,
+            device_name: device_name.map(|n| n.chars().take(100).collect()),
+            now_ms: now,
+        })
+        .await?;
+    Ok(Session {
+        account_id: account,
+        token,
+    })
+}
+
+pub async fn logout(State(state): State<AppState>, auth: Auth) -> Result<StatusCode, ApiError> {
+    state.storage.revoke_token(&auth.token_hash, now_i64()).await?;
+    tracing::info!(account = %auth.account, client = %auth.client, "signed out");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn push(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<PushRequest>,
+) -> Result<Json<PushResponse>, ApiError> {
+    let n = req.mutations.len();
+    if n == 0 {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, codes::EMPTY_BATCH, "a push needs at least one mutation"));
+    }
+    if n > MAX_PUSH_MUTATIONS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::BATCH_TOO_LARGE,
+            format!("a push carries at most {MAX_PUSH_MUTATIONS} mutations, this one {n}"),
+        ));
+    }
+    plan::check_batch(&req.mutations).map_err(|e| match e {
+        BatchError::OutOfOrder(..) => ApiError::bad_request(e.to_string()),
+        BatchError::ClientTooOld(_) => {
+            ApiError::new(StatusCode::UPGRADE_REQUIRED, codes::CLIENT_TOO_OLD, e.to_string())
+        }
+    })?;
+    let now = now_ms();
+    let outcome = state
+        .storage
+        .push(auth.account, auth.client, req.mutations, now)
+        .await?;
+    tracing::info!(
+        account = %auth.account,
+        client = %auth.client,
+        mutations = n,
+        last = %outcome.last_number,
+        cursor = ?outcome.new_cursor,
+        "push"
+    );
+    Ok(Json(PushResponse {
+        results: outcome.results,
+        last_mutation_number: outcome.last_number,
+        server_time_ms: now,
+    }))
+}
+
+/// The pull query as it arrives (so that a bad value gets our error, not a bare 400).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullParams {
+    #[serde(default)]
+    cursor: i64,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+pub const DEFAULT_PULL_LIMIT: u32 = 1000;
+
+pub async fn pull(
+    State(state): State<AppState>,
+    auth: Auth,
+    query: Result<Query<PullParams>, QueryRejection>,
+) -> Result<Json<PullResponse>, ApiError> {
+    let Query(params) = query?;
+    if params.cursor < 0 {
+        return Err(ApiError::bad_request("cursor must be 0 or more"));
+    }
+    let limit = params.limit.unwrap_or(DEFAULT_PULL_LIMIT);
+    if limit == 0 || limit > MAX_PULL_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit must be 1 to {MAX_PULL_LIMIT}, got {limit}"
+        )));
+    }
+    let page = state
+        .storage
+        .pull(auth.account, auth.client, Cursor(params.cursor), limit)
+        .await?;
+    Ok(Json(PullResponse {
+        records: page.records,
+        next_cursor: page.next_cursor,
+        has_more: page.has_more,
+        remaining: page.remaining,
+        last_mutation_number: page.last_number,
+        server_time_ms: now_ms(),
+    }))
+}
+
+/// Server-sent events: the account's newest cursor now, then after every commit, from any
+/// instance. Ends when the server shuts down, so shutdown never waits on an open stream.
+pub async fn events(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // Subscribe before reading the cursor, so no commit falls in between.
+    let pokes = tokio_stream::wrappers::BroadcastStream::new(state.storage.pokes());
+    let current = state.storage.cursor(auth.account).await?;
+    let account = auth.account;
+    let mut shutdown = state.shutdown.clone();
+    let event = |cursor: Cursor| {
+        Event::default()
+            .event("poke")
+            .json_data(Poke { cursor })
+            .unwrap_or_else(|_| Event::default().event("poke"))
+    };
+    let stream = futures_util::stream::once(async move { Ok(event(current)) })
+        .chain(pokes.filter_map(move |poke| async move {
+            match poke {
+                Ok((a, cursor)) if a == account => Some(Ok(event(cursor))),
+                // Another account's poke, or this listener fell behind: the next poke (or the
+                // device's timer) catches up.
+                _ => None,
+            }
+        }))
+        .take_until(async move {
+            let _ = shutdown.wait_for(|stopping| *stopping).await;
+        });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+pub async fn not_found(parts: Parts) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        codes::NOT_FOUND,
+        format!("no such endpoint: {} {}", parts.method, parts.uri.path()),
+    )
+}
