@@ -24,11 +24,16 @@ backends!(
     eight_pushers_and_a_puller_agree_on_every_change,
     failed_logins_are_rate_limited,
     replies_are_compressed_and_compressed_requests_accepted,
+    shutdown_lets_a_request_in_flight_finish,
 );
 
 async fn health_needs_no_account(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let resp = http().get(server.url("/v1/health")).send().await.expect("health");
+    let resp = http()
+        .get(server.url("/v1/health"))
+        .send()
+        .await
+        .expect("health");
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(body["status"], "ok");
@@ -42,8 +47,10 @@ async fn register_login_and_logout(backend: Backend) {
     // The email is normalised: the same address in other case is taken.
     let again = http()
         .post(server.url("/v1/accounts"))
-        .json(&json!({"email": "ann@example.org", "password": "another password",
-                      "client_id": outpost_protocol::ClientId::new()}))
+        .json(
+            &json!({"email": "ann@example.org", "password": "another password",
+                      "client_id": outpost_protocol::ClientId::new()}),
+        )
         .send()
         .await
         .expect("register");
@@ -51,13 +58,18 @@ async fn register_login_and_logout(backend: Backend) {
 
     let wrong = http()
         .post(server.url("/v1/sessions"))
-        .json(&json!({"email": "ann@example.org", "password": "wrong password",
-                      "client_id": outpost_protocol::ClientId::new()}))
+        .json(
+            &json!({"email": "ann@example.org", "password": "wrong password",
+                      "client_id": outpost_protocol::ClientId::new()}),
+        )
         .send()
         .await
         .expect("login");
     let (code, message) = error_of(wrong, 401).await;
-    assert_eq!((code.as_str(), message.as_str()), ("unauthorized", "wrong email or password"));
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("unauthorized", "wrong email or password")
+    );
 
     let b = Device::login(&server, "ann@example.org").await;
     assert_ne!(a.token, b.token, "each device gets its own token");
@@ -85,7 +97,14 @@ async fn accounts_see_only_their_own_data(backend: Backend) {
     let mut ann = Device::register(&server, "ann@example.org").await;
     let mut bob = Device::register(&server, "bob@example.org").await;
     let note = NoteId::new();
-    let m = ann.put(note, &[("title", json!("Ann's secret")), ("body", json!("pin 1234"))], None);
+    let m = ann.put(
+        note,
+        &[
+            ("title", json!("Ann's secret")),
+            ("body", json!("pin 1234")),
+        ],
+        None,
+    );
     ann.push(vec![m]).await;
 
     let (bob_sees, bob_cursor) = bob.pull_all(Cursor(0)).await;
@@ -101,7 +120,10 @@ async fn accounts_see_only_their_own_data(backend: Backend) {
     let (code, message) = error_of(bob.push_raw(batch).await, 403).await;
     assert_eq!(code, "forbidden");
     assert!(message.contains("belongs to another account"), "{message}");
-    assert!(bob.pull_all(Cursor(0)).await.0.is_empty(), "not even Bob's own note");
+    assert!(
+        bob.pull_all(Cursor(0)).await.0.is_empty(),
+        "not even Bob's own note"
+    );
     let (ann_sees, _) = ann.pull_all(Cursor(0)).await;
     assert_eq!(ann_sees.len(), 1);
     assert_eq!(ann_sees[0].fields["title"].value, json!("Ann's secret"));
@@ -155,10 +177,17 @@ async fn push_then_pull_in_pages_with_progress(backend: Backend) {
         .into_iter()
         .map(|r| r.id)
         .collect();
-    assert_eq!(ids, notes.iter().map(|n| n.to_string()).collect::<Vec<_>>(), "commit order");
+    assert_eq!(
+        ids,
+        notes.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+        "commit order"
+    );
     assert_eq!(third.next_cursor, Cursor(5));
     assert_eq!(b.pull(Cursor(5), 10).await.records.len(), 0);
-    assert_eq!(a.pull(Cursor(5), 10).await.last_mutation_number, MutationNumber(5));
+    assert_eq!(
+        a.pull(Cursor(5), 10).await.last_mutation_number,
+        MutationNumber(5)
+    );
 }
 
 async fn the_same_batch_twice_has_one_effect_also_after_a_restart(backend: Backend) {
@@ -190,7 +219,12 @@ async fn the_same_batch_twice_has_one_effect_also_after_a_restart(backend: Backe
     let mut again = a.clone();
     again.base = restarted.base.clone();
     let third = again.push(batch).await;
-    assert!(third.results.iter().all(|r| matches!(r.outcome, Outcome::Duplicate { .. })));
+    assert!(
+        third
+            .results
+            .iter()
+            .all(|r| matches!(r.outcome, Outcome::Duplicate { .. }))
+    );
     let (records, cursor_after) = again.pull_all(Cursor(0)).await;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].version, Version(2));
@@ -214,7 +248,10 @@ async fn a_rejected_mutation_advances_the_number_and_never_wedges_the_queue(back
     assert_eq!(reply.last_mutation_number, MutationNumber(2));
     // Sent again it is not re-evaluated.
     let again = a.push(vec![poison]).await;
-    assert!(matches!(again.results[0].outcome, Outcome::Duplicate { .. }));
+    assert!(matches!(
+        again.results[0].outcome,
+        Outcome::Duplicate { .. }
+    ));
     assert_eq!(a.pull_all(Cursor(0)).await.0.len(), 1);
 }
 
@@ -228,7 +265,14 @@ async fn a_stale_body_edit_gets_the_current_record_as_a_conflict(backend: Backen
     let edit_a = a.put(note, &[("body", json!("line one\nfrom A\n"))], Some(1));
     a.push(vec![edit_a]).await;
     // B edited on version 1, not knowing A's edit.
-    let edit_b = b.put(note, &[("body", json!("line one\nfrom B\n")), ("pinned", json!(true))], Some(1));
+    let edit_b = b.put(
+        note,
+        &[
+            ("body", json!("line one\nfrom B\n")),
+            ("pinned", json!(true)),
+        ],
+        Some(1),
+    );
     let reply = b.push(vec![edit_b]).await;
     match &reply.results[0].outcome {
         Outcome::Conflict { current } => {
@@ -238,12 +282,26 @@ async fn a_stale_body_edit_gets_the_current_record_as_a_conflict(backend: Backen
         other => panic!("expected a conflict, got {other:?}"),
     }
     let (records, _) = b.pull_all(Cursor(0)).await;
-    assert_eq!(records[0].fields["body"].value, json!("line one\nfrom A\n"), "nothing applied");
+    assert_eq!(
+        records[0].fields["body"].value,
+        json!("line one\nfrom A\n"),
+        "nothing applied"
+    );
     assert!(!records[0].fields.contains_key("pinned"));
     // After merging, B pushes on the current version and wins.
-    let merged = b.put(note, &[("body", json!("line one\nfrom A\nfrom B\n"))], Some(2));
+    let merged = b.put(
+        note,
+        &[("body", json!("line one\nfrom A\nfrom B\n"))],
+        Some(2),
+    );
     let reply = b.push(vec![merged]).await;
-    assert!(matches!(reply.results[0].outcome, Outcome::Applied { version: Version(3), .. }));
+    assert!(matches!(
+        reply.results[0].outcome,
+        Outcome::Applied {
+            version: Version(3),
+            ..
+        }
+    ));
 }
 
 async fn a_fast_clock_is_clamped_and_the_skew_reported(backend: Backend) {
@@ -259,14 +317,20 @@ async fn a_fast_clock_is_clamped_and_the_skew_reported(backend: Backend) {
     }
     let reply = fast.push(vec![m]).await;
     match reply.results[0].outcome {
-        Outcome::Applied { clamped_skew_ms: Some(skew), .. } => {
+        Outcome::Applied {
+            clamped_skew_ms: Some(skew),
+            ..
+        } => {
             assert!((day - 5_000..=day + 5_000).contains(&skew), "skew {skew}");
         }
         ref other => panic!("expected applied with skew, got {other:?}"),
     }
     let (records, _) = fast.pull_all(Cursor(0)).await;
     let stamp = records[0].fields["title"].stamp;
-    assert!(stamp.physical_ms <= reply.server_time_ms + 60_000, "stored clamped");
+    assert!(
+        stamp.physical_ms <= reply.server_time_ms + 60_000,
+        "stored clamped"
+    );
 }
 
 /// Reads server-sent events until one carries a cursor of at least `at_least`.
@@ -314,7 +378,11 @@ async fn a_push_pokes_the_accounts_listeners(backend: Backend) {
         "text/event-stream"
     );
     let mut stream = resp.bytes_stream();
-    assert_eq!(wait_for_poke(&mut stream, 0).await, 0, "the current cursor first");
+    assert_eq!(
+        wait_for_poke(&mut stream, 0).await,
+        0,
+        "the current cursor first"
+    );
     // Another account's push does not poke Ann's devices...
     let m = other.put(NoteId::new(), &[("title", json!("bob"))], None);
     other.push(vec![m]).await;
@@ -323,10 +391,16 @@ async fn a_push_pokes_the_accounts_listeners(backend: Backend) {
     let started = std::time::Instant::now();
     a.push(vec![m]).await;
     assert_eq!(wait_for_poke(&mut stream, 1).await, 1);
-    assert!(started.elapsed() < Duration::from_secs(1), "poked within a second");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "poked within a second"
+    );
     // Shutting down ends the stream rather than waiting on it.
     let stopping = tokio::time::timeout(Duration::from_secs(10), server.stop()).await;
-    assert!(stopping.is_ok(), "an open event stream must not block shutdown");
+    assert!(
+        stopping.is_ok(),
+        "an open event stream must not block shutdown"
+    );
 }
 
 async fn eight_pushers_and_a_puller_agree_on_every_change(backend: Backend) {
@@ -372,7 +446,12 @@ async fn eight_pushers_and_a_puller_agree_on_every_change(backend: Backend) {
                     .map(|n| device.put(*n, &[("title", json!("x"))], None))
                     .collect();
                 let reply = device.push(batch).await;
-                assert!(reply.results.iter().all(|r| matches!(r.outcome, Outcome::Applied { .. })));
+                assert!(
+                    reply
+                        .results
+                        .iter()
+                        .all(|r| matches!(r.outcome, Outcome::Applied { .. }))
+                );
                 written.extend(notes);
             }
             written
@@ -386,7 +465,10 @@ async fn eight_pushers_and_a_puller_agree_on_every_change(backend: Backend) {
     let seen = pull_task.await.expect("puller");
     assert_eq!(all.len(), 8 * 20 * 5);
     let seen_ids: HashSet<String> = seen.keys().cloned().collect();
-    assert_eq!(seen_ids, all, "the puller saw exactly every committed change");
+    assert_eq!(
+        seen_ids, all,
+        "the puller saw exactly every committed change"
+    );
     assert!(seen.values().all(|v| *v == Version(1)));
 }
 
@@ -396,8 +478,10 @@ async fn failed_logins_are_rate_limited(backend: Backend) {
     let attempt = || async {
         http()
             .post(server.url("/v1/sessions"))
-            .json(&json!({"email": "ann@example.org", "password": "guess guess",
-                          "client_id": outpost_protocol::ClientId::new()}))
+            .json(
+                &json!({"email": "ann@example.org", "password": "guess guess",
+                          "client_id": outpost_protocol::ClientId::new()}),
+            )
             .send()
             .await
             .expect("login")
@@ -407,7 +491,10 @@ async fn failed_logins_are_rate_limited(backend: Backend) {
     }
     let (code, message) = error_of(attempt().await, 429).await;
     assert_eq!(code, "rate_limited");
-    assert!(message.starts_with("too many attempts; try again in"), "{message}");
+    assert!(
+        message.starts_with("too many attempts; try again in"),
+        "{message}"
+    );
 }
 
 async fn replies_are_compressed_and_compressed_requests_accepted(backend: Backend) {
@@ -430,7 +517,12 @@ async fn replies_are_compressed_and_compressed_requests_accepted(backend: Backen
         .send()
         .await
         .expect("push");
-    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap_or_default());
+    assert_eq!(
+        resp.status(),
+        200,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
 
     let raw = reqwest::Client::builder()
         .no_gzip()
@@ -446,5 +538,59 @@ async fn replies_are_compressed_and_compressed_requests_accepted(backend: Backen
         .expect("pull");
     assert_eq!(raw.headers()["content-encoding"], "gzip");
     let bytes = raw.bytes().await.expect("body");
-    assert!(bytes.len() < body.len() / 10, "a 36 KB body came as {} bytes", bytes.len());
+    assert!(
+        bytes.len() < body.len() / 10,
+        "a 36 KB body came as {} bytes",
+        bytes.len()
+    );
+}
+
+async fn shutdown_lets_a_request_in_flight_finish(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut a = Device::register(&server, "ann@example.org").await;
+    let m = a.put(
+        NoteId::new(),
+        &[("title", json!("sent while stopping"))],
+        None,
+    );
+    let body = serde_json::to_vec(&outpost_protocol::api::PushRequest { mutations: vec![m] })
+        .expect("json");
+    // The body trickles in: the server has the request before shutdown starts, and the rest
+    // arrives after.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let (head, tail) = body.split_at(body.len() / 2);
+    let (head, tail) = (head.to_vec(), tail.to_vec());
+    let request = a
+        .request(reqwest::Method::POST, "/v1/sync/push")
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .body(reqwest::Body::wrap_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+        .send();
+    let in_flight = tokio::spawn(request);
+    tx.send(Ok(head)).await.expect("first half");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = tokio::spawn(server.stop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !stopping.is_finished(),
+        "shutdown waits for the request in flight"
+    );
+    tx.send(Ok(tail)).await.expect("second half");
+    drop(tx);
+    let resp = in_flight
+        .await
+        .expect("task")
+        .expect("the request completes");
+    assert_eq!(
+        resp.status(),
+        200,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("then the server stops")
+        .expect("task");
 }
