@@ -16,6 +16,7 @@ mod prefs;
 mod schema;
 mod status;
 mod store;
+pub mod sync;
 
 pub use db::Synchronous;
 pub use error::{Error, Result};

@@ -188,6 +188,7 @@ pub struct OutboxEntry {
     pub mutation_id: MutationId,
     pub mutation_number: i64,
     pub name: String,
+    pub schema_version: u32,
     pub entity: outpost_protocol::Entity,
     pub entity_id: String,
     pub fields: outpost_protocol::Fields,

@@ -126,10 +126,14 @@ fn check_title(title: &str) -> Result<()> {
 }
 
 fn check_body(body: &str) -> Result<()> {
-    if body.len() > MAX_BODY_BYTES {
+    check_body_len(body.len())
+}
+
+pub(crate) fn check_body_len(len: usize) -> Result<()> {
+    if len > MAX_BODY_BYTES {
         return Err(Error::TooLarge {
             field: "body",
-            size: body.len(),
+            size: len,
             limit: MAX_BODY_BYTES,
         });
     }
@@ -161,7 +165,7 @@ fn normalize_tags(tags: Vec<String>) -> Result<Vec<String>> {
     Ok(out)
 }
 
-fn preview(body: &str) -> String {
+pub(crate) fn preview(body: &str) -> String {
     let mut out = String::with_capacity(PREVIEW_CHARS + 8);
     let mut count = 0;
     for word in body.split_whitespace() {

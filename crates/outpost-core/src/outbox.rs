@@ -78,12 +78,57 @@ impl Tx<'_> {
     }
 }
 
+impl Tx<'_> {
+    /// Queues an older change again (a dead letter retried, a conflicted push): if a newer
+    /// unsent entry of the same entity exists, the old fields go under it (newer values win);
+    /// otherwise a new entry with a new id and number.
+    pub(crate) fn requeue(
+        &mut self,
+        entity: Entity,
+        entity_id: &str,
+        name: &str,
+        fields: Fields,
+        base_version: Option<i64>,
+        now_ms: i64,
+    ) -> Result<()> {
+        let newest: Option<(i64, String, String, String, bool)> = self
+            .tx
+            .prepare_cached(
+                "SELECT seq, name, fields, state, sent FROM outbox
+                 WHERE entity_id = ?1 AND entity = ?2 ORDER BY seq DESC LIMIT 1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![entity_id, entity.as_str()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .optional()
+            })
+            .at(self.path)?;
+        if let Some((seq, newest_name, newer, state, false)) = newest
+            && newest_name == name
+            && state == "queued"
+        {
+            let newer: Fields = serde_json::from_str(&newer)
+                .map_err(|e| Error::Data(format!("outbox entry {seq}: {e}")))?;
+            let mut merged = fields;
+            merged.extend(newer);
+            self.tx
+                .prepare_cached("UPDATE outbox SET fields = ?1, updated_ms = ?2 WHERE seq = ?3")
+                .and_then(|mut s| s.execute(params![to_json(&merged)?, now_ms, seq]))
+                .at(self.path)?;
+            self.change.outbox = true;
+            return Ok(());
+        }
+        self.enqueue(entity, entity_id, name, fields, base_version, now_ms)
+    }
+}
+
 fn to_json(fields: &Fields) -> rusqlite::Result<String> {
     serde_json::to_string(fields).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
 const ENTRY_COLUMNS: &str = "seq, mutation_id, mutation_number, name, entity, entity_id, fields,
-    base_version, created_ms, updated_ms, attempts, last_error, state, sent";
+    base_version, created_ms, updated_ms, attempts, last_error, state, sent, schema_version";
 
 fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
     let bad = |i: usize, e: String| {
@@ -110,6 +155,7 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
         last_error: row.get(11)?,
         state: row.get(12)?,
         sent: row.get(13)?,
+        schema_version: row.get(14)?,
     })
 }
 

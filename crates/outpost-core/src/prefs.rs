@@ -106,6 +106,13 @@ fn check(spec: &Spec, value: &Value) -> Result<()> {
     )))
 }
 
+/// Whether `key` is a preference that follows the account (others are ignored when pulled).
+pub(crate) fn is_synced_key(key: &str) -> bool {
+    REGISTRY
+        .iter()
+        .any(|s| s.key == key && s.scope == PrefScope::Synced)
+}
+
 /// A preference with its current value.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Pref {

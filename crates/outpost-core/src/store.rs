@@ -82,6 +82,11 @@ impl Tx<'_> {
         self.clock.now()
     }
 
+    /// Moves the clock past a stamp received from the server.
+    pub(crate) fn observe(&mut self, stamp: &Stamp) -> crate::clock::Observed {
+        self.clock.observe(stamp)
+    }
+
     /// The next mutation number of this device (monotonic; rolled-back writes leave gaps).
     pub(crate) fn take_mutation_number(&mut self) -> i64 {
         let n = *self.next_mutation_number;
@@ -196,6 +201,15 @@ impl Store {
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection, &Path) -> Result<T>) -> Result<T> {
         let conn = lock(&self.reader);
         f(&conn, &self.db_path)
+    }
+
+    /// Corrects this device's clock by the server's (server minus device, in ms).
+    pub fn set_clock_offset(&self, offset_ms: i64) {
+        lock(&self.writer).clock.set_offset_ms(offset_ms);
+    }
+
+    pub fn clock_offset_ms(&self) -> i64 {
+        lock(&self.writer).clock.offset_ms()
     }
 
     /// Makes every commit so far durable against power loss (an fsync of the WAL). The sync

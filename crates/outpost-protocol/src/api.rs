@@ -2,6 +2,8 @@
 //! client both compile against these, so the two cannot drift; `docs/protocol.md` describes them
 //! in prose and the server serves them as OpenAPI at `/v1/openapi.json`.
 
+#[cfg(feature = "openapi")]
+use crate::FieldChange;
 use crate::{ClientId, Entity, Fields, MutationId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -61,37 +63,63 @@ impl std::fmt::Display for AccountId {
 
 /// `POST /v1/accounts` and `POST /v1/sessions`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
+    /// Compared without case and surrounding spaces; at most 254 bytes.
+    #[cfg_attr(feature = "openapi", schema(examples("ann@example.org")))]
     pub email: String,
+    /// 8 to 1024 characters when registering.
+    #[cfg_attr(feature = "openapi", schema(examples("correct horse battery")))]
     pub password: String,
     /// The device asking; its token is bound to it.
     pub client_id: ClientId,
-    /// Shown in the account's device list.
+    /// Shown in the account's device list (the server keeps the first 100 characters).
     #[serde(default)]
     pub device_name: Option<String>,
 }
 
 /// A device token: sent as `Authorization: Bearer <token>` on every sync request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Session {
     pub account_id: AccountId,
+    /// `opt_` and 64 hex digits. The server stores only its SHA-256 hash.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(examples("opt_5f0c8d2e6b1a4c3d9e7f8a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d"))
+    )]
     pub token: String,
 }
 
 /// One change a device made: the idempotency key, the device's number for it, and the fields
 /// with their stamps.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Mutation {
     pub id: MutationId,
     pub number: MutationNumber,
-    /// e.g. `note.put`; see [`crate::mutation::names`].
+    /// What the mutation does: `note.put`, `note.purge`, `notebook.put` or `pref.put` (see
+    /// `mutation::names`). Another name is rejected with `unknown_mutation`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(examples("note.put", "note.purge", "notebook.put", "pref.put"))
+    )]
     pub name: String,
+    /// The schema version of `name` the device wrote it in (`MUTATION_SCHEMA_VERSION`).
+    #[cfg_attr(feature = "openapi", schema(examples(1)))]
     pub schema_version: u32,
     pub entity: Entity,
+    /// A UUID for a note or a notebook; a preference key (1 to 64 of `a-z 0-9 . _`) for a pref.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(examples("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"))
+    )]
     pub entity_id: String,
+    /// The changed fields by name, each with its new value and stamp.
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, FieldChange>))]
     pub fields: Fields,
     /// The version of the record this change was made on (for the body's three-way merge).
     #[serde(default)]
@@ -100,22 +128,30 @@ pub struct Mutation {
 
 /// `POST /v1/sync/push`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PushRequest {
+    /// In increasing `number` order; 1 to 500 (`MAX_PUSH_MUTATIONS`).
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 500))]
     pub mutations: Vec<Mutation>,
 }
 
+/// The reply to `POST /v1/sync/push`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PushResponse {
     /// One per mutation, in the order sent.
     pub results: Vec<MutationResult>,
     /// The highest mutation number the server has handled for this device.
     pub last_mutation_number: MutationNumber,
+    /// The server's clock when it answered, in milliseconds since the Unix epoch.
     pub server_time_ms: u64,
 }
 
+/// What happened to one mutation, named by its id and number as sent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MutationResult {
     pub id: MutationId,
@@ -126,6 +162,7 @@ pub struct MutationResult {
 /// What the server did with one mutation. Every outcome acknowledges the mutation: the device
 /// removes it from its outbox (a conflict or a rejection is then handled locally).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "status", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Outcome {
     /// Committed: the record's new version and the cursor of the commit.
@@ -141,10 +178,11 @@ pub enum Outcome {
     /// time, when the server still has it.
     Duplicate {
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(no_recursion))]
         first: Option<Box<Outcome>>,
     },
-    /// The body was edited on the server since `base_version`: nothing was applied; here is
-    /// the current record for a three-way merge.
+    /// The body was edited on the server since `base_version` (or the record was purged since):
+    /// nothing was applied; here is the current record for a three-way merge.
     Conflict { current: Record },
     /// Refused for good (bad field, too large, unknown entity...): nothing was applied.
     Rejected { code: String, message: String },
@@ -152,6 +190,7 @@ pub enum Outcome {
 
 /// The server's current state of one entity.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Record {
     pub entity: Entity,
@@ -162,6 +201,8 @@ pub struct Record {
     /// Deleted for good: a tombstone with no fields.
     #[serde(default)]
     pub purged: bool,
+    /// Every field the record has, each with the value and stamp that won.
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, FieldChange>))]
     pub fields: Fields,
 }
 
@@ -175,7 +216,9 @@ pub struct PullQuery {
     pub limit: Option<u32>,
 }
 
+/// The reply to `GET /v1/sync/pull`: one page of changes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PullResponse {
     /// Records changed after the cursor, in commit order; each at its newest version.
@@ -187,11 +230,13 @@ pub struct PullResponse {
     pub remaining: u64,
     /// The highest mutation number the server has handled for this device.
     pub last_mutation_number: MutationNumber,
+    /// The server's clock when it answered, in milliseconds since the Unix epoch.
     pub server_time_ms: u64,
 }
 
 /// `GET /v1/sync/events`: the data of each server-sent event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Poke {
     pub cursor: Cursor,
@@ -199,19 +244,32 @@ pub struct Poke {
 
 /// `GET /v1/health`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Health {
+    /// `ok`.
+    #[cfg_attr(feature = "openapi", schema(examples("ok")))]
     pub status: String,
+    /// The server's version.
+    #[cfg_attr(feature = "openapi", schema(examples("0.1.0")))]
     pub version: String,
+    /// The protocol version it speaks (`PROTOCOL_VERSION`).
+    #[cfg_attr(feature = "openapi", schema(examples(1)))]
     pub protocol: u32,
+    /// `sqlite` or `postgres`.
+    #[cfg_attr(feature = "openapi", schema(examples("sqlite", "postgres")))]
     pub storage: String,
 }
 
 /// The body of every 4xx and 5xx reply.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ErrorBody {
+    /// Stable and machine-readable: one of `api::codes`.
+    #[cfg_attr(feature = "openapi", schema(examples("invalid_json")))]
     pub code: String,
+    /// For people: what was wrong, and what to do about it. Never empty.
     pub message: String,
 }
 
@@ -238,6 +296,32 @@ pub mod codes {
     pub const INVALID_FIELD: &str = "invalid_field";
     pub const UNKNOWN_MUTATION: &str = "unknown_mutation";
     pub const TOO_LARGE: &str = "too_large";
+    /// The mutation's number was used before by another mutation of the same device.
+    pub const NUMBER_REUSED: &str = "number_reused";
+
+    /// Every code a reply body ([`super::ErrorBody`]) can carry.
+    pub const ERRORS: &[&str] = &[
+        BAD_REQUEST,
+        INVALID_JSON,
+        PAYLOAD_TOO_LARGE,
+        BATCH_TOO_LARGE,
+        EMPTY_BATCH,
+        UNAUTHORIZED,
+        FORBIDDEN,
+        NOT_FOUND,
+        EMAIL_TAKEN,
+        RATE_LIMITED,
+        CURSOR_FROM_THE_FUTURE,
+        RESET_REQUIRED,
+        CLIENT_TOO_OLD,
+        UNSUPPORTED_PROTOCOL,
+        UNSUPPORTED_MEDIA_TYPE,
+        INTERNAL,
+        UNAVAILABLE,
+    ];
+
+    /// Every code a `rejected` outcome of one mutation can carry.
+    pub const REJECTIONS: &[&str] = &[INVALID_FIELD, UNKNOWN_MUTATION, TOO_LARGE, NUMBER_REUSED];
 }
 
 #[cfg(test)]

@@ -2,12 +2,15 @@
 //!
 //! This crate owns the vocabulary both sides speak: identifiers, clock stamps and, as the sync
 //! issues land, every request and response body. It has no I/O.
+//!
+//! With the `openapi` feature every wire type also implements `utoipa::ToSchema`, so the server
+//! can serve its OpenAPI document; the desktop core leaves the feature off.
 
 mod ids;
 mod stamp;
 
 pub use ids::{ClientId, IdError, MutationId, NoteId, NotebookId};
-pub use stamp::{MAX_PHYSICAL_MS, Stamp, StampError};
+pub use stamp::{MAX_PHYSICAL_MS, STAMP_PATTERN, Stamp, StampError};
 
 /// The protocol version carried by every request.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -26,3 +29,6 @@ pub mod mutation;
 pub use mutation::{Entity, FieldChange, Fields};
 
 pub mod api;
+
+#[cfg(feature = "openapi")]
+mod openapi;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 /// What a mutation changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Entity {
     Note,
@@ -47,8 +48,10 @@ pub mod names {
 
 /// One field's new value and the clock stamp of the edit (field-level last-writer-wins).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FieldChange {
+    /// Any JSON value; which ones a field takes depends on the entity and the field name.
     pub value: serde_json::Value,
     pub stamp: Stamp,
 }

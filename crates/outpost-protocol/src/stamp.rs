@@ -13,6 +13,11 @@ use uuid::Uuid;
 /// The largest physical time a stamp can carry: 48 bits of milliseconds (year 10889).
 pub const MAX_PHYSICAL_MS: u64 = (1 << 48) - 1;
 
+/// The text form of a stamp as a regular expression: exactly what `Stamp`'s `FromStr` accepts
+/// (12 lowercase hex digits of milliseconds, 8 of counter, 32 of node). The OpenAPI schema uses
+/// it, and a test holds the two to the same answers.
+pub const STAMP_PATTERN: &str = "^[0-9a-f]{12}-[0-9a-f]{8}-[0-9a-f]{32}$";
+
 /// A hybrid-logical-clock stamp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Stamp {

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod openapi;
 pub mod plan;
 pub mod routes;
 pub mod storage;
@@ -54,6 +55,7 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response:
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/health", get(routes::health))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/accounts", post(routes::register))
         .route("/sessions", post(routes::login))
         .route("/sessions/current", delete(routes::logout))

@@ -9,7 +9,7 @@
 //! conflict; an edit wins over a delete; stamps too far ahead are clamped, never refused.
 
 use outpost_protocol::api::{
-    Cursor, MAX_STAMP_SKEW_MS, MutationNumber, MutationResult, Mutation, Outcome, Record, Version,
+    Cursor, MAX_STAMP_SKEW_MS, Mutation, MutationNumber, MutationResult, Outcome, Record, Version,
     codes,
 };
 use outpost_protocol::mutation::names;
@@ -210,7 +210,12 @@ fn apply(m: &Mutation, current: Option<&StoredRecord>, now_ms: u64) -> Applied {
     if m.entity != expected_entity {
         return reject(
             codes::UNKNOWN_MUTATION,
-            format!("{} applies to a {}, not a {}", m.name, expected_entity.as_str(), m.entity.as_str()),
+            format!(
+                "{} applies to a {}, not a {}",
+                m.name,
+                expected_entity.as_str(),
+                m.entity.as_str()
+            ),
         );
     }
     if let Err(message) = check_entity_id(m.entity, &m.entity_id) {
@@ -251,7 +256,12 @@ fn purge(current: Option<&StoredRecord>) -> Applied {
     }
 }
 
-fn put(m: &Mutation, current: Option<&StoredRecord>, incoming: Fields, clamped: Option<u64>) -> Applied {
+fn put(
+    m: &Mutation,
+    current: Option<&StoredRecord>,
+    incoming: Fields,
+    clamped: Option<u64>,
+) -> Applied {
     let base = m.base_version.unwrap_or_default();
     let Some(current) = current else {
         let version = Version(1);
@@ -302,13 +312,10 @@ fn put(m: &Mutation, current: Option<&StoredRecord>, incoming: Fields, clamped: 
             Some(old) => change.stamp > old.stamp,
         };
         if wins {
-            if name == "body" {
-                body_changed = true;
-                let stamp = fields.get(name).map_or(change.stamp, |old| old.stamp.max(change.stamp));
-                fields.insert(name.clone(), FieldChange { value: change.value.clone(), stamp });
-            } else {
-                fields.insert(name.clone(), change.clone());
-            }
+            // The body keeps its writer's stamp (even an older one): its node tells a device
+            // whether the server's body is its own last push or someone else's edit.
+            body_changed |= name == "body";
+            fields.insert(name.clone(), change.clone());
             any = true;
         }
     }
@@ -316,12 +323,25 @@ fn put(m: &Mutation, current: Option<&StoredRecord>, incoming: Fields, clamped: 
     // from the Trash, with a stamp newer than the delete's so every replica agrees.
     if m.entity == Entity::Note && !incoming.contains_key("deleted") {
         let content_edit = incoming.keys().any(|k| k != "pinned" && k != "archived");
-        if let Some(deleted) = fields.get("deleted").filter(|d| d.value == Value::Bool(true))
-            && content_edit && any
+        if let Some(deleted) = fields
+            .get("deleted")
+            .filter(|d| d.value == Value::Bool(true))
+            && content_edit
+            && any
         {
-            let newest = incoming.values().map(|c| c.stamp).max().unwrap_or(Stamp::ZERO);
+            let newest = incoming
+                .values()
+                .map(|c| c.stamp)
+                .max()
+                .unwrap_or(Stamp::ZERO);
             let stamp = successor(deleted.stamp.max(newest));
-            fields.insert("deleted".into(), FieldChange { value: Value::Bool(false), stamp });
+            fields.insert(
+                "deleted".into(),
+                FieldChange {
+                    value: Value::Bool(false),
+                    stamp,
+                },
+            );
         }
     }
     if !any {
@@ -331,7 +351,11 @@ fn put(m: &Mutation, current: Option<&StoredRecord>, incoming: Fields, clamped: 
     Applied::Write(
         StoredRecord {
             version,
-            body_version: if body_changed { version } else { current.body_version },
+            body_version: if body_changed {
+                version
+            } else {
+                current.body_version
+            },
             cursor: current.cursor,
             purged: false,
             fields,
@@ -343,7 +367,11 @@ fn put(m: &Mutation, current: Option<&StoredRecord>, incoming: Fields, clamped: 
 fn successor(s: Stamp) -> Stamp {
     match s.counter.checked_add(1) {
         Some(counter) => Stamp { counter, ..s },
-        None => Stamp { physical_ms: s.physical_ms + 1, counter: 0, ..s },
+        None => Stamp {
+            physical_ms: s.physical_ms + 1,
+            counter: 0,
+            ..s
+        },
     }
 }
 
@@ -368,17 +396,26 @@ fn clamp_stamps(fields: &Fields, now_ms: u64) -> (Fields, Option<u64>) {
 
 fn check_entity_id(entity: Entity, id: &str) -> Result<(), String> {
     match entity {
-        Entity::Note | Entity::Notebook => uuid::Uuid::parse_str(id)
-            .map(|_| ())
-            .map_err(|_| format!("{} id must be a UUID, got {:?}", entity.as_str(), truncate(id))),
+        Entity::Note | Entity::Notebook => uuid::Uuid::parse_str(id).map(|_| ()).map_err(|_| {
+            format!(
+                "{} id must be a UUID, got {:?}",
+                entity.as_str(),
+                truncate(id)
+            )
+        }),
         Entity::Pref => {
             let ok = !id.is_empty()
                 && id.len() <= 64
-                && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_');
+                && id.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_'
+                });
             if ok {
                 Ok(())
             } else {
-                Err(format!("preference key must be 1 to 64 of a-z 0-9 . _, got {:?}", truncate(id)))
+                Err(format!(
+                    "preference key must be 1 to 64 of a-z 0-9 . _, got {:?}",
+                    truncate(id)
+                ))
             }
         }
     }
@@ -404,14 +441,21 @@ fn check_field(entity: Entity, name: &str, value: &Value) -> Result<(), FieldErr
                 codes::TOO_LARGE,
                 format!("{field} is {} bytes; the limit is {max} bytes", s.len()),
             )),
-            None => Err((codes::INVALID_FIELD, format!("{}.{name} must be text", entity.as_str()))),
+            None => Err((
+                codes::INVALID_FIELD,
+                format!("{}.{name} must be text", entity.as_str()),
+            )),
         }
     };
     match (entity, name) {
         (Entity::Note, "title") => text_max(MAX_TITLE_BYTES, "title"),
         (Entity::Note, "body") => text_max(MAX_BODY_BYTES, "body"),
         (Entity::Note, "pinned" | "archived" | "deleted") | (Entity::Notebook, "deleted") => {
-            if value.is_boolean() { Ok(()) } else { bad("true or false") }
+            if value.is_boolean() {
+                Ok(())
+            } else {
+                bad("true or false")
+            }
         }
         (Entity::Note, "notebook_id") => match value {
             Value::Null => Ok(()),
@@ -421,7 +465,10 @@ fn check_field(entity: Entity, name: &str, value: &Value) -> Result<(), FieldErr
         (Entity::Note, "tags") => match value.as_array() {
             Some(tags)
                 if tags.len() <= 64
-                    && tags.iter().all(|t| t.as_str().is_some_and(|s| !s.is_empty() && s.chars().count() <= 64)) =>
+                    && tags.iter().all(|t| {
+                        t.as_str()
+                            .is_some_and(|s| !s.is_empty() && s.chars().count() <= 64)
+                    }) =>
             {
                 Ok(())
             }
@@ -432,7 +479,11 @@ fn check_field(entity: Entity, name: &str, value: &Value) -> Result<(), FieldErr
             _ => bad("a name of 1 to 200 characters"),
         },
         (Entity::Pref, "value") => {
-            if value.to_string().len() <= 4096 { Ok(()) } else { bad("at most 4096 bytes of JSON") }
+            if value.to_string().len() <= 4096 {
+                Ok(())
+            } else {
+                bad("at most 4096 bytes of JSON")
+            }
         }
         _ => Err((
             codes::INVALID_FIELD,

@@ -11,11 +11,13 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::{Json, http::request::Parts};
 use futures_util::{Stream, StreamExt};
+use outpost_protocol::PROTOCOL_VERSION;
 use outpost_protocol::api::{
     Credentials, Cursor, Health, MAX_PULL_LIMIT, MAX_PUSH_MUTATIONS, Poke, PullResponse,
     PushRequest, PushResponse, Session, codes,
 };
-use outpost_protocol::PROTOCOL_VERSION;
+// Named only in the OpenAPI attributes (`#[utoipa::path]`) of the handlers.
+use outpost_protocol::api::{ErrorBody, PullQuery};
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -48,6 +50,18 @@ fn now_i64() -> i64 {
     i64::try_from(now_ms()).unwrap_or(i64::MAX)
 }
 
+/// Is the server up?
+///
+/// Its version, protocol version and storage backend. Needs no account and no headers.
+#[utoipa::path(
+    get,
+    path = "/v1/health",
+    tag = "meta",
+    operation_id = "health",
+    responses(
+        (status = 200, description = "The server is up.", body = Health),
+    ),
+)]
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok".into(),
@@ -57,6 +71,27 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
     })
 }
 
+/// Register an account
+///
+/// Creates the account and signs the device in: the reply carries its device token. The email
+/// is compared without case and surrounding spaces; the password needs 8 to 1024 characters.
+/// Attempts are rate limited per client address.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts",
+    tag = "accounts",
+    operation_id = "register",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "Registered and signed in: the device token.", body = Session),
+        (status = 400, description = "`invalid_json`: the body is not a `Credentials` object (syntax, types, unknown or missing fields, bad UTF-8); `bad_request`: not an email address, a password not of 8 to 1024 characters, or a body that cannot be read (e.g. broken gzip).", body = ErrorBody),
+        (status = 409, description = "`email_taken`: an account with this email exists.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over `MAX_REQUEST_BYTES` (32 MiB) after decompression.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as `Content-Type: application/json`.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many attempts from this address; the message says when to try again.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is busy; nothing was stored, retry later.", body = ErrorBody),
+    ),
+)]
 pub async fn register(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -65,7 +100,13 @@ pub async fn register(
     let email = auth::normalize_email(&creds.email)?;
     auth::check_password(&creds.password)?;
     let now = now_i64();
-    auth::rate_limit(&state, &format!("ip:{}", addr.ip()), auth::ATTEMPTS_PER_ADDRESS, now).await?;
+    auth::rate_limit(
+        &state,
+        &format!("ip:{}", addr.ip()),
+        auth::ATTEMPTS_PER_ADDRESS,
+        now,
+    )
+    .await?;
     let hash = auth::hash_password(creds.password).await?;
     let account = state.storage.create_account(&email, &hash, now).await?;
     let session = issue_token(&state, account, &creds.client_id, creds.device_name, now).await?;
@@ -73,6 +114,26 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(session)))
 }
 
+/// Sign in
+///
+/// Signs a device in to an existing account: the reply carries a new device token, bound to
+/// `client_id`. Attempts are rate limited per client address and per account.
+#[utoipa::path(
+    post,
+    path = "/v1/sessions",
+    tag = "accounts",
+    operation_id = "login",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Signed in: the device token.", body = Session),
+        (status = 400, description = "`invalid_json`: the body is not a `Credentials` object; `bad_request`: not an email address, or a body that cannot be read.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: wrong email or password (the reply does not say which).", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over `MAX_REQUEST_BYTES` (32 MiB) after decompression.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as `Content-Type: application/json`.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many attempts from this address or for this account; the message says when to try again.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is busy; nothing was stored, retry later.", body = ErrorBody),
+    ),
+)]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -80,8 +141,20 @@ pub async fn login(
 ) -> Result<Json<Session>, ApiError> {
     let email = auth::normalize_email(&creds.email)?;
     let now = now_i64();
-    auth::rate_limit(&state, &format!("ip:{}", addr.ip()), auth::ATTEMPTS_PER_ADDRESS, now).await?;
-    auth::rate_limit(&state, &format!("email:{email}"), auth::ATTEMPTS_PER_ACCOUNT, now).await?;
+    auth::rate_limit(
+        &state,
+        &format!("ip:{}", addr.ip()),
+        auth::ATTEMPTS_PER_ADDRESS,
+        now,
+    )
+    .await?;
+    auth::rate_limit(
+        &state,
+        &format!("email:{email}"),
+        auth::ATTEMPTS_PER_ACCOUNT,
+        now,
+    )
+    .await?;
     let stored = state.storage.password_hash(&email).await?;
     let (account, hash) = match stored {
         Some((account, hash)) => (Some(account), Some(hash)),
@@ -121,12 +194,55 @@ async fn issue_token(
     })
 }
 
+/// Sign out
+///
+/// Revokes the device token of this request; the account's other devices stay signed in.
+#[utoipa::path(
+    delete,
+    path = "/v1/sessions/current",
+    tag = "accounts",
+    operation_id = "logout",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Signed out: the token no longer works."),
+        (status = 400, description = "`bad_request`: the `x-outpost-protocol` or `x-outpost-client` header is missing, or the client id is not a UUID; `unsupported_protocol`: the server does not speak the protocol version in `x-outpost-protocol`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no device token was sent, or it is not valid (unknown or signed out): sign in again.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token belongs to another device than `x-outpost-client`, or the account no longer exists.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is busy; nothing was stored, retry later.", body = ErrorBody),
+    ),
+)]
 pub async fn logout(State(state): State<AppState>, auth: Auth) -> Result<StatusCode, ApiError> {
-    state.storage.revoke_token(&auth.token_hash, now_i64()).await?;
+    state
+        .storage
+        .revoke_token(&auth.token_hash, now_i64())
+        .await?;
     tracing::info!(account = %auth.account, client = %auth.client, "signed out");
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Push mutations
+///
+/// A batch of the device's mutations, in increasing `number` order. Each gets an outcome, in
+/// the order sent: `applied`, `duplicate`, `conflict` or `rejected`; every outcome acknowledges
+/// the mutation. A batch refused as a whole (any 4xx) stores nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/sync/push",
+    tag = "sync",
+    operation_id = "push",
+    security(("bearer" = [])),
+    request_body = PushRequest,
+    responses(
+        (status = 200, description = "Handled: one result per mutation, in the order sent.", body = PushResponse),
+        (status = 400, description = "`bad_request`: the `x-outpost-protocol` or `x-outpost-client` header is missing, or the client id is not a UUID, or mutation numbers do not increase within the batch, or the body cannot be read (e.g. broken gzip); `unsupported_protocol`: the server does not speak the protocol version in `x-outpost-protocol`; `invalid_json`: the body is not a `PushRequest` (syntax, types, unknown or missing fields, bad UTF-8); `empty_batch`: no mutations.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no device token was sent, or it is not valid (unknown or signed out): sign in again.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token belongs to another device than `x-outpost-client`, or the account no longer exists; or the batch touches a note or notebook id that belongs to another account (nothing is stored).", body = ErrorBody),
+        (status = 413, description = "`batch_too_large`: more than `MAX_PUSH_MUTATIONS` (500) mutations; `payload_too_large`: the body is over `MAX_REQUEST_BYTES` (32 MiB) after decompression.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as `Content-Type: application/json`.", body = ErrorBody),
+        (status = 426, description = "`client_too_old`: a mutation's `schema_version` is older than the server still applies; the app must be updated.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is busy; nothing was stored, retry later.", body = ErrorBody),
+    ),
+)]
 pub async fn push(
     State(state): State<AppState>,
     auth: Auth,
@@ -134,7 +250,11 @@ pub async fn push(
 ) -> Result<Json<PushResponse>, ApiError> {
     let n = req.mutations.len();
     if n == 0 {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, codes::EMPTY_BATCH, "a push needs at least one mutation"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::EMPTY_BATCH,
+            "a push needs at least one mutation",
+        ));
     }
     if n > MAX_PUSH_MUTATIONS {
         return Err(ApiError::new(
@@ -145,9 +265,11 @@ pub async fn push(
     }
     plan::check_batch(&req.mutations).map_err(|e| match e {
         BatchError::OutOfOrder(..) => ApiError::bad_request(e.to_string()),
-        BatchError::ClientTooOld(_) => {
-            ApiError::new(StatusCode::UPGRADE_REQUIRED, codes::CLIENT_TOO_OLD, e.to_string())
-        }
+        BatchError::ClientTooOld(_) => ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            codes::CLIENT_TOO_OLD,
+            e.to_string(),
+        ),
     })?;
     let now = now_ms();
     let outcome = state
@@ -181,6 +303,26 @@ pub struct PullParams {
 
 pub const DEFAULT_PULL_LIMIT: u32 = 1000;
 
+/// Pull changes
+///
+/// The account's records changed after `cursor`, in commit order, each at its newest version,
+/// with the cursor to ask from next time and whether more pages follow.
+#[utoipa::path(
+    get,
+    path = "/v1/sync/pull",
+    tag = "sync",
+    operation_id = "pull",
+    security(("bearer" = [])),
+    params(PullQuery),
+    responses(
+        (status = 200, description = "A page of changes.", body = PullResponse),
+        (status = 400, description = "`bad_request`: the `x-outpost-protocol` or `x-outpost-client` header is missing, or the client id is not a UUID, or `cursor` is negative or not a number, `limit` is not 1 to `MAX_PULL_LIMIT` (5000), or the query has an unknown parameter; `unsupported_protocol`: the server does not speak the protocol version in `x-outpost-protocol`; `cursor_from_the_future`: the cursor is ahead of the account's newest change (the server's data was replaced): re-download from 0, keeping the outbox.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no device token was sent, or it is not valid (unknown or signed out): sign in again.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token belongs to another device than `x-outpost-client`, or the account no longer exists.", body = ErrorBody),
+        (status = 410, description = "`reset_required`: changes after this cursor were compacted away: re-download from 0, keeping the outbox.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is busy; nothing was stored, retry later.", body = ErrorBody),
+    ),
+)]
 pub async fn pull(
     State(state): State<AppState>,
     auth: Auth,
@@ -212,6 +354,22 @@ pub async fn pull(
 
 /// Server-sent events: the account's newest cursor now, then after every commit, from any
 /// instance. Ends when the server shuts down, so shutdown never waits on an open stream.
+#[utoipa::path(
+    get,
+    path = "/v1/sync/events",
+    tag = "sync",
+    operation_id = "events",
+    summary = "Listen for pokes",
+    description = "A stream of server-sent events (never compressed). Each event is `event: poke` with `data:` a `Poke` as JSON: the account's newest cursor, first at once, then after every commit to the account from any device and any server instance. A device whose cursor is behind pulls. Comment lines keep the connection alive every 15 seconds; the stream ends when the server shuts down: reconnect.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The event stream: `event: poke` / `data: {\"cursor\": 17}` per event; each `data` is a `Poke`.", content_type = "text/event-stream", body = String),
+        (status = 400, description = "`bad_request`: the `x-outpost-protocol` or `x-outpost-client` header is missing, or the client id is not a UUID; `unsupported_protocol`: the server does not speak the protocol version in `x-outpost-protocol`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no device token was sent, or it is not valid (unknown or signed out): sign in again.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token belongs to another device than `x-outpost-client`, or the account no longer exists.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is busy; nothing was stored, retry later.", body = ErrorBody),
+    ),
+)]
 pub async fn events(
     State(state): State<AppState>,
     auth: Auth,

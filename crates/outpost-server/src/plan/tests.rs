@@ -85,21 +85,36 @@ fn new_notes_get_consecutive_cursors_and_one_write_each() {
     assert_eq!(
         outcomes,
         [
-            &Outcome::Applied { version: Version(1), cursor: Cursor(1), clamped_skew_ms: None },
-            &Outcome::Applied { version: Version(2), cursor: Cursor(2), clamped_skew_ms: None },
+            &Outcome::Applied {
+                version: Version(1),
+                cursor: Cursor(1),
+                clamped_skew_ms: None
+            },
+            &Outcome::Applied {
+                version: Version(2),
+                cursor: Cursor(2),
+                clamped_skew_ms: None
+            },
         ]
     );
     assert_eq!(plan.writes.len(), 1, "the final state of the note, once");
     assert_eq!(plan.writes[0].1.cursor, Cursor(2));
     assert_eq!(plan.writes[0].1.fields.len(), 2);
-    assert_eq!((plan.last_number, plan.account_cursor), (MutationNumber(2), Cursor(2)));
+    assert_eq!(
+        (plan.last_number, plan.account_cursor),
+        (MutationNumber(2), Cursor(2))
+    );
 }
 
 #[test]
 fn a_retried_mutation_is_a_duplicate_with_the_first_reply() {
     let a = NoteId::new().to_string();
     let m = put(5, &a, fields(&[("title", json!("x"), NOW)]), None);
-    let first = Outcome::Applied { version: Version(1), cursor: Cursor(3), clamped_skew_ms: None };
+    let first = Outcome::Applied {
+        version: Version(1),
+        cursor: Cursor(3),
+        clamped_skew_ms: None,
+    };
     let loaded = Loaded {
         last_number: MutationNumber(5),
         account_cursor: Cursor(3),
@@ -107,7 +122,12 @@ fn a_retried_mutation_is_a_duplicate_with_the_first_reply() {
         ..Loaded::default()
     };
     let plan = plan_push(vec![m], loaded, NOW);
-    assert_eq!(plan.results[0].outcome, Outcome::Duplicate { first: Some(Box::new(first)) });
+    assert_eq!(
+        plan.results[0].outcome,
+        Outcome::Duplicate {
+            first: Some(Box::new(first))
+        }
+    );
     assert!(plan.writes.is_empty() && plan.remember.is_empty());
     assert_eq!(plan.account_cursor, Cursor(3), "nothing committed");
 }
@@ -120,8 +140,14 @@ fn a_reused_number_with_another_id_is_rejected_not_dropped() {
         results: HashMap::from([(5, (MutationId::new(), Outcome::Duplicate { first: None }))]),
         ..Loaded::default()
     };
-    let plan = plan_push(vec![put(5, &a, fields(&[("title", json!("x"), NOW)]), None)], loaded, NOW);
-    assert!(matches!(&plan.results[0].outcome, Outcome::Rejected { code, .. } if code == "number_reused"));
+    let plan = plan_push(
+        vec![put(5, &a, fields(&[("title", json!("x"), NOW)]), None)],
+        loaded,
+        NOW,
+    );
+    assert!(
+        matches!(&plan.results[0].outcome, Outcome::Rejected { code, .. } if code == "number_reused")
+    );
 }
 
 #[test]
@@ -134,7 +160,12 @@ fn rejections_explain_and_still_advance_the_number() {
         put(2, &a, fields(&[("pinned", json!("yes"), NOW)]), None),
         unknown,
         put(4, "not-a-uuid", fields(&[("title", json!("x"), NOW)]), None),
-        put(5, &a, fields(&[("body", json!("b".repeat(MAX_BODY_BYTES + 1)), NOW)]), None),
+        put(
+            5,
+            &a,
+            fields(&[("body", json!("b".repeat(MAX_BODY_BYTES + 1)), NOW)]),
+            None,
+        ),
         put(6, &a, Fields::new(), None),
         put(7, &a, fields(&[("title", json!("fine"), NOW)]), None),
     ];
@@ -147,13 +178,43 @@ fn rejections_explain_and_still_advance_the_number() {
             other => (status(other).to_owned(), String::new()),
         })
         .collect();
-    assert_eq!(got[0], ("invalid_field".into(), "note has no field \"colour\"".into()));
-    assert_eq!(got[1], ("invalid_field".into(), "note.pinned must be true or false".into()));
-    assert_eq!(got[2], ("unknown_mutation".into(), "unknown mutation \"note.explode\"".into()));
+    assert_eq!(
+        got[0],
+        (
+            "invalid_field".into(),
+            "note has no field \"colour\"".into()
+        )
+    );
+    assert_eq!(
+        got[1],
+        (
+            "invalid_field".into(),
+            "note.pinned must be true or false".into()
+        )
+    );
+    assert_eq!(
+        got[2],
+        (
+            "unknown_mutation".into(),
+            "unknown mutation \"note.explode\"".into()
+        )
+    );
     assert_eq!(got[3].0, "invalid_field");
-    assert_eq!(got[4], ("too_large".into(), format!("body is {} bytes; the limit is {MAX_BODY_BYTES} bytes", MAX_BODY_BYTES + 1)));
+    assert_eq!(
+        got[4],
+        (
+            "too_large".into(),
+            format!(
+                "body is {} bytes; the limit is {MAX_BODY_BYTES} bytes",
+                MAX_BODY_BYTES + 1
+            )
+        )
+    );
     assert_eq!(got[5].0, "invalid_field");
-    assert_eq!(got[6].0, "applied", "a poison mutation never wedges the queue");
+    assert_eq!(
+        got[6].0, "applied",
+        "a poison mutation never wedges the queue"
+    );
     assert_eq!(plan.last_number, MutationNumber(7));
     assert_eq!(plan.remember.len(), 7);
 }
@@ -164,20 +225,34 @@ fn small_fields_merge_last_writer_wins_per_field() {
     let current = record(
         4,
         1,
-        fields(&[("title", json!("server title"), NOW), ("pinned", json!(false), NOW)]),
+        fields(&[
+            ("title", json!("server title"), NOW),
+            ("pinned", json!(false), NOW),
+        ]),
     );
     let batch = vec![put(
         1,
         &a,
-        fields(&[("title", json!("older title"), NOW - 10), ("pinned", json!(true), NOW + 10)]),
+        fields(&[
+            ("title", json!("older title"), NOW - 10),
+            ("pinned", json!(true), NOW + 10),
+        ]),
         Some(2),
     )];
     let plan = plan_push(batch, loaded_with(&a, current), NOW);
     let written = &plan.writes[0].1.fields;
-    assert_eq!(written["title"].value, json!("server title"), "the newer title stays");
+    assert_eq!(
+        written["title"].value,
+        json!("server title"),
+        "the newer title stays"
+    );
     assert_eq!(written["pinned"].value, json!(true), "the newer pin wins");
     assert_eq!(plan.writes[0].1.version, Version(5));
-    assert_eq!(plan.writes[0].1.body_version, Version(1), "the body did not change");
+    assert_eq!(
+        plan.writes[0].1.body_version,
+        Version(1),
+        "the body did not change"
+    );
 }
 
 #[test]
@@ -185,13 +260,22 @@ fn an_edit_that_loses_every_field_changes_nothing() {
     let a = NoteId::new().to_string();
     let current = record(4, 1, fields(&[("title", json!("newer"), NOW)]));
     let plan = plan_push(
-        vec![put(1, &a, fields(&[("title", json!("older"), NOW - 1)]), Some(4))],
+        vec![put(
+            1,
+            &a,
+            fields(&[("title", json!("older"), NOW - 1)]),
+            Some(4),
+        )],
         loaded_with(&a, current),
         NOW,
     );
     assert_eq!(
         plan.results[0].outcome,
-        Outcome::Applied { version: Version(4), cursor: Cursor(4), clamped_skew_ms: None }
+        Outcome::Applied {
+            version: Version(4),
+            cursor: Cursor(4),
+            clamped_skew_ms: None
+        }
     );
     assert!(plan.writes.is_empty());
 }
@@ -210,13 +294,21 @@ fn a_body_edited_on_a_stale_base_is_a_conflict_with_the_current_record() {
         other => panic!("expected a conflict, got {other:?}"),
     }
     assert!(plan.writes.is_empty(), "nothing applied");
-    assert_eq!(plan.last_number, MutationNumber(1), "but the mutation is handled");
+    assert_eq!(
+        plan.last_number,
+        MutationNumber(1),
+        "but the mutation is handled"
+    );
 
     // A base that saw the last body change applies, whatever the title did since.
     let fresh = put(2, &a, fields(&[("body", json!("mine"), NOW - 5)]), Some(5));
     let plan = plan_push(vec![fresh], loaded_with(&a, current.clone()), NOW);
     assert_eq!(status(&plan.results[0].outcome), "applied");
-    assert_eq!(plan.writes[0].1.fields["body"].value, json!("mine"), "base order, not clocks");
+    assert_eq!(
+        plan.writes[0].1.fields["body"].value,
+        json!("mine"),
+        "base order, not clocks"
+    );
     assert_eq!(plan.writes[0].1.body_version, Version(7));
 
     // The same text on a stale base is no conflict.
@@ -231,13 +323,28 @@ fn an_edit_brings_a_trashed_note_back_with_a_stamp_newer_than_the_delete() {
     let current = record(
         3,
         1,
-        fields(&[("body", json!("old"), NOW - 100), ("deleted", json!(true), NOW)]),
+        fields(&[
+            ("body", json!("old"), NOW - 100),
+            ("deleted", json!(true), NOW),
+        ]),
     );
-    let edit = put(1, &a, fields(&[("body", json!("edited offline"), NOW - 50)]), Some(1));
+    let edit = put(
+        1,
+        &a,
+        fields(&[("body", json!("edited offline"), NOW - 50)]),
+        Some(1),
+    );
     let plan = plan_push(vec![edit], loaded_with(&a, current), NOW);
     let f = &plan.writes[0].1.fields;
-    assert_eq!(f["deleted"].value, json!(false), "the edit wins over the delete");
-    assert!(f["deleted"].stamp > stamp(NOW), "every replica takes the restore");
+    assert_eq!(
+        f["deleted"].value,
+        json!(false),
+        "the edit wins over the delete"
+    );
+    assert!(
+        f["deleted"].stamp > stamp(NOW),
+        "every replica takes the restore"
+    );
     assert_eq!(f["body"].value, json!("edited offline"));
 }
 
@@ -245,15 +352,27 @@ fn an_edit_brings_a_trashed_note_back_with_a_stamp_newer_than_the_delete() {
 fn stamps_far_ahead_are_clamped_and_the_skew_reported() {
     let a = NoteId::new().to_string();
     let plan = plan_push(
-        vec![put(1, &a, fields(&[("title", json!("fast clock"), NOW + DAY)]), None)],
+        vec![put(
+            1,
+            &a,
+            fields(&[("title", json!("fast clock"), NOW + DAY)]),
+            None,
+        )],
         Loaded::default(),
         NOW,
     );
     assert_eq!(
         plan.results[0].outcome,
-        Outcome::Applied { version: Version(1), cursor: Cursor(1), clamped_skew_ms: Some(DAY) }
+        Outcome::Applied {
+            version: Version(1),
+            cursor: Cursor(1),
+            clamped_skew_ms: Some(DAY)
+        }
     );
-    assert_eq!(plan.writes[0].1.fields["title"].stamp.physical_ms, NOW + MAX_STAMP_SKEW_MS);
+    assert_eq!(
+        plan.writes[0].1.fields["title"].stamp.physical_ms,
+        NOW + MAX_STAMP_SKEW_MS
+    );
 }
 
 #[test]
@@ -271,9 +390,17 @@ fn purge_leaves_an_empty_tombstone_and_a_later_blind_edit_gets_it_back_as_a_conf
     let plan2 = plan_push(vec![blind], loaded_with(&a, tomb.clone()), NOW);
     assert!(matches!(&plan2.results[0].outcome, Outcome::Conflict { current } if current.purged));
 
-    let resend = put(3, &a, fields(&[("title", json!("edit"), NOW), ("body", json!("all"), NOW)]), Some(3));
+    let resend = put(
+        3,
+        &a,
+        fields(&[("title", json!("edit"), NOW), ("body", json!("all"), NOW)]),
+        Some(3),
+    );
     let plan3 = plan_push(vec![resend], loaded_with(&a, tomb.clone()), NOW);
-    assert!(!plan3.writes[0].1.purged, "sent knowing the tombstone: the note comes back");
+    assert!(
+        !plan3.writes[0].1.purged,
+        "sent knowing the tombstone: the note comes back"
+    );
 }
 
 #[test]

@@ -1,0 +1,639 @@
+//! The store's side of a sync cycle: applying the server's replies to a push and the records of
+//! a pull page, each in one transaction (a page and its cursor commit together).
+//!
+//! Rules (DESIGN.md "Conflicts"): small fields merge last-writer-wins by stamp; the body merges
+//! three-way against the base copy; a clean merge becomes a local change (pending entries are
+//! rebased on the new version), overlapping edits open a conflict keeping both texts; an edit
+//! wins over a delete. When this runs, pending entries of a note are never `sent` ones: the
+//! cycle pushes (and gets every reply) before it pulls, so rewriting them keeps L3.
+
+use super::merge::{Merge, merge3};
+use crate::error::{Error, Result};
+use crate::meta;
+use crate::model::OutboxEntry;
+use crate::store::{SqlContext, Store, Tx};
+use outpost_protocol::api::{Cursor, MutationResult, Outcome, Record};
+use outpost_protocol::mutation::names;
+use outpost_protocol::{ClientId, Entity, FieldChange, Fields, NoteId, Stamp};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value;
+
+pub(crate) const CURSOR: &str = "cursor";
+
+/// What applying a batch of server data did, for the status and the UI.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct Applied {
+    /// Notes changed locally by server data.
+    pub changed: Vec<NoteId>,
+    /// Bodies merged cleanly with local edits (the merge is queued as a new change).
+    pub merged: Vec<NoteId>,
+    /// Notes now in conflict.
+    pub conflicts: Vec<NoteId>,
+    /// Notes deleted elsewhere that a local edit brought back.
+    pub restored: Vec<NoteId>,
+    /// Mutations the server refused: now dead letters.
+    pub rejected: usize,
+    /// The largest clock skew the server reported, in ms.
+    pub skew_ms: Option<u64>,
+}
+
+/// A local note with the stamp of each field.
+struct Local {
+    fields: Fields,
+    server_version: Option<i64>,
+}
+
+const FIELDS: [&str; 7] = [
+    "notebook_id",
+    "title",
+    "body",
+    "tags",
+    "pinned",
+    "archived",
+    "deleted",
+];
+
+fn parse_stamp(s: &str) -> Stamp {
+    // Rows written before a field was ever stamped carry a placeholder: the oldest stamp.
+    s.parse().unwrap_or(Stamp::ZERO)
+}
+
+fn default_value(field: &str) -> Value {
+    match field {
+        "notebook_id" => Value::Null,
+        "title" | "body" => Value::String(String::new()),
+        "tags" => Value::Array(Vec::new()),
+        _ => Value::Bool(false),
+    }
+}
+
+impl Tx<'_> {
+    fn load_local(&self, id: &str) -> Result<Option<Local>> {
+        self.tx
+            .prepare_cached(
+                "SELECT notebook_id, title, body, tags, pinned, archived, deleted,
+                        notebook_stamp, title_stamp, body_stamp, tags_stamp, pinned_stamp,
+                        archived_stamp, deleted_stamp, server_version
+                 FROM notes WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([id], |r| {
+                    let tags: String = r.get(3)?;
+                    let values = [
+                        r.get::<_, Option<String>>(0)?.map_or(Value::Null, Value::String),
+                        Value::String(r.get(1)?),
+                        Value::String(r.get(2)?),
+                        serde_json::from_str(&tags).unwrap_or(Value::Array(Vec::new())),
+                        Value::Bool(r.get(4)?),
+                        Value::Bool(r.get(5)?),
+                        Value::Bool(r.get(6)?),
+                    ];
+                    let mut fields = Fields::new();
+                    for (i, (name, value)) in FIELDS.iter().zip(values).enumerate() {
+                        let stamp: String = r.get(7 + i)?;
+                        fields.insert(
+                            (*name).to_owned(),
+                            FieldChange {
+                                value,
+                                stamp: parse_stamp(&stamp),
+                            },
+                        );
+                    }
+                    Ok(Local {
+                        fields,
+                        server_version: r.get(14)?,
+                    })
+                })
+                .optional()
+            })
+            .at(self.path)
+    }
+
+    fn write_local(&mut self, id: &str, fields: &Fields, version: Option<i64>, now_ms: i64) -> Result<()> {
+        let value = |f: &str| fields.get(f).map_or_else(|| default_value(f), |c| c.value.clone());
+        let stamp = |f: &str| fields.get(f).map_or(Stamp::ZERO, |c| c.stamp).to_string();
+        let text = |f: &str| value(f).as_str().unwrap_or_default().to_owned();
+        let flag = |f: &str| value(f).as_bool().unwrap_or(false);
+        let body = text("body");
+        self.tx
+            .prepare_cached(
+                "INSERT INTO notes (id, notebook_id, title, body, preview, tags, pinned, archived,
+                     deleted, created_ms, updated_ms, notebook_stamp, title_stamp, body_stamp,
+                     tags_stamp, pinned_stamp, archived_stamp, deleted_stamp, server_version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13, ?14, ?15,
+                     ?16, ?17, ?18)
+                 ON CONFLICT (id) DO UPDATE SET notebook_id = excluded.notebook_id,
+                     title = excluded.title, body = excluded.body, preview = excluded.preview,
+                     tags = excluded.tags, pinned = excluded.pinned,
+                     archived = excluded.archived, deleted = excluded.deleted,
+                     updated_ms = excluded.updated_ms, notebook_stamp = excluded.notebook_stamp,
+                     title_stamp = excluded.title_stamp, body_stamp = excluded.body_stamp,
+                     tags_stamp = excluded.tags_stamp, pinned_stamp = excluded.pinned_stamp,
+                     archived_stamp = excluded.archived_stamp,
+                     deleted_stamp = excluded.deleted_stamp,
+                     server_version = excluded.server_version",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    id,
+                    value("notebook_id").as_str(),
+                    text("title"),
+                    body,
+                    crate::notes::preview(&body),
+                    value("tags").to_string(),
+                    flag("pinned"),
+                    flag("archived"),
+                    flag("deleted"),
+                    now_ms,
+                    stamp("notebook_id"),
+                    stamp("title"),
+                    stamp("body"),
+                    stamp("tags"),
+                    stamp("pinned"),
+                    stamp("archived"),
+                    stamp("deleted"),
+                    version,
+                ])
+            })
+            .at(self.path)?;
+        Ok(())
+    }
+
+    fn base_body(&self, id: &str) -> Result<Option<String>> {
+        self.tx
+            .prepare_cached("SELECT body FROM note_base WHERE note_id = ?1")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+            .at(self.path)
+    }
+
+    fn write_base(&self, id: &str, version: i64, fields: &Fields) -> Result<()> {
+        let value = |f: &str| fields.get(f).map_or_else(|| default_value(f), |c| c.value.clone());
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO note_base (note_id, version, notebook_id, title, body,
+                     tags, pinned, archived, deleted)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    id,
+                    version,
+                    value("notebook_id").as_str(),
+                    value("title").as_str().unwrap_or_default(),
+                    value("body").as_str().unwrap_or_default(),
+                    value("tags").to_string(),
+                    value("pinned").as_bool().unwrap_or(false),
+                    value("archived").as_bool().unwrap_or(false),
+                    value("deleted").as_bool().unwrap_or(false),
+                ])
+            })
+            .at(self.path)?;
+        Ok(())
+    }
+
+    /// Unsent entries of an entity, oldest first.
+    fn pending(&self, id: &str) -> Result<Vec<(i64, String, Fields, bool)>> {
+        self.tx
+            .prepare_cached(
+                "SELECT seq, name, fields, sent FROM outbox WHERE entity_id = ?1 ORDER BY seq",
+            )
+            .and_then(|mut s| {
+                s.query_map([id], |r| {
+                    let fields: String = r.get(2)?;
+                    Ok((r.get(0)?, r.get(1)?, fields, r.get(3)?))
+                })?
+                .collect::<rusqlite::Result<Vec<(i64, String, String, bool)>>>()
+            })
+            .at(self.path)?
+            .into_iter()
+            .map(|(seq, name, fields, sent)| {
+                let fields = serde_json::from_str(&fields)
+                    .map_err(|e| Error::Data(format!("outbox entry {seq}: {e}")))?;
+                Ok((seq, name, fields, sent))
+            })
+            .collect()
+    }
+
+    fn rewrite_entry(&self, seq: i64, fields: &Fields, base_version: Option<i64>) -> Result<()> {
+        if fields.is_empty() {
+            self.tx
+                .prepare_cached("DELETE FROM outbox WHERE seq = ?1 AND sent = 0")
+                .and_then(|mut s| s.execute([seq]))
+                .at(self.path)?;
+            return Ok(());
+        }
+        let json = serde_json::to_string(fields).map_err(|e| Error::Data(e.to_string()))?;
+        self.tx
+            .prepare_cached(
+                "UPDATE outbox SET fields = ?2, base_version = ?3 WHERE seq = ?1 AND sent = 0",
+            )
+            .and_then(|mut s| s.execute(params![seq, json, base_version]))
+            .at(self.path)?;
+        Ok(())
+    }
+
+    fn open_conflict(&self, id: &str, base: &str, mine: &str, theirs: &str, version: i64, now_ms: i64) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO conflicts (note_id, base_body, mine_body, theirs_body,
+                     theirs_version, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut s| s.execute(params![id, base, mine, theirs, version, now_ms]))
+            .at(self.path)?;
+        Ok(())
+    }
+
+    fn now_ms(&mut self) -> i64 {
+        let s = self.stamp();
+        i64::try_from(s.physical_ms).unwrap_or(i64::MAX)
+    }
+
+    /// Applies one server record of a note to the local copy (see the module doc).
+    fn apply_note(&mut self, rec: &Record, me: ClientId, out: &mut Applied) -> Result<()> {
+        let Ok(note_id) = rec.id.parse::<NoteId>() else {
+            tracing::warn!(id = %rec.id, "skipping a note record with a bad id");
+            return Ok(());
+        };
+        let id = rec.id.as_str();
+        let pending = self.pending(id)?;
+        let pending_put = pending.iter().any(|(_, name, _, _)| name == names::NOTE_PUT);
+        let pending_purge = pending.iter().any(|(_, name, _, _)| name == names::NOTE_PURGE);
+        let pending_fields: std::collections::BTreeSet<&str> = pending
+            .iter()
+            .flat_map(|(_, _, f, _)| f.keys().map(String::as_str))
+            .collect();
+        let local = self.load_local(id)?;
+        let now = self.now_ms();
+
+        if rec.purged {
+            match local {
+                Some(local) if pending_put => {
+                    // Deleted for good elsewhere, edited here: the edit wins. The next push
+                    // resends the whole note on the tombstone's version, and the server revives it.
+                    let mut all = local.fields;
+                    if let Some(d) = all.get_mut("deleted") {
+                        d.value = Value::Bool(false);
+                    }
+                    let newest = pending.iter().rev().find(|(_, name, _, sent)| name == names::NOTE_PUT && !sent);
+                    match newest {
+                        Some((seq, _, _, _)) => self.rewrite_entry(*seq, &all, Some(rec.version.0))?,
+                        None => self.enqueue(Entity::Note, id, names::NOTE_PUT, all.clone(), Some(rec.version.0), now)?,
+                    }
+                    self.write_local(id, &all, None, now)?;
+                    out.restored.push(note_id);
+                }
+                Some(_) => {
+                    for sql in [
+                        "DELETE FROM notes WHERE id = ?1",
+                        "DELETE FROM conflicts WHERE note_id = ?1",
+                    ] {
+                        self.tx.prepare_cached(sql).and_then(|mut s| s.execute([id])).at(self.path)?;
+                    }
+                    out.changed.push(note_id);
+                }
+                None => {}
+            }
+            self.tx
+                .prepare_cached("DELETE FROM note_base WHERE note_id = ?1")
+                .and_then(|mut s| s.execute([id]))
+                .at(self.path)?;
+            self.change.notes.push(note_id);
+            return Ok(());
+        }
+
+        let Some(local) = local else {
+            if !pending_purge {
+                self.write_local(id, &rec.fields, Some(rec.version.0), now)?;
+                self.write_base(id, rec.version.0, &rec.fields)?;
+                out.changed.push(note_id);
+                self.change.notes.push(note_id);
+            }
+            return Ok(());
+        };
+
+        let mut fields = local.fields.clone();
+        let mut changed = false;
+        for name in FIELDS.iter().filter(|f| **f != "body") {
+            if let Some(theirs) = rec.fields.get(*name) {
+                let mine = fields.get(*name).map_or(Stamp::ZERO, |c| c.stamp);
+                if theirs.stamp > mine {
+                    changed |= fields.get(*name).map(|c| &c.value) != Some(&theirs.value);
+                    fields.insert((*name).to_owned(), theirs.clone());
+                }
+            }
+        }
+
+        let mut body_edit: Option<String> = None;
+        let in_conflict: bool = self
+            .tx
+            .prepare_cached("SELECT 1 FROM conflicts WHERE note_id = ?1")
+            .and_then(|mut s| s.query_row([id], |_| Ok(())).optional())
+            .at(self.path)?
+            .is_some();
+        if in_conflict {
+            // The user is choosing between mine and theirs: keep mine on screen, and let a
+            // newer "theirs" replace the old one in the merge view.
+            if let Some(theirs) = rec.fields.get("body").and_then(|c| c.value.as_str()) {
+                self.tx
+                    .prepare_cached(
+                        "UPDATE conflicts SET theirs_body = ?2, theirs_version = ?3 WHERE note_id = ?1",
+                    )
+                    .and_then(|mut s| s.execute(params![id, theirs, rec.version.0]))
+                    .at(self.path)?;
+            }
+        } else if let Some(theirs) = rec.fields.get("body") {
+            let mine = fields.get("body").and_then(|c| c.value.as_str()).unwrap_or_default().to_owned();
+            let theirs_text = theirs.value.as_str().unwrap_or_default();
+            // The server's body is our own last push: nothing foreign to merge.
+            let ours = theirs.stamp.node == me;
+            if mine != theirs_text && !ours {
+                if pending_fields.contains("body") {
+                    let base = self.base_body(id)?.unwrap_or_default();
+                    match merge3(&base, &mine, theirs_text) {
+                        Merge::Clean(merged) => {
+                            body_edit = Some(merged);
+                            out.merged.push(note_id);
+                        }
+                        Merge::Conflict => {
+                            self.open_conflict(id, &base, &mine, theirs_text, rec.version.0, now)?;
+                            out.conflicts.push(note_id);
+                            // Mine stays on screen and in the conflict row; it is sent once the
+                            // user resolves, so drop it from the queue now.
+                            for (seq, name, f, sent) in &pending {
+                                if name == names::NOTE_PUT && !sent && f.contains_key("body") {
+                                    let mut rest = f.clone();
+                                    rest.remove("body");
+                                    self.rewrite_entry(*seq, &rest, Some(rec.version.0))?;
+                                }
+                            }
+                        }
+                    }
+                } else {
+                    fields.insert("body".into(), theirs.clone());
+                    changed = true;
+                }
+            }
+        }
+        if let Some(merged) = body_edit {
+            let stamp = self.stamp();
+            let change = FieldChange { value: Value::String(merged), stamp };
+            fields.insert("body".into(), change.clone());
+            changed = true;
+            let newest = pending.iter().rev().find(|(_, name, _, sent)| name == names::NOTE_PUT && !sent);
+            if let Some((seq, _, f, _)) = newest {
+                let mut f = f.clone();
+                f.insert("body".into(), change);
+                self.rewrite_entry(*seq, &f, Some(rec.version.0))?;
+            }
+        }
+
+        // Edit against delete: deleted elsewhere while edited here, the edit wins.
+        let content_edit = ["title", "body", "tags", "notebook_id"].iter().any(|f| pending_fields.contains(f));
+        let now_deleted = fields.get("deleted").is_some_and(|d| d.value == Value::Bool(true));
+        let was_deleted = local.fields.get("deleted").is_some_and(|d| d.value == Value::Bool(true));
+        if now_deleted && !was_deleted && content_edit && !pending_fields.contains("deleted") {
+            let stamp = self.stamp();
+            fields.insert("deleted".into(), FieldChange { value: Value::Bool(false), stamp });
+            out.restored.push(note_id);
+        }
+
+        // Pending entries now build on this version (their edits are merged into it).
+        self.tx
+            .prepare_cached(
+                "UPDATE outbox SET base_version = ?2
+                 WHERE entity_id = ?1 AND sent = 0 AND name = 'note.put'",
+            )
+            .and_then(|mut s| s.execute(params![id, rec.version.0]))
+            .at(self.path)?;
+
+        let version = Some(rec.version.0.max(local.server_version.unwrap_or(0)));
+        let stamp_now = if changed { now } else { self.updated_ms(id)? };
+        self.write_local(id, &fields, version, stamp_now)?;
+        self.write_base(id, rec.version.0, &rec.fields)?;
+        if changed {
+            out.changed.push(note_id);
+        }
+        self.change.notes.push(note_id);
+        Ok(())
+    }
+
+    fn updated_ms(&self, id: &str) -> Result<i64> {
+        self.tx
+            .prepare_cached("SELECT updated_ms FROM notes WHERE id = ?1")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)))
+            .at(self.path)
+    }
+
+    fn apply_notebook(&mut self, rec: &Record) -> Result<()> {
+        let Ok(nb) = rec.id.parse::<outpost_protocol::NotebookId>() else {
+            tracing::warn!(id = %rec.id, "skipping a notebook record with a bad id");
+            return Ok(());
+        };
+        let now = self.now_ms();
+        let current: Option<(String, String, bool, String)> = self
+            .tx
+            .prepare_cached("SELECT name, name_stamp, deleted, deleted_stamp FROM notebooks WHERE id = ?1")
+            .and_then(|mut s| s.query_row([&rec.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional())
+            .at(self.path)?;
+        let (mut name, mut name_stamp, mut deleted, mut deleted_stamp) = current
+            .map(|(n, ns, d, ds)| (n, parse_stamp(&ns), d, parse_stamp(&ds)))
+            .unwrap_or((String::new(), Stamp::ZERO, false, Stamp::ZERO));
+        if let Some(c) = rec.fields.get("name").filter(|c| c.stamp > name_stamp) {
+            name = c.value.as_str().unwrap_or_default().to_owned();
+            name_stamp = c.stamp;
+        }
+        if let Some(c) = rec.fields.get("deleted").filter(|c| c.stamp > deleted_stamp) {
+            deleted = c.value.as_bool().unwrap_or(false);
+            deleted_stamp = c.stamp;
+        }
+        if rec.purged {
+            deleted = true;
+        }
+        self.tx
+            .prepare_cached(
+                "INSERT INTO notebooks (id, name, name_stamp, deleted, deleted_stamp, created_ms,
+                     updated_ms, server_version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name,
+                     name_stamp = excluded.name_stamp, deleted = excluded.deleted,
+                     deleted_stamp = excluded.deleted_stamp, updated_ms = excluded.updated_ms,
+                     server_version = excluded.server_version",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    rec.id,
+                    name,
+                    name_stamp.to_string(),
+                    deleted,
+                    deleted_stamp.to_string(),
+                    now,
+                    rec.version.0
+                ])
+            })
+            .at(self.path)?;
+        self.change.notebooks.push(nb);
+        Ok(())
+    }
+
+    fn apply_pref(&mut self, rec: &Record) -> Result<()> {
+        let Some(change) = rec.fields.get("value") else {
+            return Ok(());
+        };
+        if !crate::prefs::is_synced_key(&rec.id) {
+            return Ok(());
+        }
+        let now = self.now_ms();
+        let current: Option<String> = self
+            .tx
+            .prepare_cached("SELECT stamp FROM prefs WHERE key = ?1")
+            .and_then(|mut s| s.query_row([&rec.id], |r| r.get(0)).optional())
+            .at(self.path)?;
+        if current.is_some_and(|s| parse_stamp(&s) >= change.stamp) {
+            return Ok(());
+        }
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO prefs (key, value, stamp, updated_ms) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![rec.id, change.value.to_string(), change.stamp.to_string(), now]))
+            .at(self.path)?;
+        self.change.prefs.push(rec.id.clone());
+        Ok(())
+    }
+
+    fn apply_record(&mut self, rec: &Record, me: ClientId, out: &mut Applied) -> Result<()> {
+        for change in rec.fields.values() {
+            if let crate::clock::Observed::Clamped { skew_ms } = self.observe(&change.stamp) {
+                out.skew_ms = Some(out.skew_ms.unwrap_or(0).max(skew_ms));
+            }
+        }
+        match rec.entity {
+            Entity::Note => self.apply_note(rec, me, out),
+            Entity::Notebook => self.apply_notebook(rec),
+            Entity::Pref => self.apply_pref(rec),
+        }
+    }
+}
+
+impl Store {
+    /// Applies one pull page and saves its cursor, in one transaction.
+    pub fn apply_pull_page(&self, records: &[Record], next_cursor: Cursor) -> Result<Applied> {
+        let me = self.client_id();
+        self.write(|tx| {
+            let mut out = Applied::default();
+            for rec in records {
+                tx.apply_record(rec, me, &mut out)?;
+            }
+            meta::set(&tx.tx, tx.path, CURSOR, &next_cursor.0.to_string())?;
+            Ok(out)
+        })
+    }
+
+    /// The cursor of the last page applied.
+    pub fn cursor(&self) -> Result<Cursor> {
+        let value = self.read(|conn, path| meta::get(conn, path, CURSOR))?;
+        Ok(Cursor(value.and_then(|v| v.parse().ok()).unwrap_or(0)))
+    }
+
+    /// Handles the server's replies to a pushed batch, in one transaction: acknowledged entries
+    /// leave the outbox (L2); a conflict is merged (or opened) and its edit queued again as a
+    /// new mutation; a rejection becomes a dead letter.
+    pub fn apply_push_results(&self, sent: &[OutboxEntry], results: &[MutationResult]) -> Result<Applied> {
+        let me = self.client_id();
+        self.write(|tx| {
+            let mut out = Applied::default();
+            for result in results {
+                let Some(entry) = sent.iter().find(|e| e.mutation_id == result.id) else {
+                    tracing::warn!(mutation = %result.id, "a reply for a mutation not sent");
+                    continue;
+                };
+                match &result.outcome {
+                    Outcome::Applied { version, clamped_skew_ms, .. } => {
+                        if let Some(skew) = clamped_skew_ms {
+                            out.skew_ms = Some(out.skew_ms.unwrap_or(0).max(*skew));
+                        }
+                        tx.remove_entry(entry)?;
+                        tx.note_applied(entry, version.0)?;
+                    }
+                    Outcome::Duplicate { .. } => tx.remove_entry(entry)?,
+                    Outcome::Conflict { current } => {
+                        tx.remove_entry(entry)?;
+                        // Queue the edit again as a new mutation; the merge below rebases it.
+                        let now = tx.now_ms();
+                        tx.requeue(entry.entity, &entry.entity_id, &entry.name, entry.fields.clone(), entry.base_version, now)?;
+                        tx.apply_record(current, me, &mut out)?;
+                    }
+                    Outcome::Rejected { code, message } => {
+                        tx.tx
+                            .prepare_cached("UPDATE outbox SET state = 'failed', last_error = ?2 WHERE mutation_id = ?1")
+                            .and_then(|mut s| s.execute(params![entry.mutation_id.to_string(), format!("{message} ({code})")]))
+                            .at(tx.path)?;
+                        out.rejected += 1;
+                        if let Ok(id) = entry.entity_id.parse() {
+                            tx.change.notes.push(id);
+                        }
+                    }
+                }
+            }
+            tx.change.outbox = true;
+            Ok(out)
+        })
+    }
+}
+
+impl Tx<'_> {
+    fn remove_entry(&mut self, entry: &OutboxEntry) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM outbox WHERE mutation_id = ?1")
+            .and_then(|mut s| s.execute([entry.mutation_id.to_string()]))
+            .at(self.path)?;
+        if let Ok(id) = entry.entity_id.parse() {
+            self.change.notes.push(id);
+        }
+        Ok(())
+    }
+
+    /// After the server applied a body edit, its body at `version` is ours: that is the new
+    /// base, and unsent edits of the note build on it. (Without a body the server's body may
+    /// have changed meanwhile; the next pull settles the base.)
+    fn note_applied(&mut self, entry: &OutboxEntry, version: i64) -> Result<()> {
+        if entry.entity != Entity::Note || entry.name != names::NOTE_PUT {
+            return Ok(());
+        }
+        let Some(body) = entry.fields.get("body") else {
+            return Ok(());
+        };
+        let id = entry.entity_id.as_str();
+        let known: Option<i64> = self
+            .tx
+            .prepare_cached("SELECT version FROM note_base WHERE note_id = ?1")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+            .at(self.path)?;
+        if known.is_some_and(|v| v >= version) {
+            return Ok(());
+        }
+        let updated = self
+            .tx
+            .prepare_cached("UPDATE note_base SET body = ?2, version = ?3 WHERE note_id = ?1")
+            .and_then(|mut s| s.execute(params![id, body.value.as_str().unwrap_or_default(), version]))
+            .at(self.path)?;
+        if updated == 0 {
+            // The note's first push carries every field: that is the base.
+            self.write_base(id, version, &entry.fields)?;
+        }
+        self.tx
+            .prepare_cached("UPDATE notes SET server_version = max(coalesce(server_version, 0), ?2) WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id, version]))
+            .at(self.path)?;
+        self.tx
+            .prepare_cached(
+                "UPDATE outbox SET base_version = ?2
+                 WHERE entity_id = ?1 AND sent = 0 AND coalesce(base_version, 0) < ?2",
+            )
+            .and_then(|mut s| s.execute(params![id, version]))
+            .at(self.path)?;
+        Ok(())
+    }
+}

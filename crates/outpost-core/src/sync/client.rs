@@ -1,0 +1,269 @@
+//! The HTTP side of sync: protocol `/v1` over reqwest, with the shared wire types. Every failure
+//! is sorted into what the engine must do about it: offline (retry with backoff), signed out,
+//! re-download, too old, or a server error.
+
+use outpost_protocol::api::{
+    Credentials, Cursor, ErrorBody, HEADER_CLIENT_ID, HEADER_PROTOCOL, Mutation, Poke,
+    PullResponse, PushRequest, PushResponse, Session, codes,
+};
+use outpost_protocol::{ClientId, PROTOCOL_VERSION};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// No connection, a timeout, a cut connection: the network, not the server.
+    #[error("offline: {0}")]
+    Offline(String),
+    /// The server refused the device token: sign in again.
+    #[error("signed out by the server: {0}")]
+    SignedOut(String),
+    /// The server cannot continue from this device's cursor: re-download, keeping the outbox.
+    #[error("the server asks for a full re-download: {0}")]
+    ResetRequired(String),
+    #[error("{0}")]
+    ClientTooOld(String),
+    /// A 4xx/5xx with the server's `{code, message}`.
+    #[error("the server answered {status}: {message} ({code})")]
+    Server {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// A reply that is not the protocol: a captive portal, a proxy's error page, a broken server.
+    #[error("the server's reply is not Outpost's protocol: {0}")]
+    Garbage(String),
+    #[error("not signed in")]
+    NotSignedIn,
+    #[error(transparent)]
+    Store(#[from] crate::Error),
+}
+
+impl SyncError {
+    /// Worth retrying later without the user doing anything.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SyncError::Offline(_) | SyncError::Garbage(_) => true,
+            SyncError::Server { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
+    pub fn code(&self) -> &str {
+        match self {
+            SyncError::Offline(_) => "offline",
+            SyncError::SignedOut(_) => "signed_out",
+            SyncError::ResetRequired(_) => "reset_required",
+            SyncError::ClientTooOld(_) => "client_too_old",
+            SyncError::Server { code, .. } => code,
+            SyncError::Garbage(_) => "bad_reply",
+            SyncError::NotSignedIn => "not_signed_in",
+            SyncError::Store(e) => e.code(),
+        }
+    }
+}
+
+fn network(e: reqwest::Error) -> SyncError {
+    // Never include the URL's query or headers: only what kind of failure it was.
+    let kind = if e.is_timeout() {
+        "the server did not answer in time"
+    } else if e.is_connect() {
+        "cannot reach the server"
+    } else if e.is_body() || e.is_decode() {
+        "the connection broke during the reply"
+    } else {
+        "the request failed"
+    };
+    SyncError::Offline(kind.to_owned())
+}
+
+/// A client for one server and one device.
+#[derive(Clone)]
+pub struct SyncClient {
+    http: reqwest::Client,
+    base: String,
+    client_id: ClientId,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for SyncClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncClient")
+            .field("base", &self.base)
+            .field("client_id", &self.client_id)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// How long the client waits: to connect, and between bytes of a reply (not for the whole
+/// reply: a large pull on 2G takes long but keeps moving).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl SyncClient {
+    pub fn new(base: &str, client_id: ClientId, token: Option<String>) -> Result<SyncClient, SyncError> {
+        let base = base.trim().trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(SyncError::Store(crate::Error::Invalid(format!(
+                "the server address must start with http:// or https://, got {base:?}"
+            ))));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .user_agent(concat!("outpost/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SyncError::Offline(format!("no HTTP client: {e}")))?;
+        Ok(SyncClient {
+            http,
+            base,
+            client_id,
+            token,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> Result<reqwest::RequestBuilder, SyncError> {
+        let token = self.token.as_deref().ok_or(SyncError::NotSignedIn)?;
+        Ok(self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header(HEADER_CLIENT_ID, self.client_id.to_string())
+            .header(HEADER_PROTOCOL, PROTOCOL_VERSION.to_string()))
+    }
+
+    async fn decode<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T, SyncError> {
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(network)?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                SyncError::Garbage(format!("{e} (a {}-byte reply to a {status} response)", bytes.len()))
+            });
+        }
+        let Ok(body) = serde_json::from_slice::<ErrorBody>(&bytes) else {
+            return Err(if status.is_server_error() {
+                SyncError::Server {
+                    status: status.as_u16(),
+                    code: "server_error".into(),
+                    message: format!("HTTP {status} without a protocol error body"),
+                }
+            } else {
+                SyncError::Garbage(format!("HTTP {status} without a protocol error body"))
+            });
+        };
+        Err(match body.code.as_str() {
+            codes::UNAUTHORIZED => SyncError::SignedOut(body.message),
+            codes::RESET_REQUIRED | codes::CURSOR_FROM_THE_FUTURE => SyncError::ResetRequired(body.message),
+            codes::CLIENT_TOO_OLD => SyncError::ClientTooOld(body.message),
+            _ => SyncError::Server {
+                status: status.as_u16(),
+                code: body.code,
+                message: body.message,
+            },
+        })
+    }
+
+    async fn session(&self, path: &str, email: &str, password: &str, device_name: Option<String>) -> Result<Session, SyncError> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&Credentials {
+                email: email.to_owned(),
+                password: password.to_owned(),
+                client_id: self.client_id,
+                device_name,
+            })
+            .send()
+            .await
+            .map_err(network)?;
+        Self::decode(resp).await
+    }
+
+    pub async fn register(&self, email: &str, password: &str, device_name: Option<String>) -> Result<Session, SyncError> {
+        self.session("/v1/accounts", email, password, device_name).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str, device_name: Option<String>) -> Result<Session, SyncError> {
+        self.session("/v1/sessions", email, password, device_name).await
+    }
+
+    pub async fn logout(&self) -> Result<(), SyncError> {
+        let resp = self
+            .request(reqwest::Method::DELETE, "/v1/sessions/current")?
+            .send()
+            .await
+            .map_err(network)?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        Self::decode::<serde_json::Value>(resp).await.map(|_| ())
+    }
+
+    pub async fn push(&self, mutations: Vec<Mutation>) -> Result<PushResponse, SyncError> {
+        let resp = self
+            .request(reqwest::Method::POST, "/v1/sync/push")?
+            .json(&PushRequest { mutations })
+            .send()
+            .await
+            .map_err(network)?;
+        Self::decode(resp).await
+    }
+
+    pub async fn pull(&self, cursor: Cursor, limit: u32) -> Result<PullResponse, SyncError> {
+        let resp = self
+            .request(reqwest::Method::GET, &format!("/v1/sync/pull?cursor={}&limit={limit}", cursor.0))?
+            .send()
+            .await
+            .map_err(network)?;
+        Self::decode(resp).await
+    }
+
+    /// Opens the server's poke stream; yields each announced cursor until the stream ends.
+    pub async fn events(&self) -> Result<impl futures_util::Stream<Item = Result<Cursor, SyncError>>, SyncError> {
+        use futures_util::StreamExt;
+        let resp = self
+            .request(reqwest::Method::GET, "/v1/sync/events")?
+            // An event stream is long-lived: only the idle gap between events is bounded, and
+            // the server sends a keep-alive every 15 s.
+            .timeout(Duration::from_secs(24 * 3600))
+            .send()
+            .await
+            .map_err(network)?;
+        if !resp.status().is_success() {
+            return Err(Self::decode::<serde_json::Value>(resp).await.err().unwrap_or_else(|| {
+                SyncError::Garbage("an event stream that is not one".into())
+            }));
+        }
+        let mut buffer = String::new();
+        let stream = resp.bytes_stream().flat_map(move |chunk| {
+            let mut out = Vec::new();
+            match chunk {
+                Err(e) => out.push(Err(network(e))),
+                Ok(bytes) => {
+                    buffer.push_str(&String::from_utf8_lossy(&bytes));
+                    while let Some(end) = buffer.find("\n\n") {
+                        let event: String = buffer.drain(..end + 2).collect();
+                        for line in event.lines() {
+                            if let Some(data) = line.strip_prefix("data:")
+                                && let Ok(poke) = serde_json::from_str::<Poke>(data.trim())
+                            {
+                                out.push(Ok(poke.cursor));
+                            }
+                        }
+                    }
+                }
+            }
+            futures_util::stream::iter(out)
+        });
+        Ok(stream)
+    }
+}

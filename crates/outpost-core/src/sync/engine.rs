@@ -1,0 +1,493 @@
+//! The sync engine: one per data directory. A cycle pushes the outbox in bounded batches, then
+//! pulls pages until the server has no more, each page with its cursor in one transaction.
+//! The background loop runs one cycle at a time; triggers (start-up, a local change (debounced),
+//! a server poke, the timer, "sync now", connectivity regained) that arrive during a cycle queue
+//! exactly one more. Network errors back off exponentially with jitter; status is always
+//! published.
+
+use super::account::{self, SignedIn};
+use super::apply::Applied;
+use super::client::{SyncClient, SyncError};
+use crate::model::OutboxEntry;
+use crate::store::Store;
+use outpost_protocol::api::{Cursor, Mutation, MutationNumber, Version};
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{Notify, watch};
+
+/// Bounds of one cycle's requests.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub push_batch_count: usize,
+    pub push_batch_bytes: usize,
+    pub pull_limit: u32,
+    /// How long a burst of local edits may go on before they are pushed.
+    pub debounce: Duration,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            push_batch_count: 200,
+            push_batch_bytes: 1024 * 1024,
+            pull_limit: 1000,
+            debounce: Duration::from_millis(300),
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineState {
+    SignedOut,
+    Paused,
+    Syncing,
+    UpToDate,
+    Offline,
+    Error,
+}
+
+/// Progress of a long pull: records applied of those announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+}
+
+/// What the status bar shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncStatus {
+    pub state: EngineState,
+    pub pending: i64,
+    pub failed: i64,
+    pub conflicts: i64,
+    pub last_success_ms: Option<i64>,
+    pub last_error: Option<String>,
+    /// How far this device's clock is from the server's (server minus device), when notable.
+    pub clock_skew_ms: Option<i64>,
+    pub progress: Option<Progress>,
+    /// When the next automatic retry is due (after a failure).
+    pub next_retry_ms: Option<i64>,
+    /// Notes that came back from the Trash because an edit won over a delete (last cycle).
+    pub restored: Vec<outpost_protocol::NoteId>,
+}
+
+impl SyncStatus {
+    fn new(state: EngineState) -> Self {
+        Self {
+            state,
+            pending: 0,
+            failed: 0,
+            conflicts: 0,
+            last_success_ms: None,
+            last_error: None,
+            clock_skew_ms: None,
+            progress: None,
+            next_retry_ms: None,
+            restored: Vec::new(),
+        }
+    }
+}
+
+/// What one cycle did.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct CycleReport {
+    pub pushed: usize,
+    pub pulled: usize,
+    pub applied: Applied,
+    pub reset: bool,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn to_mutation(e: &OutboxEntry) -> Mutation {
+    Mutation {
+        id: e.mutation_id,
+        number: MutationNumber(e.mutation_number),
+        name: e.name.clone(),
+        schema_version: e.schema_version,
+        entity: e.entity,
+        entity_id: e.entity_id.clone(),
+        fields: e.fields.clone(),
+        base_version: e.base_version.map(Version),
+    }
+}
+
+fn merge_applied(into: &mut Applied, more: Applied) {
+    into.changed.extend(more.changed);
+    into.merged.extend(more.merged);
+    into.conflicts.extend(more.conflicts);
+    into.restored.extend(more.restored);
+    into.rejected += more.rejected;
+    if let Some(s) = more.skew_ms {
+        into.skew_ms = Some(into.skew_ms.unwrap_or(0).max(s));
+    }
+}
+
+/// Learns the server's clock from a reply, so stamps follow server time on a device whose
+/// clock is off.
+fn observe_server_time(store: &Store, server_time_ms: u64, sent_at_ms: i64) {
+    let received = now_ms();
+    let midpoint = sent_at_ms + (received - sent_at_ms) / 2;
+    let offset = i64::try_from(server_time_ms).unwrap_or(i64::MAX) - midpoint;
+    // Below a couple of seconds it is round-trip noise, not a wrong clock.
+    store.set_clock_offset(if offset.abs() > 2_000 { offset } else { 0 });
+}
+
+async fn push_all(store: &Store, client: &SyncClient, cfg: &EngineConfig, report: &mut CycleReport) -> Result<(), SyncError> {
+    // Everything about to leave the device must survive a power cut first (see db::Synchronous).
+    store.durable_barrier()?;
+    loop {
+        let batch = store.take_batch(cfg.push_batch_count, cfg.push_batch_bytes)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sent_at = now_ms();
+        let reply = client.push(batch.iter().map(to_mutation).collect()).await?;
+        observe_server_time(store, reply.server_time_ms, sent_at);
+        if reply.results.len() != batch.len() {
+            return Err(SyncError::Garbage(format!(
+                "{} results for {} mutations",
+                reply.results.len(),
+                batch.len()
+            )));
+        }
+        let applied = store.apply_push_results(&batch, &reply.results)?;
+        report.pushed += batch.len();
+        merge_applied(&mut report.applied, applied);
+        tracing::debug!(mutations = batch.len(), "pushed a batch");
+    }
+}
+
+async fn pull_all(
+    store: &Store,
+    client: &SyncClient,
+    cfg: &EngineConfig,
+    report: &mut CycleReport,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<(), SyncError> {
+    if store.reset_in_progress()? && !report.reset {
+        // A re-download was cut short (crash, network): start it over.
+        report.reset = true;
+        store.begin_reset()?;
+    }
+    let mut cursor = store.cursor()?;
+    let mut done = 0u64;
+    let mut total = None;
+    loop {
+        let sent_at = now_ms();
+        let page = match client.pull(cursor, cfg.pull_limit).await {
+            Err(SyncError::ResetRequired(why)) if !report.reset => {
+                tracing::warn!(%why, "server asks for a re-download; keeping the outbox");
+                report.reset = true;
+                store.begin_reset()?;
+                cursor = Cursor(0);
+                continue;
+            }
+            other => other?,
+        };
+        observe_server_time(store, page.server_time_ms, sent_at);
+        let n = page.records.len() as u64;
+        let total_now = *total.get_or_insert(n + page.remaining);
+        done += n;
+        if total_now > 0 {
+            progress(Progress { done, total: total_now.max(done) });
+        }
+        let applied = store.apply_pull_page(&page.records, page.next_cursor)?;
+        report.pulled += page.records.len();
+        merge_applied(&mut report.applied, applied);
+        cursor = page.next_cursor;
+        if !page.has_more {
+            if report.reset {
+                store.finish_reset()?;
+            }
+            return Ok(());
+        }
+    }
+}
+
+/// One whole cycle: push, pull, and push again what the pull merged (bounded).
+pub async fn run_cycle(
+    store: &Store,
+    client: &SyncClient,
+    cfg: &EngineConfig,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<CycleReport, SyncError> {
+    let span = tracing::info_span!("sync_cycle", client = %store.client_id());
+    let _enter = span.enter();
+    let mut report = CycleReport::default();
+    for _ in 0..3 {
+        push_all(store, client, cfg, &mut report).await?;
+        pull_all(store, client, cfg, &mut report, progress).await?;
+        if store.sendable_count()? == 0 {
+            break;
+        }
+    }
+    store.record_sync_success(now_ms())?;
+    tracing::info!(pushed = report.pushed, pulled = report.pulled, conflicts = report.applied.conflicts.len(), "sync cycle done");
+    Ok(report)
+}
+
+struct Inner {
+    store: Arc<Store>,
+    vault: super::vault::TokenVault,
+    cfg: EngineConfig,
+    wake: Notify,
+    paused: AtomicBool,
+    status: watch::Sender<SyncStatus>,
+    stop: watch::Sender<bool>,
+}
+
+impl Inner {
+    fn publish(&self, f: impl FnOnce(&mut SyncStatus)) {
+        let counts = self.store.local_status().ok();
+        let last_success = self.store.last_sync_success().ok().flatten();
+        let skew = self.store.clock_offset_ms();
+        self.status.send_modify(|s| {
+            f(s);
+            if let Some(c) = &counts {
+                s.pending = c.pending;
+                s.failed = c.failed;
+                s.conflicts = c.conflicts;
+            }
+            s.last_success_ms = last_success;
+            s.clock_skew_ms = (skew != 0).then_some(skew);
+        });
+    }
+
+    fn signed_in(&self) -> Option<SignedIn> {
+        account::signed_in(&self.store, &self.vault).ok().flatten()
+    }
+}
+
+/// The running engine. Dropping it stops the background tasks.
+pub struct SyncEngine {
+    inner: Arc<Inner>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl SyncEngine {
+    /// Starts the engine on the current tokio runtime and triggers a first sync.
+    pub fn start(store: Arc<Store>, vault: super::vault::TokenVault, cfg: EngineConfig) -> SyncEngine {
+        let paused = store
+            .get_pref("sync.work_offline")
+            .map(|p| p.value.as_bool().unwrap_or(false))
+            .unwrap_or(false);
+        let inner = Arc::new(Inner {
+            store,
+            vault,
+            cfg,
+            wake: Notify::new(),
+            paused: AtomicBool::new(paused),
+            status: watch::channel(SyncStatus::new(EngineState::SignedOut)).0,
+            stop: watch::channel(false).0,
+        });
+        inner.wake.notify_one();
+        let tasks = vec![
+            tokio::spawn(run_loop(inner.clone())),
+            tokio::spawn(watch_local_changes(inner.clone())),
+            tokio::spawn(listen_for_pokes(inner.clone())),
+        ];
+        SyncEngine { inner, tasks }
+    }
+
+    /// "Sync now": at once, also while backing off after a failure.
+    pub fn sync_now(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// "Work offline": pauses syncing (remembered across restarts); resuming syncs at once.
+    pub fn set_paused(&self, paused: bool) -> crate::Result<()> {
+        self.inner.store.set_pref("sync.work_offline", serde_json::Value::Bool(paused))?;
+        self.inner.paused.store(paused, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
+    pub fn status(&self) -> watch::Receiver<SyncStatus> {
+        self.inner.status.subscribe()
+    }
+
+    /// Stops after the cycle in progress, if any; what is pending stays in the outbox.
+    pub async fn shutdown(mut self) {
+        let _ = self.inner.stop.send(true);
+        self.inner.wake.notify_one();
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SyncEngine {
+    fn drop(&mut self) {
+        let _ = self.inner.stop.send(true);
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn jitter(d: Duration) -> Duration {
+    // Up to ±25 %: devices that lost the network together do not come back in lockstep.
+    let r = (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
+    d.mul_f64(0.75 + r * 0.5)
+}
+
+async fn run_loop(inner: Arc<Inner>) {
+    let mut stop = inner.stop.subscribe();
+    let mut backoff = inner.cfg.min_backoff;
+    let mut retry_in: Option<Duration> = None;
+    loop {
+        let interval = Duration::from_secs(
+            inner
+                .store
+                .get_pref("sync.interval_secs")
+                .ok()
+                .and_then(|p| p.value.as_u64())
+                .unwrap_or(300),
+        );
+        let wait = retry_in.unwrap_or(interval);
+        tokio::select! {
+            () = inner.wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+        if inner.paused.load(Ordering::SeqCst) {
+            retry_in = None;
+            inner.publish(|s| {
+                s.state = EngineState::Paused;
+                s.next_retry_ms = None;
+            });
+            continue;
+        }
+        let Some(session) = inner.signed_in() else {
+            retry_in = None;
+            inner.publish(|s| s.state = EngineState::SignedOut);
+            continue;
+        };
+        inner.publish(|s| {
+            s.state = EngineState::Syncing;
+            s.progress = None;
+        });
+        let progress = {
+            let inner = inner.clone();
+            move |p: Progress| inner.status.send_modify(|s| s.progress = Some(p))
+        };
+        match run_cycle(&inner.store, &session.client, &inner.cfg, &progress).await {
+            Ok(report) => {
+                backoff = inner.cfg.min_backoff;
+                retry_in = None;
+                inner.publish(|s| {
+                    s.state = EngineState::UpToDate;
+                    s.last_error = None;
+                    s.progress = None;
+                    s.next_retry_ms = None;
+                    s.restored = report.applied.restored.clone();
+                });
+            }
+            Err(e) => {
+                let delay = jitter(backoff);
+                backoff = (backoff * 2).min(inner.cfg.max_backoff);
+                let state = match &e {
+                    SyncError::Offline(_) => EngineState::Offline,
+                    SyncError::SignedOut(_) | SyncError::NotSignedIn => EngineState::SignedOut,
+                    _ => EngineState::Error,
+                };
+                retry_in = (state != EngineState::SignedOut).then_some(delay);
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "sync cycle failed");
+                let message = e.to_string();
+                let _ = inner.store.record_sync_error(&message);
+                inner.publish(|s| {
+                    s.state = state;
+                    s.last_error = Some(message);
+                    s.progress = None;
+                    s.next_retry_ms = retry_in.map(|d| now_ms() + d.as_millis() as i64);
+                });
+            }
+        }
+    }
+}
+
+/// A local change queues a sync once the burst of edits pauses for `debounce`.
+async fn watch_local_changes(inner: Arc<Inner>) {
+    let mut changes = inner.store.subscribe();
+    let mut stop = inner.stop.subscribe();
+    loop {
+        let change = tokio::select! {
+            c = changes.recv() => c,
+            _ = stop.changed() => return,
+        };
+        match change {
+            Ok(c) if !c.outbox => continue,
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+        // Let the burst finish: every further change restarts the wait.
+        loop {
+            tokio::select! {
+                c = changes.recv() => if matches!(c, Err(tokio::sync::broadcast::error::RecvError::Closed)) { return },
+                () = tokio::time::sleep(inner.cfg.debounce) => break,
+                _ = stop.changed() => return,
+            }
+        }
+        inner.wake.notify_one();
+    }
+}
+
+/// Keeps the server's event stream open while signed in; a poke past our cursor, or the stream
+/// coming back after the network was gone, triggers a sync.
+async fn listen_for_pokes(inner: Arc<Inner>) {
+    use futures_util::StreamExt;
+    let mut stop = inner.stop.subscribe();
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let session = if inner.paused.load(Ordering::SeqCst) { None } else { inner.signed_in() };
+        if let Some(session) = session {
+            match session.client.events().await {
+                Ok(stream) => {
+                    backoff = Duration::from_secs(1);
+                    let mut stream = std::pin::pin!(stream);
+                    loop {
+                        let next = tokio::select! {
+                            n = stream.next() => n,
+                            _ = stop.changed() => return,
+                        };
+                        match next {
+                            Some(Ok(cursor)) => {
+                                let behind = inner.store.cursor().map(|c| cursor > c).unwrap_or(true);
+                                let offline = inner.status.borrow().state == EngineState::Offline;
+                                if behind || offline {
+                                    inner.wake.notify_one();
+                                }
+                            }
+                            Some(Err(_)) | None => break,
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "event stream unavailable"),
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(jitter(backoff)) => {}
+            _ = stop.changed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(60));
+    }
+}

@@ -1,0 +1,16 @@
+//! Sync: the HTTP client of protocol `/v1`, the store's side of a cycle (applying replies and
+//! pull pages, merging), sign-in, and the background engine.
+
+pub mod account;
+mod apply;
+pub mod client;
+pub mod engine;
+pub mod merge;
+mod resolve;
+mod state;
+pub mod vault;
+
+pub use apply::Applied;
+pub use resolve::{Conflict, Resolution};
+pub use client::{SyncClient, SyncError};
+pub use engine::{CycleReport, EngineConfig, EngineState, Progress, SyncEngine, SyncStatus, run_cycle};

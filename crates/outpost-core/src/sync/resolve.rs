@@ -1,0 +1,220 @@
+//! What the user does about sync problems: conflicts (keep mine, keep theirs, or edited text)
+//! and dead letters (retry, or discard and go back to the server's version).
+
+use crate::error::{Error, Result};
+use crate::store::{SqlContext, Store};
+use outpost_protocol::mutation::names;
+use outpost_protocol::{Entity, FieldChange, Fields, MutationId, NoteId};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value;
+
+/// An open conflict: both sides of a body edit, and their common ancestor.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Conflict {
+    pub note_id: NoteId,
+    pub title: String,
+    pub base: String,
+    pub mine: String,
+    pub theirs: String,
+    pub theirs_version: i64,
+    pub created_ms: i64,
+}
+
+/// How to resolve a conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    Mine,
+    Theirs,
+    Text(String),
+}
+
+impl Store {
+    pub fn conflicts(&self) -> Result<Vec<Conflict>> {
+        self.read(|conn, path| {
+            conn.prepare_cached(
+                "SELECT c.note_id, coalesce(n.title, ''), c.base_body, c.mine_body, c.theirs_body,
+                        c.theirs_version, c.created_ms
+                 FROM conflicts c LEFT JOIN notes n ON n.id = c.note_id ORDER BY c.created_ms",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    let id: String = r.get(0)?;
+                    Ok((id, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .at(path)?
+            .into_iter()
+            .map(|(id, title, base, mine, theirs, theirs_version, created_ms)| {
+                Ok(Conflict {
+                    note_id: id.parse().map_err(|e: outpost_protocol::IdError| Error::Data(e.to_string()))?,
+                    title,
+                    base,
+                    mine,
+                    theirs,
+                    theirs_version,
+                    created_ms,
+                })
+            })
+            .collect()
+        })
+    }
+
+    /// Closes a conflict with the chosen text; unless it is the server's own text, it is queued
+    /// as an edit on the server's version, so it wins there.
+    pub fn resolve_conflict(&self, id: NoteId, resolution: Resolution) -> Result<crate::Note> {
+        crate::notes::check_body_len(match &resolution {
+            Resolution::Text(t) => t.len(),
+            _ => 0,
+        })?;
+        self.write(|tx| {
+            let key = id.to_string();
+            let row: Option<(String, String, i64)> = tx
+                .tx
+                .prepare_cached("SELECT mine_body, theirs_body, theirs_version FROM conflicts WHERE note_id = ?1")
+                .and_then(|mut s| s.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional())
+                .at(tx.path)?;
+            let (mine, theirs, version) = row.ok_or_else(|| Error::not_found("conflict", id))?;
+            let text = match resolution {
+                Resolution::Mine => mine,
+                Resolution::Theirs => theirs.clone(),
+                Resolution::Text(t) => t,
+            };
+            let stamp = tx.stamp();
+            let now = i64::try_from(stamp.physical_ms).unwrap_or(i64::MAX);
+            tx.tx
+                .prepare_cached(
+                    "UPDATE notes SET body = ?2, preview = ?3, body_stamp = ?4, updated_ms = ?5 WHERE id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![key, text, crate::notes::preview(&text), stamp.to_string(), now])
+                })
+                .at(tx.path)?;
+            tx.tx
+                .prepare_cached("DELETE FROM conflicts WHERE note_id = ?1")
+                .and_then(|mut s| s.execute([&key]))
+                .at(tx.path)?;
+            if text != theirs {
+                let fields = Fields::from([("body".to_owned(), FieldChange { value: Value::String(text), stamp })]);
+                tx.requeue(Entity::Note, &key, names::NOTE_PUT, fields, Some(version), now)?;
+            }
+            tx.change.notes.push(id);
+            Ok(())
+        })?;
+        self.get_note(id)
+    }
+
+    /// Dead letters: changes the server refused, with its reason.
+    pub fn dead_letters(&self) -> Result<Vec<crate::OutboxEntry>> {
+        Ok(self
+            .outbox(u32::MAX)?
+            .into_iter()
+            .filter(|e| e.state == "failed")
+            .collect())
+    }
+
+    /// Sends a dead letter's change again, as a new mutation (the old id was answered).
+    pub fn retry_dead_letter(&self, mutation_id: MutationId) -> Result<()> {
+        let entry = self.dead_letter(mutation_id)?;
+        self.write(|tx| {
+            tx.tx
+                .prepare_cached("DELETE FROM outbox WHERE mutation_id = ?1")
+                .and_then(|mut s| s.execute([mutation_id.to_string()]))
+                .at(tx.path)?;
+            let now = i64::try_from(tx.stamp().physical_ms).unwrap_or(i64::MAX);
+            tx.requeue(entry.entity, &entry.entity_id, &entry.name, entry.fields.clone(), entry.base_version, now)?;
+            if let Ok(id) = entry.entity_id.parse() {
+                tx.change.notes.push(id);
+            }
+            Ok(())
+        })
+    }
+
+    /// Drops a dead letter; the note's fields it carried go back to the server's version.
+    pub fn discard_dead_letter(&self, mutation_id: MutationId) -> Result<()> {
+        let entry = self.dead_letter(mutation_id)?;
+        self.write(|tx| {
+            tx.tx
+                .prepare_cached("DELETE FROM outbox WHERE mutation_id = ?1")
+                .and_then(|mut s| s.execute([mutation_id.to_string()]))
+                .at(tx.path)?;
+            if entry.entity == Entity::Note {
+                tx.revert_to_base(&entry.entity_id, &entry.fields)?;
+                if let Ok(id) = entry.entity_id.parse() {
+                    tx.change.notes.push(id);
+                }
+            }
+            tx.change.outbox = true;
+            Ok(())
+        })
+    }
+
+    fn dead_letter(&self, mutation_id: MutationId) -> Result<crate::OutboxEntry> {
+        self.dead_letters()?
+            .into_iter()
+            .find(|e| e.mutation_id == mutation_id)
+            .ok_or_else(|| Error::not_found("dead letter", mutation_id))
+    }
+
+    /// Finds a dead letter by its mutation id, or the unique one of a note id (prefix/suffix).
+    pub fn resolve_dead_letter(&self, part: &str) -> Result<MutationId> {
+        let part = part.trim().to_ascii_lowercase();
+        let matches: Vec<MutationId> = self
+            .dead_letters()?
+            .into_iter()
+            .filter(|e| {
+                let m = e.mutation_id.to_string();
+                m == part || e.entity_id == part || e.entity_id.ends_with(&part) || m.ends_with(&part)
+            })
+            .map(|e| e.mutation_id)
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(Error::not_found("dead letter", part)),
+            _ => Err(Error::Invalid(format!("{part:?} matches several dead letters; give the mutation id"))),
+        }
+    }
+}
+
+impl crate::store::Tx<'_> {
+    fn revert_to_base(&mut self, id: &str, fields: &Fields) -> Result<()> {
+        let base: Option<(Option<String>, String, String, String, bool, bool, bool)> = self
+            .tx
+            .prepare_cached(
+                "SELECT notebook_id, title, body, tags, pinned, archived, deleted FROM note_base WHERE note_id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
+                    .optional()
+            })
+            .at(self.path)?;
+        let Some((notebook, title, body, tags, pinned, archived, deleted)) = base else {
+            // Never on the server: nothing to go back to; the local note stays as typed.
+            return Ok(());
+        };
+        for name in fields.keys() {
+            let (sql, value): (&str, rusqlite::types::Value) = match name.as_str() {
+                "notebook_id" => ("UPDATE notes SET notebook_id = ?2 WHERE id = ?1", notebook.clone().into()),
+                "title" => ("UPDATE notes SET title = ?2 WHERE id = ?1", title.clone().into()),
+                "body" => ("UPDATE notes SET body = ?2 WHERE id = ?1", body.clone().into()),
+                "tags" => ("UPDATE notes SET tags = ?2 WHERE id = ?1", tags.clone().into()),
+                "pinned" => ("UPDATE notes SET pinned = ?2 WHERE id = ?1", i64::from(pinned).into()),
+                "archived" => ("UPDATE notes SET archived = ?2 WHERE id = ?1", i64::from(archived).into()),
+                "deleted" => ("UPDATE notes SET deleted = ?2 WHERE id = ?1", i64::from(deleted).into()),
+                _ => continue,
+            };
+            self.tx
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute(params![id, value]))
+                .at(self.path)?;
+        }
+        if fields.contains_key("body") {
+            self.tx
+                .prepare_cached("UPDATE notes SET preview = ?2 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![id, crate::notes::preview(&body)]))
+                .at(self.path)?;
+        }
+        Ok(())
+    }
+}

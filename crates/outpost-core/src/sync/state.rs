@@ -1,0 +1,91 @@
+//! Sync bookkeeping kept in the store: last success and error, the clock correction, and the
+//! re-download ("reset required") that keeps the outbox.
+
+use crate::error::Result;
+use crate::meta;
+use crate::store::{SqlContext, Store};
+
+const LAST_SUCCESS: &str = "last_success_ms";
+const LAST_ERROR: &str = "last_error";
+const RESET: &str = "reset_in_progress";
+
+impl Store {
+    pub fn record_sync_success(&self, now_ms: i64) -> Result<()> {
+        self.write(|tx| {
+            meta::set(&tx.tx, tx.path, LAST_SUCCESS, &now_ms.to_string())?;
+            tx.tx
+                .execute("DELETE FROM sync_meta WHERE key = ?1", [LAST_ERROR])
+                .at(tx.path)?;
+            Ok(())
+        })
+    }
+
+    pub fn record_sync_error(&self, message: &str) -> Result<()> {
+        self.write(|tx| meta::set(&tx.tx, tx.path, LAST_ERROR, message))
+    }
+
+    pub fn last_sync_success(&self) -> Result<Option<i64>> {
+        Ok(self
+            .read(|c, p| meta::get(c, p, LAST_SUCCESS))?
+            .and_then(|v| v.parse().ok()))
+    }
+
+    pub fn last_sync_error(&self) -> Result<Option<String>> {
+        self.read(|c, p| meta::get(c, p, LAST_ERROR))
+    }
+
+    /// Entries the next push would send (not dead letters, not held behind one).
+    pub fn sendable_count(&self) -> Result<i64> {
+        self.read(|conn, path| {
+            conn.query_row(
+                "SELECT count(*) FROM outbox o WHERE state = 'queued'
+                   AND NOT EXISTS (SELECT 1 FROM outbox f WHERE f.entity_id = o.entity_id
+                                   AND f.state = 'failed' AND f.seq < o.seq)",
+                [],
+                |r| r.get(0),
+            )
+            .at(path)
+        })
+    }
+
+    /// Starts a full re-download: the cursor goes back to 0 and every base copy is marked
+    /// unconfirmed (version -1, content kept for merges). Survives a crash: the flag makes the
+    /// next cycle start over.
+    pub fn begin_reset(&self) -> Result<()> {
+        self.write(|tx| {
+            tx.tx
+                .execute_batch("UPDATE note_base SET version = -1")
+                .at(tx.path)?;
+            meta::set(&tx.tx, tx.path, super::apply::CURSOR, "0")?;
+            meta::set(&tx.tx, tx.path, RESET, "1")
+        })
+    }
+
+    pub fn reset_in_progress(&self) -> Result<bool> {
+        Ok(self.read(|c, p| meta::get(c, p, RESET))?.as_deref() == Some("1"))
+    }
+
+    /// Ends a re-download: notes the server no longer has (their base was not confirmed) and
+    /// that have nothing waiting to be sent are removed; everything in the outbox stays.
+    pub fn finish_reset(&self) -> Result<usize> {
+        self.write(|tx| {
+            let removed = tx
+                .tx
+                .execute(
+                    "DELETE FROM notes WHERE id IN (SELECT note_id FROM note_base WHERE version = -1)
+                       AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.entity_id = notes.id)",
+                    [],
+                )
+                .at(tx.path)?;
+            tx.tx
+                .execute_batch(
+                    "DELETE FROM note_base WHERE version = -1
+                       AND note_id NOT IN (SELECT id FROM notes);
+                     DELETE FROM sync_meta WHERE key = 'reset_in_progress';",
+                )
+                .at(tx.path)?;
+            tx.change.outbox = true;
+            Ok(removed)
+        })
+    }
+}

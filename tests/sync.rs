@@ -1,0 +1,317 @@
+//! Sync end to end: devices with their own data directories, a real server on 127.0.0.1 with an
+//! ephemeral port, the real HTTP client and engine. Each scenario ends with every device
+//! holding the same notes, each exactly once.
+
+use outpost_core::sync::vault::TokenVault;
+use outpost_core::sync::{EngineConfig, EngineState, SyncEngine, account, run_cycle};
+use outpost_core::{ListQuery, NoteDraft, NoteId, NotePatch, NoteView, Store, SyncState};
+use outpost_server::storage::sqlite::SqliteStorage;
+use outpost_server::{AppState, serve};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Server {
+    url: String,
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn server() -> Server {
+    let dir = tempfile::tempdir().expect("dir");
+    let storage = SqliteStorage::open(dir.path()).expect("storage");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(listener, AppState::new(Arc::new(storage)), async move {
+        let _ = stopped.await;
+    }));
+    Server {
+        url,
+        _dir: dir,
+        _stop: stop,
+    }
+}
+
+struct Device {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    vault: TokenVault,
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+impl Device {
+    async fn new(server: &Server, email: &str, register: bool) -> Device {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Arc::new(Store::open(dir.path()).expect("store"));
+        let vault = TokenVault::file_only(dir.path());
+        if register {
+            account::register(&store, &vault, &server.url, email, PASSWORD)
+                .await
+                .expect("register");
+        } else {
+            account::login(&store, &vault, &server.url, email, PASSWORD)
+                .await
+                .expect("login");
+        }
+        Device {
+            _dir: dir,
+            store,
+            vault,
+        }
+    }
+
+    async fn sync(&self) -> outpost_core::sync::CycleReport {
+        let session = account::signed_in(&self.store, &self.vault)
+            .expect("session")
+            .expect("signed in");
+        run_cycle(&self.store, &session.client, &EngineConfig::default(), &|_| {})
+            .await
+            .expect("sync cycle")
+    }
+
+    fn note(&self, title: &str, body: &str) -> NoteId {
+        self.store
+            .create_note(NoteDraft {
+                title: title.into(),
+                body: body.into(),
+                ..Default::default()
+            })
+            .expect("create")
+            .id
+    }
+
+    fn edit(&self, id: NoteId, patch: NotePatch) {
+        self.store.update_note(id, patch).expect("edit");
+    }
+
+    /// Every note (any view) as id -> (title, body, deleted).
+    fn snapshot(&self) -> BTreeMap<NoteId, (String, String, bool, bool)> {
+        let mut all = BTreeMap::new();
+        for view in [NoteView::Active, NoteView::Archived, NoteView::Trash] {
+            let mut query = ListQuery {
+                view,
+                limit: 1000,
+                ..Default::default()
+            };
+            loop {
+                let page = self.store.list_notes(&query).expect("list");
+                for n in page.items {
+                    let full = self.store.get_note(n.id).expect("note");
+                    let prev = all.insert(n.id, (full.title, full.body, full.deleted, full.pinned));
+                    assert!(prev.is_none(), "note {} listed twice", n.id);
+                }
+                match page.next {
+                    Some(next) => query.after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        all
+    }
+}
+
+fn body(text: &str) -> NotePatch {
+    NotePatch {
+        body: Some(text.into()),
+        ..Default::default()
+    }
+}
+
+/// Syncs every device until all are quiet; returns when replicas agree.
+async fn converge(devices: &[&Device]) {
+    for _ in 0..3 {
+        for d in devices {
+            d.sync().await;
+        }
+    }
+    let first = devices[0].snapshot();
+    for d in &devices[1..] {
+        assert_eq!(d.snapshot(), first, "replicas differ");
+    }
+    for d in devices {
+        let status = d.store.local_status().expect("status");
+        assert_eq!(status.pending, 0, "nothing left to send");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_creates_edits_and_deletes_on_two_devices_converge_exactly_once() {
+    let server = server().await;
+    let a = Device::new(&server, "ann@example.org", true).await;
+    let b = Device::new(&server, "ann@example.org", false).await;
+    // Both offline: each creates, edits and trashes on its own.
+    let a1 = a.note("A one", "alpha");
+    let a2 = a.note("A two", "beta");
+    a.edit(a1, body("alpha, edited offline"));
+    a.store.trash_note(a2).expect("trash");
+    let b1 = b.note("B one", "gamma");
+    let b2 = b.note("B two", "delta");
+    b.store.trash_note(b2).expect("trash");
+    b.store.restore_note(b2).expect("restore");
+
+    converge(&[&a, &b]).await;
+    let notes = a.snapshot();
+    assert_eq!(notes.len(), 4, "each note exactly once: {notes:?}");
+    assert_eq!(notes[&a1].1, "alpha, edited offline");
+    assert!(notes[&a2].2, "A two is in the Trash everywhere");
+    assert!(!notes[&b2].2);
+    assert_eq!(notes[&b1].0, "B one");
+    assert_eq!(a.store.get_note(a1).expect("a1").sync_state, SyncState::Synced);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn different_fields_both_survive_and_different_paragraphs_merge() {
+    let server = server().await;
+    let a = Device::new(&server, "ann@example.org", true).await;
+    let b = Device::new(&server, "ann@example.org", false).await;
+    let id = a.note("Pump 4", "Inlet: 2.1 bar\n\nNotes:\n- seal worn\n");
+    converge(&[&a, &b]).await;
+
+    a.edit(
+        id,
+        NotePatch {
+            title: Some("Pump 4 (north)".into()),
+            body: Some("Inlet: 2.4 bar\n\nNotes:\n- seal worn\n".into()),
+            ..Default::default()
+        },
+    );
+    b.edit(
+        id,
+        NotePatch {
+            pinned: Some(true),
+            body: Some("Inlet: 2.1 bar\n\nNotes:\n- seal worn\n- impeller replaced\n".into()),
+            ..Default::default()
+        },
+    );
+    a.sync().await;
+    let report = b.sync().await;
+    assert_eq!(report.applied.merged, vec![id], "B merged A's paragraph with its own");
+    converge(&[&a, &b]).await;
+    let note = a.store.get_note(id).expect("note");
+    assert_eq!(note.title, "Pump 4 (north)");
+    assert!(note.pinned, "both field edits survive");
+    assert_eq!(note.body, "Inlet: 2.4 bar\n\nNotes:\n- seal worn\n- impeller replaced\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_line_edited_twice_is_a_conflict_that_keeps_both() {
+    let server = server().await;
+    let a = Device::new(&server, "ann@example.org", true).await;
+    let b = Device::new(&server, "ann@example.org", false).await;
+    let id = a.note("Reading", "Meter: 100\n");
+    converge(&[&a, &b]).await;
+    a.edit(id, body("Meter: 140\n"));
+    b.edit(id, body("Meter: 150\n"));
+    a.sync().await;
+    let report = b.sync().await;
+    assert_eq!(report.applied.conflicts, vec![id]);
+    let note = b.store.get_note(id).expect("note");
+    assert_eq!(note.sync_state, SyncState::Conflict);
+    assert_eq!(note.body, "Meter: 150\n", "mine stays on screen");
+    let status = b.store.local_status().expect("status");
+    assert_eq!(status.conflicts, 1);
+    let open = b.store.conflicts().expect("conflicts");
+    assert_eq!((open[0].mine.as_str(), open[0].theirs.as_str(), open[0].base.as_str()),
+        ("Meter: 150\n", "Meter: 140\n", "Meter: 100\n"), "both sides and the ancestor kept");
+
+    // The user merges by hand on B; both devices end with that text.
+    b.store
+        .resolve_conflict(id, outpost_core::sync::Resolution::Text("Meter: 140 (A), 150 (B)\n".into()))
+        .expect("resolve");
+    converge(&[&a, &b]).await;
+    assert_eq!(a.store.get_note(id).expect("a").body, "Meter: 140 (A), 150 (B)\n");
+    assert_eq!(b.store.get_note(id).expect("b").sync_state, SyncState::Synced);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_wins_over_a_delete_on_another_device() {
+    let server = server().await;
+    let a = Device::new(&server, "ann@example.org", true).await;
+    let b = Device::new(&server, "ann@example.org", false).await;
+    let id = a.note("Checklist", "- valves\n");
+    converge(&[&a, &b]).await;
+    a.store.trash_note(id).expect("trash on A");
+    b.edit(id, body("- valves\n- gauges\n"));
+    a.sync().await;
+    b.sync().await;
+    converge(&[&a, &b]).await;
+    for d in [&a, &b] {
+        let note = d.store.get_note(id).expect("note");
+        assert!(!note.deleted, "the edit brought the note back from the Trash");
+        assert_eq!(note.body, "- valves\n- gauges\n");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_mutation_becomes_a_dead_letter_and_the_rest_syncs() {
+    let server = server().await;
+    let a = Device::new(&server, "ann@example.org", true).await;
+    let b = Device::new(&server, "ann@example.org", false).await;
+    let poisoned = a.note("Poisoned", "x");
+    let healthy = a.note("Healthy", "y");
+    // An older build queued a field the server refuses (a tag of 200 characters).
+    let db = a.store.db_path().to_path_buf();
+    let conn = rusqlite::Connection::open(&db).expect("raw");
+    let changed = conn
+        .execute(
+            "UPDATE outbox SET fields = json_set(fields, '$.tags.value', json_array(?1))
+             WHERE entity_id = ?2",
+            [&"t".repeat(200), &poisoned.to_string()],
+        )
+        .expect("poison");
+    assert_eq!(changed, 1);
+    drop(conn);
+    let report = a.sync().await;
+    assert_eq!(report.applied.rejected, 1);
+    let note = a.store.get_note(poisoned).expect("note");
+    assert_eq!(note.sync_state, SyncState::Failed);
+    let entry = &a.store.outbox_for(&poisoned.to_string()).expect("outbox")[0];
+    assert_eq!(entry.state, "failed");
+    assert!(
+        entry.last_error.as_deref().is_some_and(|e| e.contains("note.tags")),
+        "the server's reason is kept: {:?}",
+        entry.last_error
+    );
+    b.sync().await;
+    let on_b = b.snapshot();
+    assert!(on_b.contains_key(&healthy), "the rest of the queue synced");
+    assert!(!on_b.contains_key(&poisoned));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_on_one_online_device_reaches_the_other_through_the_poke() {
+    let server = server().await;
+    let a = Device::new(&server, "ann@example.org", true).await;
+    let b = Device::new(&server, "ann@example.org", false).await;
+    let fast = EngineConfig {
+        debounce: Duration::from_millis(20),
+        ..Default::default()
+    };
+    let engine_a = SyncEngine::start(a.store.clone(), TokenVault::file_only(a._dir.path()), fast.clone());
+    let engine_b = SyncEngine::start(b.store.clone(), TokenVault::file_only(b._dir.path()), fast);
+    let mut status_b = engine_b.status();
+    tokio::time::timeout(Duration::from_secs(10), status_b.wait_for(|s| s.state == EngineState::UpToDate))
+        .await
+        .expect("B up to date")
+        .expect("status");
+    // Give B's event stream a moment to connect.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = a.note("Live", "typed on A");
+    let mut changes = b.store.subscribe();
+    let arrived = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(change) = changes.recv().await
+                && change.notes.contains(&id)
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(arrived.is_ok(), "A's note reached B without anyone pressing sync");
+    assert_eq!(b.store.get_note(id).expect("on B").body, "typed on A");
+    engine_a.shutdown().await;
+    engine_b.shutdown().await;
+}
