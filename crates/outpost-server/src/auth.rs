@@ -4,8 +4,8 @@
 
 use crate::AppState;
 use crate::error::ApiError;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -96,7 +96,12 @@ pub fn check_password(password: &str) -> Result<(), ApiError> {
 }
 
 /// Counts an attempt under `key`; refuses once `max` is exceeded in the current window.
-pub async fn rate_limit(state: &AppState, key: &str, max: u32, now_ms: i64) -> Result<(), ApiError> {
+pub async fn rate_limit(
+    state: &AppState,
+    key: &str,
+    max: u32,
+    now_ms: i64,
+) -> Result<(), ApiError> {
     let window = now_ms - now_ms.rem_euclid(ATTEMPT_WINDOW_MS);
     let count = state.storage.count_attempt(key, window).await?;
     if count > max {
@@ -105,7 +110,8 @@ pub async fn rate_limit(state: &AppState, key: &str, max: u32, now_ms: i64) -> R
             StatusCode::TOO_MANY_REQUESTS,
             codes::RATE_LIMITED,
             format!("too many attempts; try again in {wait_s} seconds"),
-        ));
+        )
+        .retry_after(wait_s));
     }
     Ok(())
 }
@@ -146,7 +152,10 @@ impl FromRequestParts<AppState> for Auth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         check_protocol(parts)?;
         let token = header(parts, "authorization")
-            .and_then(|v| v.strip_prefix("Bearer "))
+            // The scheme name is case-insensitive (RFC 9110 section 11.1).
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("sign in first: no device token was sent"))?;
@@ -155,11 +164,9 @@ impl FromRequestParts<AppState> for Auth {
             .parse()
             .map_err(|e: outpost_protocol::IdError| ApiError::bad_request(e.to_string()))?;
         let hash = token_hash(token);
-        let owner = state
-            .storage
-            .token(&hash)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("the device token is not valid; sign in again"))?;
+        let owner = state.storage.token(&hash).await?.ok_or_else(|| {
+            ApiError::unauthorized("the device token is not valid; sign in again")
+        })?;
         if owner.client_id != client {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -181,7 +188,10 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(normalize_email(" Ann@Example.org ").expect("ok"), "ann@example.org");
+        assert_eq!(
+            normalize_email(" Ann@Example.org ").expect("ok"),
+            "ann@example.org"
+        );
         for bad in ["", "ann", "@x", "ann@", "a@b@c", "a b@c"] {
             assert!(normalize_email(bad).is_err(), "{bad:?}");
         }

@@ -51,6 +51,30 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response:
     error::ApiError::internal().into_response()
 }
 
+/// Gives every error reply the JSON `{code, message}` body (S4), also those made by layers
+/// below the handlers (an unsupported `Content-Encoding`, say), which come without one.
+async fn json_errors(response: axum::response::Response) -> axum::response::Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            codes::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported Content-Type or Content-Encoding: send JSON, plain or gzip/br compressed",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (codes::PAYLOAD_TOO_LARGE, "the request body is too large"),
+        StatusCode::NOT_FOUND => (codes::NOT_FOUND, "not found"),
+        s if s.is_server_error() => (codes::INTERNAL, "the server failed; nothing was stored, try again"),
+        _ => (codes::BAD_REQUEST, "the request was refused"),
+    };
+    error::ApiError::new(status, code, message).into_response()
+}
+
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
@@ -77,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         // memory.
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(RequestDecompressionLayer::new())
+        .layer(axum::middleware::map_response(json_errors))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(panic_response))

@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use outpost_server::storage::Storage;
+use outpost_server::storage::postgres::PgStorage;
 use outpost_server::storage::sqlite::SqliteStorage;
 use outpost_server::{AppState, serve};
 use std::net::SocketAddr;
@@ -14,7 +15,12 @@ use std::sync::Arc;
 #[command(name = "outpost-server", version, about = "The Outpost sync server")]
 struct Args {
     /// Directory of the embedded SQLite database (created if missing).
-    #[arg(long, value_name = "DIR", env = "OUTPOST_SERVER_DATA_DIR", conflicts_with = "database_url")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "OUTPOST_SERVER_DATA_DIR",
+        conflicts_with = "database_url"
+    )]
     data_dir: Option<PathBuf>,
 
     /// PostgreSQL connection URL, for several instances on one database.
@@ -52,13 +58,18 @@ async fn shutdown_signal() {
 }
 
 async fn open_storage(args: &Args) -> Result<Arc<dyn Storage>> {
-    if let Some(_url) = &args.database_url {
-        // POSTGRES-BACKEND: replaced by PgStorage::connect(url) when storage/postgres.rs lands.
-        anyhow::bail!("PostgreSQL support is not built yet");
+    if let Some(url) = &args.database_url {
+        let storage = PgStorage::connect(url)
+            .await
+            .context("connecting to PostgreSQL")?;
+        tracing::info!("storage: PostgreSQL");
+        return Ok(Arc::new(storage));
     }
     let dir = match &args.data_dir {
         Some(dir) => dir.clone(),
-        None => dirs_default().context("no --data-dir given and no home directory to default to")?,
+        None => {
+            dirs_default().context("no --data-dir given and no home directory to default to")?
+        }
     };
     let storage = SqliteStorage::open(&dir).context("opening the SQLite database")?;
     tracing::info!(db = %storage.path().display(), "storage: embedded SQLite");
@@ -75,7 +86,10 @@ async fn main() -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OUTPOST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info"));
     if args.log_json {
-        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }

@@ -69,10 +69,16 @@ pub enum BatchError {
         "this app is too old for the server: mutation schema {0} is no longer supported (oldest: {MIN_SCHEMA_VERSION}); update Outpost"
     )]
     ClientTooOld(u32),
+    #[error("mutation numbers start at 1, got {0}")]
+    BadNumber(MutationNumber),
 }
 
 /// Checks what can be checked before touching the database.
 pub fn check_batch(mutations: &[Mutation]) -> Result<(), BatchError> {
+    // A number below 1 would always count as a duplicate and vanish without a trace.
+    if let Some(m) = mutations.iter().find(|m| m.number.0 < 1) {
+        return Err(BatchError::BadNumber(m.number));
+    }
     for pair in mutations.windows(2) {
         if pair[1].number <= pair[0].number {
             return Err(BatchError::OutOfOrder(pair[1].number, pair[0].number));
@@ -105,7 +111,7 @@ pub fn plan_push(mutations: Vec<Mutation>, mut loaded: Loaded, now_ms: u64) -> P
                 // The number was used by another mutation: this one was never applied. Saying
                 // "duplicate" would drop it silently; a rejection shows it to the user.
                 Some(_) => Outcome::Rejected {
-                    code: "number_reused".into(),
+                    code: codes::NUMBER_REUSED.into(),
                     message: format!(
                         "mutation number {number} was already used by another mutation of this device"
                     ),
@@ -191,7 +197,7 @@ fn apply(m: &Mutation, current: Option<&StoredRecord>, now_ms: u64) -> Applied {
         return reject(
             codes::UNKNOWN_MUTATION,
             format!(
-                "mutation schema {} is newer than this server knows ({MUTATION_SCHEMA_VERSION}); it will apply once the server is updated",
+                "mutation schema {} is newer than this server knows ({MUTATION_SCHEMA_VERSION}); retry it once the server is updated",
                 m.schema_version
             ),
         );
@@ -396,13 +402,16 @@ fn clamp_stamps(fields: &Fields, now_ms: u64) -> (Fields, Option<u64>) {
 
 fn check_entity_id(entity: Entity, id: &str) -> Result<(), String> {
     match entity {
-        Entity::Note | Entity::Notebook => uuid::Uuid::parse_str(id).map(|_| ()).map_err(|_| {
-            format!(
-                "{} id must be a UUID, got {:?}",
+        // Canonical text only (lowercase, hyphenated): one UUID spelled two ways must not
+        // become two records.
+        Entity::Note | Entity::Notebook => match uuid::Uuid::parse_str(id) {
+            Ok(u) if u.hyphenated().to_string() == id => Ok(()),
+            _ => Err(format!(
+                "{} id must be a UUID in lowercase hyphenated form, got {:?}",
                 entity.as_str(),
                 truncate(id)
-            )
-        }),
+            )),
+        },
         Entity::Pref => {
             let ok = !id.is_empty()
                 && id.len() <= 64

@@ -489,7 +489,10 @@ async fn failed_logins_are_rate_limited(backend: Backend) {
     for _ in 0..outpost_server::auth::ATTEMPTS_PER_ACCOUNT {
         assert_eq!(attempt().await.status(), 401);
     }
-    let (code, message) = error_of(attempt().await, 429).await;
+    let limited = attempt().await;
+    let wait: u64 = limited.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    assert!((1..=900).contains(&wait), "Retry-After {wait}");
+    let (code, message) = error_of(limited, 429).await;
     assert_eq!(code, "rate_limited");
     assert!(
         message.starts_with("too many attempts; try again in"),

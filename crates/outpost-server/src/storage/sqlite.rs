@@ -8,7 +8,9 @@
 use super::{NewToken, Poke, PullPage, PushOutcome, Result, Storage, StorageError, TokenOwner};
 use crate::plan::{self, Key, Loaded, StoredRecord};
 use async_trait::async_trait;
-use outpost_protocol::api::{AccountId, Cursor, Mutation, MutationNumber, Outcome, Record, Version};
+use outpost_protocol::api::{
+    AccountId, Cursor, Mutation, MutationNumber, Outcome, Record, Version,
+};
 use outpost_protocol::{ClientId, Entity, MutationId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use rusqlite_migration::{M, Migrations};
@@ -163,7 +165,9 @@ fn parse_entity(s: &str) -> Result<Entity> {
 
 fn account_cursor(conn: &Connection, account: AccountId) -> Result<(Cursor, Cursor)> {
     conn.prepare_cached("SELECT cursor, tombstone_horizon FROM accounts WHERE id = ?1")?
-        .query_row([account.to_string()], |r| Ok((Cursor(r.get(0)?), Cursor(r.get(1)?))))
+        .query_row([account.to_string()], |r| {
+            Ok((Cursor(r.get(0)?), Cursor(r.get(1)?)))
+        })
         .optional()?
         .ok_or_else(|| StorageError::Forbidden("the account no longer exists".into()))
 }
@@ -173,7 +177,9 @@ fn last_number(conn: &Connection, account: AccountId, client: ClientId) -> Resul
         conn.prepare_cached(
             "SELECT last_number FROM clients WHERE account_id = ?1 AND client_id = ?2",
         )?
-        .query_row(params![account.to_string(), client.to_string()], |r| r.get(0))
+        .query_row(params![account.to_string(), client.to_string()], |r| {
+            r.get(0)
+        })
         .optional()?
         .unwrap_or(0),
     ))
@@ -311,8 +317,10 @@ fn push_in(
             remember.execute(params![acc, cli, r.number.0, r.id.to_string(), outcome])?;
         }
     }
-    tx.prepare_cached("DELETE FROM results WHERE account_id = ?1 AND client_id = ?2 AND number <= ?3")?
-        .execute(params![acc, cli, plan.last_number.0 - plan::KEPT_RESULTS])?;
+    tx.prepare_cached(
+        "DELETE FROM results WHERE account_id = ?1 AND client_id = ?2 AND number <= ?3",
+    )?
+    .execute(params![acc, cli, plan.last_number.0 - plan::KEPT_RESULTS])?;
     tx.prepare_cached(
         "UPDATE clients SET last_number = ?3 WHERE account_id = ?1 AND client_id = ?2",
     )?
@@ -407,7 +415,12 @@ impl Storage for SqliteStorage {
         "sqlite"
     }
 
-    async fn create_account(&self, email: &str, password_hash: &str, now_ms: i64) -> Result<AccountId> {
+    async fn create_account(
+        &self,
+        email: &str,
+        password_hash: &str,
+        now_ms: i64,
+    ) -> Result<AccountId> {
         let (email, hash) = (email.to_owned(), password_hash.to_owned());
         self.write(move |conn| {
             let id = AccountId(uuid::Uuid::now_v7());
@@ -430,7 +443,9 @@ impl Storage for SqliteStorage {
         self.read(move |conn| {
             let row = conn
                 .prepare_cached("SELECT id, password_hash FROM accounts WHERE email = ?1")?
-                .query_row([email], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .query_row([email], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
                 .optional()?;
             row.map(|(id, hash)| {
                 let id = uuid::Uuid::parse_str(&id).map_err(bad_data)?;
@@ -467,7 +482,9 @@ impl Storage for SqliteStorage {
                     "SELECT account_id, client_id FROM tokens
                      WHERE hash = ?1 AND revoked_ms IS NULL",
                 )?
-                .query_row([hash], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .query_row([hash], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
                 .optional()?;
             row.map(|(account, client)| {
                 Ok(TokenOwner {
@@ -539,7 +556,8 @@ impl Storage for SqliteStorage {
     }
 
     async fn cursor(&self, account: AccountId) -> Result<Cursor> {
-        self.read(move |conn| Ok(account_cursor(conn, account)?.0)).await
+        self.read(move |conn| Ok(account_cursor(conn, account)?.0))
+            .await
     }
 
     fn pokes(&self) -> broadcast::Receiver<Poke> {

@@ -1,0 +1,131 @@
+//! Storage behind one trait, two backends: SQLite (embedded, the default) and PostgreSQL (for
+//! several stateless instances on one database). Backends only load and save: the rules of a
+//! push are in [`crate::plan`], so both behave the same by construction, and one test suite runs
+//! against both.
+
+pub mod postgres;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use outpost_protocol::ClientId;
+use outpost_protocol::api::{AccountId, Cursor, Mutation, MutationNumber, MutationResult, Record};
+use tokio::sync::broadcast;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("an account with this email exists")]
+    EmailTaken,
+    /// The batch touches an entity of another account: nothing was stored.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(
+        "cursor {asked} is ahead of this account's newest change ({newest}); the device must re-download"
+    )]
+    CursorFromTheFuture { asked: Cursor, newest: Cursor },
+    #[error("changes before cursor {horizon} were compacted; the device must re-download")]
+    ResetRequired { horizon: Cursor },
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage failure: {0}")]
+    Internal(String),
+}
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                StorageError::Unavailable(e.to_string())
+            }
+            _ => StorageError::Internal(e.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// A device token as stored: only its hash is ever written.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub hash: String,
+    pub account_id: AccountId,
+    pub client_id: ClientId,
+    pub device_name: Option<String>,
+    pub now_ms: i64,
+}
+
+/// Who a valid token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenOwner {
+    pub account_id: AccountId,
+    pub client_id: ClientId,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushOutcome {
+    pub results: Vec<MutationResult>,
+    pub last_number: MutationNumber,
+    /// The account's newest cursor if the push committed anything (for the poke).
+    pub new_cursor: Option<Cursor>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PullPage {
+    pub records: Vec<Record>,
+    pub next_cursor: Cursor,
+    pub has_more: bool,
+    pub remaining: u64,
+    pub last_number: MutationNumber,
+}
+
+/// A poke: the account's newest cursor after a commit.
+pub type Poke = (AccountId, Cursor);
+
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// `sqlite` or `postgres`, for /v1/health.
+    fn kind(&self) -> &'static str;
+
+    async fn create_account(
+        &self,
+        email: &str,
+        password_hash: &str,
+        now_ms: i64,
+    ) -> Result<AccountId>;
+
+    /// The account and password hash for an email, if it exists.
+    async fn password_hash(&self, email: &str) -> Result<Option<(AccountId, String)>>;
+
+    async fn create_token(&self, token: NewToken) -> Result<()>;
+
+    /// The owner of a token that exists and is not revoked.
+    async fn token(&self, hash: &str) -> Result<Option<TokenOwner>>;
+
+    async fn revoke_token(&self, hash: &str, now_ms: i64) -> Result<()>;
+
+    /// Counts one more attempt under `key` in the window starting at `window_ms`; returns the
+    /// count so far. Kept in the database so every instance sees the same limit.
+    async fn count_attempt(&self, key: &str, window_ms: i64) -> Result<u32>;
+
+    /// Applies a checked batch in one transaction (see [`crate::plan`]).
+    async fn push(
+        &self,
+        account: AccountId,
+        client: ClientId,
+        mutations: Vec<Mutation>,
+        now_ms: u64,
+    ) -> Result<PushOutcome>;
+
+    async fn pull(
+        &self,
+        account: AccountId,
+        client: ClientId,
+        cursor: Cursor,
+        limit: u32,
+    ) -> Result<PullPage>;
+
+    /// The account's newest cursor.
+    async fn cursor(&self, account: AccountId) -> Result<Cursor>;
+
+    /// Pokes after every commit, from every instance on this database.
+    fn pokes(&self) -> broadcast::Receiver<Poke>;
+}
