@@ -78,7 +78,7 @@ pub fn normalize_email(email: &str) -> Result<String, ApiError> {
         && email.split_once('@').is_some_and(|(user, domain)| {
             !user.is_empty() && !domain.is_empty() && !domain.contains('@')
         })
-        && !email.chars().any(char::is_whitespace);
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
     if !valid {
         return Err(ApiError::bad_request("that is not an email address"));
     }
@@ -192,7 +192,9 @@ mod tests {
             normalize_email(" Ann@Example.org ").expect("ok"),
             "ann@example.org"
         );
-        for bad in ["", "ann", "@x", "ann@", "a@b@c", "a b@c"] {
+        for bad in [
+            "", "ann", "@x", "ann@", "a@b@c", "a b@c", "a\u{0}@b", "a@b\u{7}",
+        ] {
             assert!(normalize_email(bad).is_err(), "{bad:?}");
         }
     }

@@ -59,7 +59,9 @@ impl IntoResponse for ApiError {
         if let Some(seconds) = self.retry_after
             && let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string())
         {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
         }
         response
     }

@@ -67,9 +67,14 @@ async fn json_errors(response: axum::response::Response) -> axum::response::Resp
             codes::UNSUPPORTED_MEDIA_TYPE,
             "unsupported Content-Type or Content-Encoding: send JSON, plain or gzip/br compressed",
         ),
-        StatusCode::PAYLOAD_TOO_LARGE => (codes::PAYLOAD_TOO_LARGE, "the request body is too large"),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            (codes::PAYLOAD_TOO_LARGE, "the request body is too large")
+        }
         StatusCode::NOT_FOUND => (codes::NOT_FOUND, "not found"),
-        s if s.is_server_error() => (codes::INTERNAL, "the server failed; nothing was stored, try again"),
+        s if s.is_server_error() => (
+            codes::INTERNAL,
+            "the server failed; nothing was stored, try again",
+        ),
         _ => (codes::BAD_REQUEST, "the request was refused"),
     };
     error::ApiError::new(status, code, message).into_response()

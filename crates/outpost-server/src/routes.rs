@@ -264,7 +264,9 @@ pub async fn push(
         ));
     }
     plan::check_batch(&req.mutations).map_err(|e| match e {
-        BatchError::OutOfOrder(..) | BatchError::BadNumber(_) => ApiError::bad_request(e.to_string()),
+        BatchError::OutOfOrder(..) | BatchError::BadNumber(_) => {
+            ApiError::bad_request(e.to_string())
+        }
         BatchError::ClientTooOld(_) => ApiError::new(
             StatusCode::UPGRADE_REQUIRED,
             codes::CLIENT_TOO_OLD,

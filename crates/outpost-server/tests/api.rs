@@ -490,7 +490,11 @@ async fn failed_logins_are_rate_limited(backend: Backend) {
         assert_eq!(attempt().await.status(), 401);
     }
     let limited = attempt().await;
-    let wait: u64 = limited.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    let wait: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
     assert!((1..=900).contains(&wait), "Retry-After {wait}");
     let (code, message) = error_of(limited, 429).await;
     assert_eq!(code, "rate_limited");

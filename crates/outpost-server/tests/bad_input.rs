@@ -383,13 +383,18 @@ async fn nothing_makes_the_server_answer_500(backend: Backend) {
     }
 }
 
-async fn numbers_below_one_non_canonical_ids_and_odd_encodings_are_refused_clearly(backend: Backend) {
+async fn numbers_below_one_non_canonical_ids_and_odd_encodings_are_refused_clearly(
+    backend: Backend,
+) {
     let server = TestServer::start(backend).await;
     let mut d = Device::register(&server, "ann@example.org").await;
     let mut zero = d.put(NoteId::new(), &[("title", json!("x"))], None);
     zero.number = outpost_protocol::api::MutationNumber(0);
     let (code, message) = error_of(d.push_raw(vec![zero]).await, 400).await;
-    assert_eq!((code.as_str(), message.as_str()), ("bad_request", "mutation numbers start at 1, got 0"));
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("bad_request", "mutation numbers start at 1, got 0")
+    );
 
     let mut upper = d.put(NoteId::new(), &[("title", json!("x"))], None);
     upper.entity_id = upper.entity_id.to_uppercase();

@@ -1208,11 +1208,7 @@ async fn replies_of_a_real_server_validate_against_the_document() {
     // Number 2 again, but another mutation: refused, never taken as a duplicate.
     let reused = put(2, &[("title", json!("reused"))], Some(1));
     let again = PushRequest {
-        mutations: vec![
-            first,
-            reused,
-            put(5, &[("body", json!("stale"))], Some(1)),
-        ],
+        mutations: vec![first, reused, put(5, &[("body", json!("stale"))], Some(1))],
     };
     let (status, reply) = c
         .send(

@@ -21,7 +21,9 @@ pub struct SignedIn {
 }
 
 fn vault_error(e: impl std::fmt::Display) -> SyncError {
-    SyncError::Store(crate::Error::Invalid(format!("the token store failed: {e}")))
+    SyncError::Store(crate::Error::Invalid(format!(
+        "the token store failed: {e}"
+    )))
 }
 
 /// The current sign-in, if this device has an account and a token for it.
@@ -43,16 +45,35 @@ pub fn signed_in(store: &Store, vault: &TokenVault) -> Result<Option<SignedIn>, 
 }
 
 /// Registers a new account on `server_url` and signs this device in.
-pub async fn register(store: &Store, vault: &TokenVault, server_url: &str, email: &str, password: &str) -> Result<SignedIn, SyncError> {
+pub async fn register(
+    store: &Store,
+    vault: &TokenVault,
+    server_url: &str,
+    email: &str,
+    password: &str,
+) -> Result<SignedIn, SyncError> {
     sign_in(store, vault, server_url, email, password, true).await
 }
 
 /// Signs this device in to an existing account.
-pub async fn login(store: &Store, vault: &TokenVault, server_url: &str, email: &str, password: &str) -> Result<SignedIn, SyncError> {
+pub async fn login(
+    store: &Store,
+    vault: &TokenVault,
+    server_url: &str,
+    email: &str,
+    password: &str,
+) -> Result<SignedIn, SyncError> {
     sign_in(store, vault, server_url, email, password, false).await
 }
 
-async fn sign_in(store: &Store, vault: &TokenVault, server_url: &str, email: &str, password: &str, new_account: bool) -> Result<SignedIn, SyncError> {
+async fn sign_in(
+    store: &Store,
+    vault: &TokenVault,
+    server_url: &str,
+    email: &str,
+    password: &str,
+    new_account: bool,
+) -> Result<SignedIn, SyncError> {
     let client = SyncClient::new(server_url, store.client_id(), None)?;
     let device = Some(format!("Outpost on {}", std::env::consts::OS));
     let session = if new_account {
@@ -69,7 +90,9 @@ async fn sign_in(store: &Store, vault: &TokenVault, server_url: &str, email: &st
             "this data directory holds the notes of another account ({previous}); use a new data directory for this account"
         ))));
     }
-    vault.save(&account_id, &session.token).map_err(vault_error)?;
+    vault
+        .save(&account_id, &session.token)
+        .map_err(vault_error)?;
     let url = client.base().to_owned();
     store.write(|tx| {
         meta::set(&tx.tx, tx.path, SERVER_URL, &url)?;

@@ -81,7 +81,8 @@ impl Tx<'_> {
                 s.query_row([id], |r| {
                     let tags: String = r.get(3)?;
                     let values = [
-                        r.get::<_, Option<String>>(0)?.map_or(Value::Null, Value::String),
+                        r.get::<_, Option<String>>(0)?
+                            .map_or(Value::Null, Value::String),
                         Value::String(r.get(1)?),
                         Value::String(r.get(2)?),
                         serde_json::from_str(&tags).unwrap_or(Value::Array(Vec::new())),
@@ -110,8 +111,18 @@ impl Tx<'_> {
             .at(self.path)
     }
 
-    fn write_local(&mut self, id: &str, fields: &Fields, version: Option<i64>, now_ms: i64) -> Result<()> {
-        let value = |f: &str| fields.get(f).map_or_else(|| default_value(f), |c| c.value.clone());
+    fn write_local(
+        &mut self,
+        id: &str,
+        fields: &Fields,
+        version: Option<i64>,
+        now_ms: i64,
+    ) -> Result<()> {
+        let value = |f: &str| {
+            fields
+                .get(f)
+                .map_or_else(|| default_value(f), |c| c.value.clone())
+        };
         let stamp = |f: &str| fields.get(f).map_or(Stamp::ZERO, |c| c.stamp).to_string();
         let text = |f: &str| value(f).as_str().unwrap_or_default().to_owned();
         let flag = |f: &str| value(f).as_bool().unwrap_or(false);
@@ -168,7 +179,11 @@ impl Tx<'_> {
     }
 
     fn write_base(&self, id: &str, version: i64, fields: &Fields) -> Result<()> {
-        let value = |f: &str| fields.get(f).map_or_else(|| default_value(f), |c| c.value.clone());
+        let value = |f: &str| {
+            fields
+                .get(f)
+                .map_or_else(|| default_value(f), |c| c.value.clone())
+        };
         self.tx
             .prepare_cached(
                 "INSERT OR REPLACE INTO note_base (note_id, version, notebook_id, title, body,
@@ -233,7 +248,15 @@ impl Tx<'_> {
         Ok(())
     }
 
-    fn open_conflict(&self, id: &str, base: &str, mine: &str, theirs: &str, version: i64, now_ms: i64) -> Result<()> {
+    fn open_conflict(
+        &self,
+        id: &str,
+        base: &str,
+        mine: &str,
+        theirs: &str,
+        version: i64,
+        now_ms: i64,
+    ) -> Result<()> {
         self.tx
             .prepare_cached(
                 "INSERT OR REPLACE INTO conflicts (note_id, base_body, mine_body, theirs_body,
@@ -258,8 +281,12 @@ impl Tx<'_> {
         };
         let id = rec.id.as_str();
         let pending = self.pending(id)?;
-        let pending_put = pending.iter().any(|(_, name, _, _)| name == names::NOTE_PUT);
-        let pending_purge = pending.iter().any(|(_, name, _, _)| name == names::NOTE_PURGE);
+        let pending_put = pending
+            .iter()
+            .any(|(_, name, _, _)| name == names::NOTE_PUT);
+        let pending_purge = pending
+            .iter()
+            .any(|(_, name, _, _)| name == names::NOTE_PURGE);
         let pending_fields: std::collections::BTreeSet<&str> = pending
             .iter()
             .flat_map(|(_, _, f, _)| f.keys().map(String::as_str))
@@ -276,10 +303,22 @@ impl Tx<'_> {
                     if let Some(d) = all.get_mut("deleted") {
                         d.value = Value::Bool(false);
                     }
-                    let newest = pending.iter().rev().find(|(_, name, _, sent)| name == names::NOTE_PUT && !sent);
+                    let newest = pending
+                        .iter()
+                        .rev()
+                        .find(|(_, name, _, sent)| name == names::NOTE_PUT && !sent);
                     match newest {
-                        Some((seq, _, _, _)) => self.rewrite_entry(*seq, &all, Some(rec.version.0))?,
-                        None => self.enqueue(Entity::Note, id, names::NOTE_PUT, all.clone(), Some(rec.version.0), now)?,
+                        Some((seq, _, _, _)) => {
+                            self.rewrite_entry(*seq, &all, Some(rec.version.0))?
+                        }
+                        None => self.enqueue(
+                            Entity::Note,
+                            id,
+                            names::NOTE_PUT,
+                            all.clone(),
+                            Some(rec.version.0),
+                            now,
+                        )?,
                     }
                     self.write_local(id, &all, None, now)?;
                     out.restored.push(note_id);
@@ -289,7 +328,10 @@ impl Tx<'_> {
                         "DELETE FROM notes WHERE id = ?1",
                         "DELETE FROM conflicts WHERE note_id = ?1",
                     ] {
-                        self.tx.prepare_cached(sql).and_then(|mut s| s.execute([id])).at(self.path)?;
+                        self.tx
+                            .prepare_cached(sql)
+                            .and_then(|mut s| s.execute([id]))
+                            .at(self.path)?;
                     }
                     out.changed.push(note_id);
                 }
@@ -344,7 +386,11 @@ impl Tx<'_> {
                     .at(self.path)?;
             }
         } else if let Some(theirs) = rec.fields.get("body") {
-            let mine = fields.get("body").and_then(|c| c.value.as_str()).unwrap_or_default().to_owned();
+            let mine = fields
+                .get("body")
+                .and_then(|c| c.value.as_str())
+                .unwrap_or_default()
+                .to_owned();
             let theirs_text = theirs.value.as_str().unwrap_or_default();
             // The server's body is our own last push: nothing foreign to merge.
             let ours = theirs.stamp.node == me;
@@ -378,10 +424,16 @@ impl Tx<'_> {
         }
         if let Some(merged) = body_edit {
             let stamp = self.stamp();
-            let change = FieldChange { value: Value::String(merged), stamp };
+            let change = FieldChange {
+                value: Value::String(merged),
+                stamp,
+            };
             fields.insert("body".into(), change.clone());
             changed = true;
-            let newest = pending.iter().rev().find(|(_, name, _, sent)| name == names::NOTE_PUT && !sent);
+            let newest = pending
+                .iter()
+                .rev()
+                .find(|(_, name, _, sent)| name == names::NOTE_PUT && !sent);
             if let Some((seq, _, f, _)) = newest {
                 let mut f = f.clone();
                 f.insert("body".into(), change);
@@ -390,12 +442,25 @@ impl Tx<'_> {
         }
 
         // Edit against delete: deleted elsewhere while edited here, the edit wins.
-        let content_edit = ["title", "body", "tags", "notebook_id"].iter().any(|f| pending_fields.contains(f));
-        let now_deleted = fields.get("deleted").is_some_and(|d| d.value == Value::Bool(true));
-        let was_deleted = local.fields.get("deleted").is_some_and(|d| d.value == Value::Bool(true));
+        let content_edit = ["title", "body", "tags", "notebook_id"]
+            .iter()
+            .any(|f| pending_fields.contains(f));
+        let now_deleted = fields
+            .get("deleted")
+            .is_some_and(|d| d.value == Value::Bool(true));
+        let was_deleted = local
+            .fields
+            .get("deleted")
+            .is_some_and(|d| d.value == Value::Bool(true));
         if now_deleted && !was_deleted && content_edit && !pending_fields.contains("deleted") {
             let stamp = self.stamp();
-            fields.insert("deleted".into(), FieldChange { value: Value::Bool(false), stamp });
+            fields.insert(
+                "deleted".into(),
+                FieldChange {
+                    value: Value::Bool(false),
+                    stamp,
+                },
+            );
             out.restored.push(note_id);
         }
 
@@ -434,8 +499,15 @@ impl Tx<'_> {
         let now = self.now_ms();
         let current: Option<(String, String, bool, String)> = self
             .tx
-            .prepare_cached("SELECT name, name_stamp, deleted, deleted_stamp FROM notebooks WHERE id = ?1")
-            .and_then(|mut s| s.query_row([&rec.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional())
+            .prepare_cached(
+                "SELECT name, name_stamp, deleted, deleted_stamp FROM notebooks WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([&rec.id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()
+            })
             .at(self.path)?;
         let (mut name, mut name_stamp, mut deleted, mut deleted_stamp) = current
             .map(|(n, ns, d, ds)| (n, parse_stamp(&ns), d, parse_stamp(&ds)))
@@ -444,7 +516,11 @@ impl Tx<'_> {
             name = c.value.as_str().unwrap_or_default().to_owned();
             name_stamp = c.stamp;
         }
-        if let Some(c) = rec.fields.get("deleted").filter(|c| c.stamp > deleted_stamp) {
+        if let Some(c) = rec
+            .fields
+            .get("deleted")
+            .filter(|c| c.stamp > deleted_stamp)
+        {
             deleted = c.value.as_bool().unwrap_or(false);
             deleted_stamp = c.stamp;
         }
@@ -540,7 +616,11 @@ impl Store {
     /// Handles the server's replies to a pushed batch, in one transaction: acknowledged entries
     /// leave the outbox (L2); a conflict is merged (or opened) and its edit queued again as a
     /// new mutation; a rejection becomes a dead letter.
-    pub fn apply_push_results(&self, sent: &[OutboxEntry], results: &[MutationResult]) -> Result<Applied> {
+    pub fn apply_push_results(
+        &self,
+        sent: &[OutboxEntry],
+        results: &[MutationResult],
+    ) -> Result<Applied> {
         let me = self.client_id();
         self.write(|tx| {
             let mut out = Applied::default();
@@ -617,7 +697,13 @@ impl Tx<'_> {
         let updated = self
             .tx
             .prepare_cached("UPDATE note_base SET body = ?2, version = ?3 WHERE note_id = ?1")
-            .and_then(|mut s| s.execute(params![id, body.value.as_str().unwrap_or_default(), version]))
+            .and_then(|mut s| {
+                s.execute(params![
+                    id,
+                    body.value.as_str().unwrap_or_default(),
+                    version
+                ])
+            })
             .at(self.path)?;
         if updated == 0 {
             // The note's first push carries every field: that is the base.

@@ -101,7 +101,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl SyncClient {
-    pub fn new(base: &str, client_id: ClientId, token: Option<String>) -> Result<SyncClient, SyncError> {
+    pub fn new(
+        base: &str,
+        client_id: ClientId,
+        token: Option<String>,
+    ) -> Result<SyncClient, SyncError> {
         let base = base.trim().trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(SyncError::Store(crate::Error::Invalid(format!(
@@ -131,7 +135,11 @@ impl SyncClient {
         self
     }
 
-    fn request(&self, method: reqwest::Method, path: &str) -> Result<reqwest::RequestBuilder, SyncError> {
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<reqwest::RequestBuilder, SyncError> {
         let token = self.token.as_deref().ok_or(SyncError::NotSignedIn)?;
         Ok(self
             .http
@@ -141,12 +149,17 @@ impl SyncClient {
             .header(HEADER_PROTOCOL, PROTOCOL_VERSION.to_string()))
     }
 
-    async fn decode<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T, SyncError> {
+    async fn decode<T: serde::de::DeserializeOwned>(
+        resp: reqwest::Response,
+    ) -> Result<T, SyncError> {
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(network)?;
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| {
-                SyncError::Garbage(format!("{e} (a {}-byte reply to a {status} response)", bytes.len()))
+                SyncError::Garbage(format!(
+                    "{e} (a {}-byte reply to a {status} response)",
+                    bytes.len()
+                ))
             });
         }
         let Ok(body) = serde_json::from_slice::<ErrorBody>(&bytes) else {
@@ -162,7 +175,9 @@ impl SyncClient {
         };
         Err(match body.code.as_str() {
             codes::UNAUTHORIZED => SyncError::SignedOut(body.message),
-            codes::RESET_REQUIRED | codes::CURSOR_FROM_THE_FUTURE => SyncError::ResetRequired(body.message),
+            codes::RESET_REQUIRED | codes::CURSOR_FROM_THE_FUTURE => {
+                SyncError::ResetRequired(body.message)
+            }
             codes::CLIENT_TOO_OLD => SyncError::ClientTooOld(body.message),
             _ => SyncError::Server {
                 status: status.as_u16(),
@@ -172,7 +187,13 @@ impl SyncClient {
         })
     }
 
-    async fn session(&self, path: &str, email: &str, password: &str, device_name: Option<String>) -> Result<Session, SyncError> {
+    async fn session(
+        &self,
+        path: &str,
+        email: &str,
+        password: &str,
+        device_name: Option<String>,
+    ) -> Result<Session, SyncError> {
         let resp = self
             .http
             .post(format!("{}{path}", self.base))
@@ -188,12 +209,24 @@ impl SyncClient {
         Self::decode(resp).await
     }
 
-    pub async fn register(&self, email: &str, password: &str, device_name: Option<String>) -> Result<Session, SyncError> {
-        self.session("/v1/accounts", email, password, device_name).await
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        device_name: Option<String>,
+    ) -> Result<Session, SyncError> {
+        self.session("/v1/accounts", email, password, device_name)
+            .await
     }
 
-    pub async fn login(&self, email: &str, password: &str, device_name: Option<String>) -> Result<Session, SyncError> {
-        self.session("/v1/sessions", email, password, device_name).await
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        device_name: Option<String>,
+    ) -> Result<Session, SyncError> {
+        self.session("/v1/sessions", email, password, device_name)
+            .await
     }
 
     pub async fn logout(&self) -> Result<(), SyncError> {
@@ -220,7 +253,10 @@ impl SyncClient {
 
     pub async fn pull(&self, cursor: Cursor, limit: u32) -> Result<PullResponse, SyncError> {
         let resp = self
-            .request(reqwest::Method::GET, &format!("/v1/sync/pull?cursor={}&limit={limit}", cursor.0))?
+            .request(
+                reqwest::Method::GET,
+                &format!("/v1/sync/pull?cursor={}&limit={limit}", cursor.0),
+            )?
             .send()
             .await
             .map_err(network)?;
@@ -228,7 +264,9 @@ impl SyncClient {
     }
 
     /// Opens the server's poke stream; yields each announced cursor until the stream ends.
-    pub async fn events(&self) -> Result<impl futures_util::Stream<Item = Result<Cursor, SyncError>>, SyncError> {
+    pub async fn events(
+        &self,
+    ) -> Result<impl futures_util::Stream<Item = Result<Cursor, SyncError>>, SyncError> {
         use futures_util::StreamExt;
         let resp = self
             .request(reqwest::Method::GET, "/v1/sync/events")?
@@ -239,9 +277,10 @@ impl SyncClient {
             .await
             .map_err(network)?;
         if !resp.status().is_success() {
-            return Err(Self::decode::<serde_json::Value>(resp).await.err().unwrap_or_else(|| {
-                SyncError::Garbage("an event stream that is not one".into())
-            }));
+            return Err(Self::decode::<serde_json::Value>(resp)
+                .await
+                .err()
+                .unwrap_or_else(|| SyncError::Garbage("an event stream that is not one".into())));
         }
         let mut buffer = String::new();
         let stream = resp.bytes_stream().flat_map(move |chunk| {

@@ -145,7 +145,12 @@ fn observe_server_time(store: &Store, server_time_ms: u64, sent_at_ms: i64) {
     store.set_clock_offset(if offset.abs() > 2_000 { offset } else { 0 });
 }
 
-async fn push_all(store: &Store, client: &SyncClient, cfg: &EngineConfig, report: &mut CycleReport) -> Result<(), SyncError> {
+async fn push_all(
+    store: &Store,
+    client: &SyncClient,
+    cfg: &EngineConfig,
+    report: &mut CycleReport,
+) -> Result<(), SyncError> {
     // Everything about to leave the device must survive a power cut first (see db::Synchronous).
     store.durable_barrier()?;
     loop {
@@ -202,7 +207,10 @@ async fn pull_all(
         let total_now = *total.get_or_insert(n + page.remaining);
         done += n;
         if total_now > 0 {
-            progress(Progress { done, total: total_now.max(done) });
+            progress(Progress {
+                done,
+                total: total_now.max(done),
+            });
         }
         let applied = store.apply_pull_page(&page.records, page.next_cursor)?;
         report.pulled += page.records.len();
@@ -235,7 +243,12 @@ pub async fn run_cycle(
         }
     }
     store.record_sync_success(now_ms())?;
-    tracing::info!(pushed = report.pushed, pulled = report.pulled, conflicts = report.applied.conflicts.len(), "sync cycle done");
+    tracing::info!(
+        pushed = report.pushed,
+        pulled = report.pulled,
+        conflicts = report.applied.conflicts.len(),
+        "sync cycle done"
+    );
     Ok(report)
 }
 
@@ -279,7 +292,11 @@ pub struct SyncEngine {
 
 impl SyncEngine {
     /// Starts the engine on the current tokio runtime and triggers a first sync.
-    pub fn start(store: Arc<Store>, vault: super::vault::TokenVault, cfg: EngineConfig) -> SyncEngine {
+    pub fn start(
+        store: Arc<Store>,
+        vault: super::vault::TokenVault,
+        cfg: EngineConfig,
+    ) -> SyncEngine {
         let paused = store
             .get_pref("sync.work_offline")
             .map(|p| p.value.as_bool().unwrap_or(false))
@@ -309,7 +326,9 @@ impl SyncEngine {
 
     /// "Work offline": pauses syncing (remembered across restarts); resuming syncs at once.
     pub fn set_paused(&self, paused: bool) -> crate::Result<()> {
-        self.inner.store.set_pref("sync.work_offline", serde_json::Value::Bool(paused))?;
+        self.inner
+            .store
+            .set_pref("sync.work_offline", serde_json::Value::Bool(paused))?;
         self.inner.paused.store(paused, Ordering::SeqCst);
         self.inner.wake.notify_one();
         Ok(())
@@ -458,7 +477,11 @@ async fn listen_for_pokes(inner: Arc<Inner>) {
         if *stop.borrow() {
             return;
         }
-        let session = if inner.paused.load(Ordering::SeqCst) { None } else { inner.signed_in() };
+        let session = if inner.paused.load(Ordering::SeqCst) {
+            None
+        } else {
+            inner.signed_in()
+        };
         if let Some(session) = session {
             match session.client.events().await {
                 Ok(stream) => {
@@ -471,7 +494,8 @@ async fn listen_for_pokes(inner: Arc<Inner>) {
                         };
                         match next {
                             Some(Ok(cursor)) => {
-                                let behind = inner.store.cursor().map(|c| cursor > c).unwrap_or(true);
+                                let behind =
+                                    inner.store.cursor().map(|c| cursor > c).unwrap_or(true);
                                 let offline = inner.status.borrow().state == EngineState::Offline;
                                 if behind || offline {
                                     inner.wake.notify_one();

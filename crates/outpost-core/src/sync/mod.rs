@@ -11,6 +11,8 @@ mod state;
 pub mod vault;
 
 pub use apply::Applied;
-pub use resolve::{Conflict, Resolution};
 pub use client::{SyncClient, SyncError};
-pub use engine::{CycleReport, EngineConfig, EngineState, Progress, SyncEngine, SyncStatus, run_cycle};
+pub use engine::{
+    CycleReport, EngineConfig, EngineState, Progress, SyncEngine, SyncStatus, run_cycle,
+};
+pub use resolve::{Conflict, Resolution};

@@ -40,23 +40,35 @@ impl Store {
             .and_then(|mut s| {
                 s.query_map([], |r| {
                     let id: String = r.get(0)?;
-                    Ok((id, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+                    Ok((
+                        id,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()
             })
             .at(path)?
             .into_iter()
-            .map(|(id, title, base, mine, theirs, theirs_version, created_ms)| {
-                Ok(Conflict {
-                    note_id: id.parse().map_err(|e: outpost_protocol::IdError| Error::Data(e.to_string()))?,
-                    title,
-                    base,
-                    mine,
-                    theirs,
-                    theirs_version,
-                    created_ms,
-                })
-            })
+            .map(
+                |(id, title, base, mine, theirs, theirs_version, created_ms)| {
+                    Ok(Conflict {
+                        note_id: id
+                            .parse()
+                            .map_err(|e: outpost_protocol::IdError| Error::Data(e.to_string()))?,
+                        title,
+                        base,
+                        mine,
+                        theirs,
+                        theirs_version,
+                        created_ms,
+                    })
+                },
+            )
             .collect()
         })
     }
@@ -123,7 +135,14 @@ impl Store {
                 .and_then(|mut s| s.execute([mutation_id.to_string()]))
                 .at(tx.path)?;
             let now = i64::try_from(tx.stamp().physical_ms).unwrap_or(i64::MAX);
-            tx.requeue(entry.entity, &entry.entity_id, &entry.name, entry.fields.clone(), entry.base_version, now)?;
+            tx.requeue(
+                entry.entity,
+                &entry.entity_id,
+                &entry.name,
+                entry.fields.clone(),
+                entry.base_version,
+                now,
+            )?;
             if let Ok(id) = entry.entity_id.parse() {
                 tx.change.notes.push(id);
             }
@@ -165,14 +184,19 @@ impl Store {
             .into_iter()
             .filter(|e| {
                 let m = e.mutation_id.to_string();
-                m == part || e.entity_id == part || e.entity_id.ends_with(&part) || m.ends_with(&part)
+                m == part
+                    || e.entity_id == part
+                    || e.entity_id.ends_with(&part)
+                    || m.ends_with(&part)
             })
             .map(|e| e.mutation_id)
             .collect();
         match matches.as_slice() {
             [one] => Ok(*one),
             [] => Err(Error::not_found("dead letter", part)),
-            _ => Err(Error::Invalid(format!("{part:?} matches several dead letters; give the mutation id"))),
+            _ => Err(Error::Invalid(format!(
+                "{part:?} matches several dead letters; give the mutation id"
+            ))),
         }
     }
 }
@@ -195,13 +219,34 @@ impl crate::store::Tx<'_> {
         };
         for name in fields.keys() {
             let (sql, value): (&str, rusqlite::types::Value) = match name.as_str() {
-                "notebook_id" => ("UPDATE notes SET notebook_id = ?2 WHERE id = ?1", notebook.clone().into()),
-                "title" => ("UPDATE notes SET title = ?2 WHERE id = ?1", title.clone().into()),
-                "body" => ("UPDATE notes SET body = ?2 WHERE id = ?1", body.clone().into()),
-                "tags" => ("UPDATE notes SET tags = ?2 WHERE id = ?1", tags.clone().into()),
-                "pinned" => ("UPDATE notes SET pinned = ?2 WHERE id = ?1", i64::from(pinned).into()),
-                "archived" => ("UPDATE notes SET archived = ?2 WHERE id = ?1", i64::from(archived).into()),
-                "deleted" => ("UPDATE notes SET deleted = ?2 WHERE id = ?1", i64::from(deleted).into()),
+                "notebook_id" => (
+                    "UPDATE notes SET notebook_id = ?2 WHERE id = ?1",
+                    notebook.clone().into(),
+                ),
+                "title" => (
+                    "UPDATE notes SET title = ?2 WHERE id = ?1",
+                    title.clone().into(),
+                ),
+                "body" => (
+                    "UPDATE notes SET body = ?2 WHERE id = ?1",
+                    body.clone().into(),
+                ),
+                "tags" => (
+                    "UPDATE notes SET tags = ?2 WHERE id = ?1",
+                    tags.clone().into(),
+                ),
+                "pinned" => (
+                    "UPDATE notes SET pinned = ?2 WHERE id = ?1",
+                    i64::from(pinned).into(),
+                ),
+                "archived" => (
+                    "UPDATE notes SET archived = ?2 WHERE id = ?1",
+                    i64::from(archived).into(),
+                ),
+                "deleted" => (
+                    "UPDATE notes SET deleted = ?2 WHERE id = ?1",
+                    i64::from(deleted).into(),
+                ),
                 _ => continue,
             };
             self.tx

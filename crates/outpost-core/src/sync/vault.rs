@@ -127,7 +127,10 @@ impl TokenVault {
         match no_keychain_reason() {
             None => Self::with_backend(service, dir, Arc::new(OsKeychain)),
             Some(why) => {
-                tracing::debug!(why, "OS keychain skipped; device tokens go to the credentials file");
+                tracing::debug!(
+                    why,
+                    "OS keychain skipped; device tokens go to the credentials file"
+                );
                 Self::without_keychain(service, dir, why)
             }
         }
@@ -657,12 +660,17 @@ mod tests {
 
         // Saving again replaces the token.
         vault.save("acct-1", "tok-2").expect("save again");
-        assert_eq!(vault.load("acct-1").expect("load").as_deref(), Some("tok-2"));
+        assert_eq!(
+            vault.load("acct-1").expect("load").as_deref(),
+            Some("tok-2")
+        );
 
         vault.delete("acct-1").expect("delete");
         assert_eq!(vault.load("acct-1").expect("load"), None);
         assert!(!vault.file_path().exists(), "an empty file is removed");
-        vault.delete("acct-1").expect("deleting an absent token is fine");
+        vault
+            .delete("acct-1")
+            .expect("deleting an absent token is fine");
     }
 
     #[cfg(unix)]
@@ -707,8 +715,14 @@ mod tests {
         let vault = TokenVault::file_only(dir.path());
         vault.save("acct-1", "tok-1").expect("save 1");
         vault.save("acct-2", "tok-2").expect("save 2");
-        assert_eq!(vault.load("acct-1").expect("load").as_deref(), Some("tok-1"));
-        assert_eq!(vault.load("acct-2").expect("load").as_deref(), Some("tok-2"));
+        assert_eq!(
+            vault.load("acct-1").expect("load").as_deref(),
+            Some("tok-1")
+        );
+        assert_eq!(
+            vault.load("acct-2").expect("load").as_deref(),
+            Some("tok-2")
+        );
 
         let on_disk: BTreeMap<String, String> =
             serde_json::from_str(&file_text(&vault)).expect("a JSON object");
@@ -716,10 +730,16 @@ mod tests {
 
         vault.delete("acct-1").expect("delete 1");
         assert_eq!(vault.load("acct-1").expect("load"), None);
-        assert_eq!(vault.load("acct-2").expect("load").as_deref(), Some("tok-2"));
+        assert_eq!(
+            vault.load("acct-2").expect("load").as_deref(),
+            Some("tok-2")
+        );
         // Another vault on the same directory sees the same file.
         let other = TokenVault::file_only(dir.path());
-        assert_eq!(other.load("acct-2").expect("load").as_deref(), Some("tok-2"));
+        assert_eq!(
+            other.load("acct-2").expect("load").as_deref(),
+            Some("tok-2")
+        );
     }
 
     #[test]
@@ -728,7 +748,9 @@ mod tests {
         let vault = TokenVault::file_only(dir.path());
         // A bare JSON string: serde's own message would quote it, i.e. leak the token.
         fs::write(vault.file_path(), format!("\"{TOKEN}\"")).expect("write");
-        let err = vault.load("acct-1").expect_err("a damaged file is an error");
+        let err = vault
+            .load("acct-1")
+            .expect_err("a damaged file is an error");
         assert!(matches!(err, VaultError::Corrupt { .. }), "{err:?}");
         let message = err.to_string();
         assert!(
@@ -741,7 +763,10 @@ mod tests {
         for garbage in ["{\"acct-1\": ", "not json", "{\"acct-1\": 5}", "\u{0}\u{1}"] {
             fs::write(vault.file_path(), garbage).expect("write");
             let err = vault.load("acct-1").expect_err(garbage);
-            assert!(matches!(err, VaultError::Corrupt { .. }), "{garbage}: {err:?}");
+            assert!(
+                matches!(err, VaultError::Corrupt { .. }),
+                "{garbage}: {err:?}"
+            );
         }
 
         // Saving replaces the damaged file with a good one.
@@ -773,7 +798,10 @@ mod tests {
     fn vault_rejects_an_empty_account() {
         let dir = tempfile::tempdir().expect("tempdir");
         let vault = TokenVault::file_only(dir.path());
-        assert!(matches!(vault.save("", TOKEN), Err(VaultError::EmptyAccount)));
+        assert!(matches!(
+            vault.save("", TOKEN),
+            Err(VaultError::EmptyAccount)
+        ));
         assert!(matches!(vault.load(""), Err(VaultError::EmptyAccount)));
     }
 
@@ -830,7 +858,10 @@ mod tests {
         assert_eq!(vault.load("acct-1").expect("load").as_deref(), Some(TOKEN));
         vault.delete("acct-1").expect("delete");
         assert_eq!(vault.load("acct-1").expect("load"), None);
-        assert!(started.elapsed() < Duration::from_secs(2), "no keychain wait");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no keychain wait"
+        );
     }
 
     /// The OS keychain itself, when one answers: on this machine (no bus) `keyring` reports no
@@ -846,7 +877,28 @@ mod tests {
         let saved = vault.save("acct-1", TOKEN).expect("save");
         assert!(matches!(saved, Where::File(_)));
         assert_eq!(vault.load("acct-1").expect("load").as_deref(), Some(TOKEN));
-        vault.delete("acct-1").expect("no keychain: nothing to clear there");
+        vault
+            .delete("acct-1")
+            .expect("no keychain: nothing to clear there");
+    }
+
+    /// The real OS keychain, end to end. Ignored by default: it writes (and then removes) an
+    /// entry in the keyring of whoever runs it. On headless Linux, run it inside a throwaway
+    /// session with an unlocked gnome-keyring:
+    /// `dbus-run-session -- sh -c 'echo pw | gnome-keyring-daemon --unlock --components=secrets
+    /// && cargo test -p outpost-core vault_real_keychain -- --ignored'`.
+    #[test]
+    #[ignore = "touches the real OS keychain"]
+    fn vault_real_keychain_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let service = "app.outpost.notes.vault-test";
+        let vault = TokenVault::new(service, dir.path());
+        assert_eq!(vault.save("acct-1", TOKEN).expect("save"), Where::Keychain);
+        assert!(!vault.file_path().exists(), "nothing on disk");
+        let other = TokenVault::new(service, dir.path());
+        assert_eq!(other.load("acct-1").expect("load").as_deref(), Some(TOKEN));
+        vault.delete("acct-1").expect("delete");
+        assert_eq!(other.load("acct-1").expect("load"), None);
     }
 
     #[derive(Default)]
@@ -934,7 +986,9 @@ mod tests {
         assert_eq!(saved, Where::File(dir.path().join(CREDENTIALS_FILE)));
         assert_eq!(vault.load("acct-1").expect("load").as_deref(), Some(TOKEN));
 
-        let err = vault.delete("acct-1").expect_err("keychain could not be cleared");
+        let err = vault
+            .delete("acct-1")
+            .expect_err("keychain could not be cleared");
         assert!(matches!(err, VaultError::KeychainDelete { .. }), "{err:?}");
         assert!(err.to_string().contains("collection is locked"), "{err}");
         // The file copy is gone all the same.
@@ -978,17 +1032,19 @@ mod tests {
             inner: MemoryKeychain::default(),
         });
         let vault = TokenVault::with_backend("svc", dir.path(), keychain.clone())
-            .with_keychain_timeout(Duration::from_millis(200));
+            .with_keychain_timeout(Duration::from_secs(2));
 
         let started = Instant::now();
         let saved = vault.save("acct-1", TOKEN).expect("save");
         assert_eq!(saved, Where::File(dir.path().join(CREDENTIALS_FILE)));
-        assert!(started.elapsed() < Duration::from_secs(5));
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_secs(2), "{waited:?}");
+        assert!(waited < Duration::from_secs(10), "{waited:?}");
 
-        // While the first call is stuck, later ones do not wait at all.
+        // While the first call is stuck, later ones wait neither for it nor for a timeout.
         let started = Instant::now();
         assert_eq!(vault.load("acct-1").expect("load").as_deref(), Some(TOKEN));
-        assert!(started.elapsed() < Duration::from_millis(150));
+        assert!(started.elapsed() < Duration::from_secs(1));
         assert!(matches!(
             vault.delete("acct-1"),
             Err(VaultError::KeychainDelete { .. })
@@ -997,12 +1053,23 @@ mod tests {
         // Once the keychain answers again, the vault uses it again.
         release.send(()).expect("release");
         let deadline = Instant::now() + Duration::from_secs(5);
-        while vault.keychain.as_ref().map(|s| s.stuck.load(Ordering::SeqCst)) != Ok(0) {
+        while vault
+            .keychain
+            .as_ref()
+            .map(|s| s.stuck.load(Ordering::SeqCst))
+            != Ok(0)
+        {
             assert!(Instant::now() < deadline, "the stuck call never finished");
             std::thread::sleep(Duration::from_millis(10));
         }
         drop(release); // later calls see a closed channel and go straight through
-        assert_eq!(vault.save("acct-1", "tok-2").expect("save"), Where::Keychain);
-        assert_eq!(vault.load("acct-1").expect("load").as_deref(), Some("tok-2"));
+        assert_eq!(
+            vault.save("acct-1", "tok-2").expect("save"),
+            Where::Keychain
+        );
+        assert_eq!(
+            vault.load("acct-1").expect("load").as_deref(),
+            Some("tok-2")
+        );
     }
 }
