@@ -201,9 +201,12 @@ impl Store {
     }
 }
 
+/// A base copy's fields: notebook, title, body, tags, pinned, archived, deleted.
+type BaseRow = (Option<String>, String, String, String, bool, bool, bool);
+
 impl crate::store::Tx<'_> {
     fn revert_to_base(&mut self, id: &str, fields: &Fields) -> Result<()> {
-        let base: Option<(Option<String>, String, String, String, bool, bool, bool)> = self
+        let base: Option<BaseRow> = self
             .tx
             .prepare_cached(
                 "SELECT notebook_id, title, body, tags, pinned, archived, deleted FROM note_base WHERE note_id = ?1",
