@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 const EXIT_CODES: &str = "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 invalid input or too \
 large, 5 data directory in use, 6 database unreadable (not a database, corrupt, too new), 7 disk \
-full or read-only.";
+full or read-only, 8 offline (server unreachable), 9 not signed in or signed out by the server, \
+10 this app is too old for the server, 11 sync finished with conflicts or dead letters.";
 
 #[derive(Debug, Parser)]
 #[command(name = "outpost", version, about = "Outpost notes from the command line", after_help = EXIT_CODES)]
@@ -40,6 +41,49 @@ pub enum Command {
     Status,
     /// Create N test notes, each in its own transaction, as a typing user would (QA helper).
     Seed(SeedArgs),
+    /// Create an account on a sync server and sign this device in.
+    Register(AuthArgs),
+    /// Sign this device in to an account on a sync server.
+    Login(AuthArgs),
+    /// Sign this device out (notes and pending changes stay).
+    Logout,
+    /// Sync once and report; with --watch keep syncing (pokes, timer) until Ctrl-C.
+    Sync {
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Notes in conflict, with both versions.
+    Conflicts,
+    /// Resolve a conflict with mine, theirs, or the text of a file.
+    Resolve {
+        /// Note id (or its last digits).
+        id: String,
+        #[arg(long, conflicts_with_all = ["theirs", "file"])]
+        mine: bool,
+        #[arg(long, conflicts_with = "file")]
+        theirs: bool,
+        /// The merged text ("-" for standard input).
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
+    /// Changes the server refused (dead letters), with its reasons.
+    Failed,
+    /// Send a dead letter again (as a new change).
+    Retry { id: String },
+    /// Drop a dead letter; the note goes back to the server's version of those fields.
+    Discard { id: String },
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct AuthArgs {
+    /// The sync server, e.g. http://127.0.0.1:8787
+    #[arg(long, env = "OUTPOST_SERVER_URL")]
+    pub server: String,
+    #[arg(long, env = "OUTPOST_EMAIL")]
+    pub email: String,
+    /// Read the password from standard input (else $OUTPOST_PASSWORD).
+    #[arg(long)]
+    pub password_stdin: bool,
 }
 
 #[derive(Debug, ClapArgs)]

@@ -5,6 +5,7 @@
 mod cli;
 mod output;
 mod run;
+mod sync;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -267,15 +267,34 @@ pub fn core_exit_code(err: &outpost_core::Error) -> u8 {
 }
 
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    err.downcast_ref::<outpost_core::Error>()
-        .map_or(1, core_exit_code)
+    use outpost_core::sync::SyncError;
+    if let Some(core) = err.downcast_ref::<outpost_core::Error>() {
+        return core_exit_code(core);
+    }
+    if err.downcast_ref::<crate::sync::Attention>().is_some() {
+        return 11;
+    }
+    match err.downcast_ref::<SyncError>() {
+        Some(SyncError::Offline(_)) => 8,
+        Some(SyncError::SignedOut(_) | SyncError::NotSignedIn) => 9,
+        Some(SyncError::ClientTooOld(_)) => 10,
+        Some(SyncError::Store(core)) => core_exit_code(core),
+        _ => 1,
+    }
 }
 
 /// One line on stderr: `outpost: <message>`, or `{code, message}` with `--json`.
 pub fn print_error(err: &anyhow::Error, json: bool) {
-    let (code, message) = match err.downcast_ref::<outpost_core::Error>() {
-        Some(core) => (core.code(), core.to_string()),
-        None => ("error", format!("{err:#}")),
+    let (code, message) = match (
+        err.downcast_ref::<outpost_core::Error>(),
+        err.downcast_ref::<outpost_core::sync::SyncError>(),
+    ) {
+        (Some(core), _) => (core.code().to_owned(), core.to_string()),
+        (_, Some(sync)) => (sync.code().to_owned(), sync.to_string()),
+        _ if err.downcast_ref::<crate::sync::Attention>().is_some() => {
+            ("attention".to_owned(), err.to_string())
+        }
+        _ => ("error".to_owned(), format!("{err:#}")),
     };
     let message = message.replace('\n', " ");
     if json {

@@ -2,6 +2,7 @@
 
 use crate::cli::{Args, BodyArgs, Command, NoteCmd, NotebookCmd, OutboxCmd, PrefCmd, SeedArgs};
 use crate::output::Printer;
+use crate::sync;
 use anyhow::{Context, Result, anyhow};
 use outpost_core::{ListQuery, NoteDraft, NoteId, NotePatch, NoteView, NotebookId, Store};
 use std::io::Read;
@@ -19,9 +20,57 @@ pub fn run(args: &Args) -> Result<()> {
         Command::Notebook(cmd) => notebook(&store, &out, cmd),
         Command::Pref(cmd) => pref(&store, &out, cmd),
         Command::Outbox(OutboxCmd::Ls { limit }) => out.outbox(&store.outbox(*limit)?),
-        Command::Status => out.status(&store.local_status()?),
+        Command::Status => status(&store, &out),
         Command::Seed(seed_args) => seed(&store, &out, seed_args),
+        Command::Register(auth) => sync::sign_in(&store, &out, auth, true),
+        Command::Login(auth) => sync::sign_in(&store, &out, auth, false),
+        Command::Logout => sync::sign_out(&store, &out),
+        Command::Sync { watch } => sync::sync(store, &out, *watch),
+        Command::Conflicts => sync::conflicts(&store, &out),
+        Command::Resolve {
+            id,
+            mine,
+            theirs,
+            file,
+        } => sync::resolve(&store, &out, id, *mine, *theirs, file.as_deref()),
+        Command::Failed => sync::failed(&store, &out),
+        Command::Retry { id } => sync::retry(&store, &out, id),
+        Command::Discard { id } => sync::discard(&store, &out, id),
     }
+}
+
+/// Local counts plus the sync side: server, account, last success and error, cursor.
+fn status(store: &Store, out: &Printer) -> Result<()> {
+    let local = store.local_status()?;
+    let session = outpost_core::sync::account::signed_in(store, &sync::vault(store))
+        .ok()
+        .flatten();
+    let sync_info = serde_json::json!({
+        "signed_in": session.is_some(),
+        "server": session.as_ref().map(|s| s.server_url.clone()),
+        "email": session.as_ref().map(|s| s.email.clone()),
+        "cursor": store.cursor()?.0,
+        "last_success_ms": store.last_sync_success()?,
+        "last_error": store.last_sync_error()?,
+    });
+    if out.json {
+        let mut value = serde_json::to_value(&local)?;
+        value["sync"] = sync_info;
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    out.status(&local)?;
+    match &session {
+        Some(s) => println!("sync:      {} as {}", s.server_url, s.email),
+        None => println!("sync:      not signed in"),
+    }
+    if let Some(ms) = store.last_sync_success()? {
+        println!("last sync: {} UTC", crate::output::format_ms(ms));
+    }
+    if let Some(e) = store.last_sync_error()? {
+        println!("last error: {e}");
+    }
+    Ok(())
 }
 
 fn read_body(body: &BodyArgs) -> Result<Option<String>> {

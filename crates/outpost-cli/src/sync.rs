@@ -1,0 +1,244 @@
+//! The sync commands: sign-in, one cycle or a watching engine, conflicts and dead letters.
+
+use crate::cli::AuthArgs;
+use crate::output::{Printer, format_ms};
+use anyhow::{Context, Result, anyhow};
+use outpost_core::sync::vault::TokenVault;
+use outpost_core::sync::{
+    EngineConfig, EngineState, Resolution, SyncEngine, SyncError, account, run_cycle,
+};
+use outpost_core::{APP_IDENTIFIER, Store};
+use serde_json::json;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The sync commands are async; the rest of the CLI is not, so each gets a small runtime.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+pub fn vault(store: &Store) -> TokenVault {
+    TokenVault::new(APP_IDENTIFIER, store.data_dir())
+}
+
+fn password(args: &AuthArgs) -> Result<String> {
+    if args.password_stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the password from standard input")?;
+        return Ok(text.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    std::env::var("OUTPOST_PASSWORD").map_err(|_| {
+        anyhow!("give the password on standard input with --password-stdin, or in OUTPOST_PASSWORD")
+    })
+}
+
+pub fn sign_in(store: &Store, out: &Printer, args: &AuthArgs, new_account: bool) -> Result<()> {
+    let password = password(args)?;
+    let vault = vault(store);
+    let session = runtime()?.block_on(async {
+        if new_account {
+            account::register(store, &vault, &args.server, &args.email, &password).await
+        } else {
+            account::login(store, &vault, &args.server, &args.email, &password).await
+        }
+    })?;
+    out.message(
+        &format!("signed in to {} as {}", session.server_url, session.email),
+        json!({ "server": session.server_url, "account_id": session.account_id, "email": session.email }),
+    )
+}
+
+pub fn sign_out(store: &Store, out: &Printer) -> Result<()> {
+    runtime()?.block_on(account::logout(store, &vault(store)))?;
+    out.message(
+        "signed out; notes and pending changes stay on this device",
+        json!({ "signed_out": true }),
+    )
+}
+
+pub fn sync(store: Store, out: &Printer, watch: bool) -> Result<()> {
+    let store = Arc::new(store);
+    let vault = vault(&store);
+    if watch {
+        return runtime()?.block_on(watch_loop(store, vault, out));
+    }
+    let session = account::signed_in(&store, &vault)?.ok_or(SyncError::NotSignedIn)?;
+    let json = out.json;
+    let report = runtime()?.block_on(run_cycle(
+        &store,
+        &session.client,
+        &EngineConfig::default(),
+        &|p| {
+            if !json {
+                eprint!("\rpulled {}/{}", p.done, p.total);
+            }
+        },
+    ))?;
+    let status = store.local_status()?;
+    out.message(
+        &format!(
+            "{}synced: sent {}, received {}, merged {}, {} conflicts, {} failed, {} pending",
+            if report.pulled > 0 && !json { "\n" } else { "" },
+            report.pushed,
+            report.pulled,
+            report.applied.merged.len(),
+            status.conflicts,
+            status.failed,
+            status.pending
+        ),
+        json!({ "report": report, "status": status }),
+    )?;
+    if status.conflicts > 0 || status.failed > 0 {
+        return Err(anyhow::Error::new(Attention {
+            conflicts: status.conflicts,
+            failed: status.failed,
+        }));
+    }
+    Ok(())
+}
+
+/// A sync that worked but left something for the user (exit code 11).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "synced, but {conflicts} notes are in conflict and {failed} changes failed: see `outpost conflicts` and `outpost failed`"
+)]
+pub struct Attention {
+    pub conflicts: i64,
+    pub failed: i64,
+}
+
+async fn watch_loop(store: Arc<Store>, vault: TokenVault, out: &Printer) -> Result<()> {
+    let engine = SyncEngine::start(store, vault, EngineConfig::default());
+    let mut status = engine.status();
+    loop {
+        tokio::select! {
+            changed = status.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let s = status.borrow_and_update().clone();
+                if out.json {
+                    println!("{}", serde_json::to_string(&s)?);
+                } else {
+                    let state = match s.state {
+                        EngineState::SignedOut => "signed out",
+                        EngineState::Paused => "paused (working offline)",
+                        EngineState::Syncing => "syncing",
+                        EngineState::UpToDate => "up to date",
+                        EngineState::Offline => "offline",
+                        EngineState::Error => "error",
+                    };
+                    let progress = s.progress.map(|p| format!(" {}/{}", p.done, p.total)).unwrap_or_default();
+                    let error = s.last_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+                    println!("{state}{progress}: {} pending, {} failed, {} conflicts{error}", s.pending, s.failed, s.conflicts);
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    engine.shutdown().await;
+    Ok(())
+}
+
+pub fn conflicts(store: &Store, out: &Printer) -> Result<()> {
+    let conflicts = store.conflicts()?;
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(&conflicts)?);
+        return Ok(());
+    }
+    if conflicts.is_empty() {
+        println!("no conflicts");
+    }
+    for c in conflicts {
+        println!(
+            "{}  {}  (since {} UTC)",
+            c.note_id,
+            c.title,
+            format_ms(c.created_ms)
+        );
+        println!(
+            "--- mine\n{}\n--- theirs\n{}\n",
+            c.mine.trim_end(),
+            c.theirs.trim_end()
+        );
+    }
+    Ok(())
+}
+
+pub fn resolve(
+    store: &Store,
+    out: &Printer,
+    id: &str,
+    mine: bool,
+    theirs: bool,
+    file: Option<&Path>,
+) -> Result<()> {
+    let id = store.resolve_note_id(id)?;
+    let resolution = match (mine, theirs, file) {
+        (true, _, _) => Resolution::Mine,
+        (_, true, _) => Resolution::Theirs,
+        (_, _, Some(path)) => {
+            let mut text = String::new();
+            if path.as_os_str() == "-" {
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("reading the merged text")?;
+            } else {
+                text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+            }
+            Resolution::Text(text)
+        }
+        _ => return Err(anyhow!("say how: --mine, --theirs or --file PATH")),
+    };
+    let note = store.resolve_conflict(id, resolution)?;
+    out.message(
+        &format!("resolved {}; it syncs with the next sync", note.id),
+        json!({ "resolved": note.id }),
+    )
+}
+
+pub fn failed(store: &Store, out: &Printer) -> Result<()> {
+    let dead = store.dead_letters()?;
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(&dead)?);
+        return Ok(());
+    }
+    if dead.is_empty() {
+        println!("no failed changes");
+    }
+    for e in dead {
+        println!(
+            "{}  {} {}  {}",
+            e.mutation_id,
+            e.name,
+            e.entity_id,
+            e.last_error.as_deref().unwrap_or("refused")
+        );
+    }
+    Ok(())
+}
+
+pub fn retry(store: &Store, out: &Printer, id: &str) -> Result<()> {
+    let mutation = store.resolve_dead_letter(id)?;
+    store.retry_dead_letter(mutation)?;
+    out.message(
+        "queued again; it is sent with the next sync",
+        json!({ "retried": mutation }),
+    )
+}
+
+pub fn discard(store: &Store, out: &Printer, id: &str) -> Result<()> {
+    let mutation = store.resolve_dead_letter(id)?;
+    store.discard_dead_letter(mutation)?;
+    out.message(
+        "discarded; the note is back to the server's version of those fields",
+        json!({ "discarded": mutation }),
+    )
+}
