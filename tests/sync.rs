@@ -20,12 +20,18 @@ struct Server {
 async fn server() -> Server {
     let dir = tempfile::tempdir().expect("dir");
     let storage = SqliteStorage::open(dir.path()).expect("storage");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, AppState::new(Arc::new(storage)), async move {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(serve(
+        listener,
+        AppState::new(Arc::new(storage)),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Server {
         url,
         _dir: dir,
@@ -66,9 +72,14 @@ impl Device {
         let session = account::signed_in(&self.store, &self.vault)
             .expect("session")
             .expect("signed in");
-        run_cycle(&self.store, &session.client, &EngineConfig::default(), &|_| {})
-            .await
-            .expect("sync cycle")
+        run_cycle(
+            &self.store,
+            &session.client,
+            &EngineConfig::default(),
+            &|_| {},
+        )
+        .await
+        .expect("sync cycle")
     }
 
     fn note(&self, title: &str, body: &str) -> NoteId {
@@ -158,7 +169,10 @@ async fn offline_creates_edits_and_deletes_on_two_devices_converge_exactly_once(
     assert!(notes[&a2].2, "A two is in the Trash everywhere");
     assert!(!notes[&b2].2);
     assert_eq!(notes[&b1].0, "B one");
-    assert_eq!(a.store.get_note(a1).expect("a1").sync_state, SyncState::Synced);
+    assert_eq!(
+        a.store.get_note(a1).expect("a1").sync_state,
+        SyncState::Synced
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,12 +201,19 @@ async fn different_fields_both_survive_and_different_paragraphs_merge() {
     );
     a.sync().await;
     let report = b.sync().await;
-    assert_eq!(report.applied.merged, vec![id], "B merged A's paragraph with its own");
+    assert_eq!(
+        report.applied.merged,
+        vec![id],
+        "B merged A's paragraph with its own"
+    );
     converge(&[&a, &b]).await;
     let note = a.store.get_note(id).expect("note");
     assert_eq!(note.title, "Pump 4 (north)");
     assert!(note.pinned, "both field edits survive");
-    assert_eq!(note.body, "Inlet: 2.4 bar\n\nNotes:\n- seal worn\n- impeller replaced\n");
+    assert_eq!(
+        note.body,
+        "Inlet: 2.4 bar\n\nNotes:\n- seal worn\n- impeller replaced\n"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,16 +234,32 @@ async fn the_same_line_edited_twice_is_a_conflict_that_keeps_both() {
     let status = b.store.local_status().expect("status");
     assert_eq!(status.conflicts, 1);
     let open = b.store.conflicts().expect("conflicts");
-    assert_eq!((open[0].mine.as_str(), open[0].theirs.as_str(), open[0].base.as_str()),
-        ("Meter: 150\n", "Meter: 140\n", "Meter: 100\n"), "both sides and the ancestor kept");
+    assert_eq!(
+        (
+            open[0].mine.as_str(),
+            open[0].theirs.as_str(),
+            open[0].base.as_str()
+        ),
+        ("Meter: 150\n", "Meter: 140\n", "Meter: 100\n"),
+        "both sides and the ancestor kept"
+    );
 
     // The user merges by hand on B; both devices end with that text.
     b.store
-        .resolve_conflict(id, outpost_core::sync::Resolution::Text("Meter: 140 (A), 150 (B)\n".into()))
+        .resolve_conflict(
+            id,
+            outpost_core::sync::Resolution::Text("Meter: 140 (A), 150 (B)\n".into()),
+        )
         .expect("resolve");
     converge(&[&a, &b]).await;
-    assert_eq!(a.store.get_note(id).expect("a").body, "Meter: 140 (A), 150 (B)\n");
-    assert_eq!(b.store.get_note(id).expect("b").sync_state, SyncState::Synced);
+    assert_eq!(
+        a.store.get_note(id).expect("a").body,
+        "Meter: 140 (A), 150 (B)\n"
+    );
+    assert_eq!(
+        b.store.get_note(id).expect("b").sync_state,
+        SyncState::Synced
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,7 +276,10 @@ async fn an_edit_wins_over_a_delete_on_another_device() {
     converge(&[&a, &b]).await;
     for d in [&a, &b] {
         let note = d.store.get_note(id).expect("note");
-        assert!(!note.deleted, "the edit brought the note back from the Trash");
+        assert!(
+            !note.deleted,
+            "the edit brought the note back from the Trash"
+        );
         assert_eq!(note.body, "- valves\n- gauges\n");
     }
 }
@@ -270,7 +310,10 @@ async fn a_poison_mutation_becomes_a_dead_letter_and_the_rest_syncs() {
     let entry = &a.store.outbox_for(&poisoned.to_string()).expect("outbox")[0];
     assert_eq!(entry.state, "failed");
     assert!(
-        entry.last_error.as_deref().is_some_and(|e| e.contains("note.tags")),
+        entry
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("note.tags")),
         "the server's reason is kept: {:?}",
         entry.last_error
     );
@@ -289,13 +332,20 @@ async fn an_edit_on_one_online_device_reaches_the_other_through_the_poke() {
         debounce: Duration::from_millis(20),
         ..Default::default()
     };
-    let engine_a = SyncEngine::start(a.store.clone(), TokenVault::file_only(a._dir.path()), fast.clone());
+    let engine_a = SyncEngine::start(
+        a.store.clone(),
+        TokenVault::file_only(a._dir.path()),
+        fast.clone(),
+    );
     let engine_b = SyncEngine::start(b.store.clone(), TokenVault::file_only(b._dir.path()), fast);
     let mut status_b = engine_b.status();
-    tokio::time::timeout(Duration::from_secs(10), status_b.wait_for(|s| s.state == EngineState::UpToDate))
-        .await
-        .expect("B up to date")
-        .expect("status");
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        status_b.wait_for(|s| s.state == EngineState::UpToDate),
+    )
+    .await
+    .expect("B up to date")
+    .expect("status");
     // Give B's event stream a moment to connect.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let id = a.note("Live", "typed on A");
@@ -310,7 +360,10 @@ async fn an_edit_on_one_online_device_reaches_the_other_through_the_poke() {
         }
     })
     .await;
-    assert!(arrived.is_ok(), "A's note reached B without anyone pressing sync");
+    assert!(
+        arrived.is_ok(),
+        "A's note reached B without anyone pressing sync"
+    );
     assert_eq!(b.store.get_note(id).expect("on B").body, "typed on A");
     engine_a.shutdown().await;
     engine_b.shutdown().await;
