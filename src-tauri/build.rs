@@ -1,0 +1,16 @@
+//! Tauri's build step: reads the app config and generates the permissions of our own commands,
+//! so the capability file must grant each command by name (`allow-list-notes`).
+//!
+//! The config is read as `src-tauri/tauri.conf.json`, a symlink to the file at the repository
+//! root, so that relative paths in it (`../ui/dist`, `icons/…`) mean the same here, in
+//! `generate_context!` and in the Tauri CLI (`TAURI_APP_PATH=src-tauri`). Reading it as
+//! `../tauri.conf.json` would make them relative to the root for cargo but not for the CLI.
+
+fn main() {
+    let manifest = tauri_build::AppManifest::new().commands(&["list_notes", "create_note"]);
+    let attributes = tauri_build::Attributes::new().app_manifest(manifest);
+    if let Err(err) = tauri_build::try_build(attributes) {
+        // Build scripts report by panicking; print the whole chain so the cause is visible.
+        panic!("tauri build step failed: {err:#}");
+    }
+}

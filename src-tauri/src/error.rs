@@ -1,0 +1,67 @@
+//! The error type of the app's IPC layer and how it reaches the UI.
+//!
+//! Every command returns `Result<T, AppError>`. The UI receives `{code, message}`: `code` is a
+//! stable, machine-readable string (the core's own code where the error comes from the core), so
+//! the UI can react to the kind of error instead of parsing a message meant for people.
+
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The core refused or failed; its `code()` is passed on unchanged.
+    #[error(transparent)]
+    Core(#[from] outpost_core::Error),
+    /// The store could not be opened at start-up. Every command answers with that failure, so
+    /// the window can say why (e.g. `data_dir_in_use`) instead of the app dying without a word.
+    #[error("{message}")]
+    StoreUnavailable { code: &'static str, message: String },
+    /// Tauri itself failed, e.g. no app data dir, or a blocking task that panicked.
+    #[error("internal error: {0}")]
+    Runtime(#[from] tauri::Error),
+}
+
+impl AppError {
+    /// The stable code the UI switches on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Core(err) => err.code(),
+            AppError::StoreUnavailable { code, .. } => code,
+            AppError::Runtime(_) => "internal",
+        }
+    }
+}
+
+impl Serialize for AppError {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("AppError", 2)?;
+        out.serialize_field("code", self.code())?;
+        out.serialize_field("message", &self.to_string())?;
+        out.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_errors_keep_their_code() -> Result<(), serde_json::Error> {
+        let err = AppError::from(outpost_core::Error::Invalid("title is empty".into()));
+        let value = serde_json::to_value(&err)?;
+        assert_eq!(
+            value,
+            serde_json::json!({"code": "invalid_input", "message": "title is empty"})
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn runtime_errors_are_internal() -> Result<(), serde_json::Error> {
+        let err = AppError::Runtime(tauri::Error::FailedToReceiveMessage);
+        let value = serde_json::to_value(&err)?;
+        assert_eq!(value["code"], "internal");
+        assert_eq!(value["message"], err.to_string());
+        Ok(())
+    }
+}
