@@ -10,8 +10,13 @@
 //! - `scale`: `OUTPOST_BENCH_NOTES` (default 100,000) notes of about 1 KB imported one by one
 //!   through `create_note`, then the first page of `list_notes` and a mix of `search_notes`
 //!   queries (rare word, medium word, two words, prefixes as the user types).
+//! - Investigations, printed with the summary: what the store's statements around the two
+//!   inserts cost, what FTS prefix indexes would cost writes, and the store's search SQL against
+//!   variants of it on a raw connection to the 100,000-note database (timings, query plans, and
+//!   whether each variant returns the same notes in the same order).
 //!
-//! A filter argument (`cargo bench ... -- write`) runs only the matching part. Under
+//! A filter argument (`cargo bench ... -- write`, `-- scale`) runs only the matching part.
+//! `OUTPOST_BENCH_DIR=<empty dir>` keeps the scale database there. Under
 //! `cargo test --all-targets` the bench runs once, on a few hundred notes, as a smoke test.
 
 use anyhow::{Context, Result, ensure};
@@ -29,7 +34,7 @@ use std::time::{Duration, Instant};
 
 const DEFAULT_NOTES: usize = 100_000;
 /// Notes already in each database before the write benchmarks start.
-const WRITE_SEED_NOTES: usize = 2_000;
+const WRITE_SEED_NOTES: usize = 1_000;
 /// Results a search asks for (one screen of hits).
 const SEARCH_LIMIT: u32 = 50;
 
@@ -887,7 +892,7 @@ fn write_benches(c: &mut Criterion, cfg: &Config, corpus: &Corpus) -> Result<Vec
 
         let (rounds, n) = match (cfg.full, sync) {
             (false, _) => (2, 5),
-            (true, Synchronous::Normal) => (41, 100),
+            (true, Synchronous::Normal) => (31, 100),
             (true, Synchronous::Full) => (21, 20),
         };
         for op in [Op::Create, Op::Update] {
@@ -1130,8 +1135,9 @@ fn scale_benches(c: &mut Criterion, cfg: &Config, corpus: &Corpus) -> Result<Sca
     let mut tenth_rates = Vec::new();
     let start = Instant::now();
     let mut lap = Instant::now();
+    let mut ids = Vec::with_capacity(notes);
     for (i, d) in drafts.into_iter().enumerate() {
-        store.create_note(d)?;
+        ids.push(store.create_note(d)?.id);
         if (i + 1) % tenth == 0 {
             tenth_rates.push(tenth as f64 / lap.elapsed().as_secs_f64());
             lap = Instant::now();
@@ -1140,6 +1146,10 @@ fn scale_benches(c: &mut Criterion, cfg: &Config, corpus: &Corpus) -> Result<Sca
     let import_s = start.elapsed().as_secs_f64();
     let import_per_s = notes as f64 / import_s;
     eprintln!("scale: imported {notes} notes in {import_s:.1} s ({import_per_s:.0} notes/s)");
+    // 1% of the notes in the Trash, as in real use: lists and searches must skip them.
+    for id in ids.iter().step_by(100) {
+        store.trash_note(*id)?;
+    }
     let db_bytes = dir_bytes(&dir);
 
     // The first page, once cold-ish (first call after the import), then warm.
@@ -1309,6 +1319,9 @@ struct VariantRow {
     same_set: usize,
     queries: usize,
     plan: Vec<String>,
+    /// Median over the mix's queries of (shipped time / this variant's time).
+    speedup: f64,
+    slowest: Vec<(String, f64)>,
 }
 
 struct VariantReport {
@@ -1420,24 +1433,18 @@ fn search_variants(db: &Path, queries: &[Query], passes: usize) -> Result<Varian
             .last()
             .is_some_and(|w| w.chars().count() < 3)
     };
-    let mut reference: Vec<Vec<String>> = Vec::new();
-    let mut rows = Vec::new();
+    struct Prepared {
+        name: &'static str,
+        main: String,
+        recent: Option<String>,
+        plan: Vec<String>,
+    }
+    let mut prepared = Vec::new();
     for (name, table, order, short_recent) in variants {
-        let main_sql = search_sql(table, order);
-        let recent_sql = search_sql(table, Order::Recent);
-        let sql_for = |text: &str| {
-            if short_recent && short(text) {
-                &recent_sql
-            } else {
-                &main_sql
-            }
-        };
+        let main = search_sql(table, order);
+        let recent = short_recent.then(|| search_sql(table, Order::Recent));
         let mut plan: Vec<String> = Vec::new();
-        for sql in if short_recent {
-            vec![&main_sql, &recent_sql]
-        } else {
-            vec![&main_sql]
-        } {
+        for sql in std::iter::once(&main).chain(recent.as_ref()) {
             plan.push(format!(
                 "-- {}",
                 sql.lines().last().unwrap_or_default().trim()
@@ -1448,26 +1455,54 @@ fn search_variants(db: &Path, queries: &[Query], passes: usize) -> Result<Varian
                     .collect::<rusqlite::Result<Vec<_>>>()?,
             );
         }
-        // Warm-up pass, which also gives the hits to compare.
-        let hits: Vec<Vec<String>> = queries
-            .iter()
-            .map(|q| run_search(&conn, sql_for(&q.text), &q.text))
-            .collect::<Result<_>>()?;
-        let mut per_query: Vec<Vec<f64>> = vec![Vec::new(); queries.len()];
-        for _ in 0..passes {
-            for (k, q) in queries.iter().enumerate() {
+        prepared.push(Prepared {
+            name,
+            main,
+            recent,
+            plan,
+        });
+    }
+    let sql_for = |v: &'_ Prepared, text: &str| -> String {
+        match &v.recent {
+            Some(recent) if short(text) => recent.clone(),
+            _ => v.main.clone(),
+        }
+    };
+    // A warm-up pass gives the hits to compare; then every query runs under every variant in
+    // turn, so that a busy moment of the machine hits all variants alike.
+    let mut hits: Vec<Vec<Vec<String>>> = Vec::new();
+    for v in &prepared {
+        hits.push(
+            queries
+                .iter()
+                .map(|q| run_search(&conn, &sql_for(v, &q.text), &q.text))
+                .collect::<Result<_>>()?,
+        );
+    }
+    let mut times: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); queries.len()]; prepared.len()];
+    for _ in 0..passes {
+        for (k, q) in queries.iter().enumerate() {
+            for (vi, v) in prepared.iter().enumerate() {
+                let sql = sql_for(v, &q.text);
                 let t = Instant::now();
-                black_box(run_search(&conn, sql_for(&q.text), &q.text)?);
-                per_query[k].push(t.elapsed().as_secs_f64() * 1e3);
+                black_box(run_search(&conn, &sql, &q.text)?);
+                times[vi][k].push(t.elapsed().as_secs_f64() * 1e3);
             }
         }
-        if reference.is_empty() {
-            reference = hits.clone();
-        }
-        let same_order = hits.iter().zip(&reference).filter(|(a, b)| a == b).count();
-        let same_set = hits
+    }
+    let per_query_median =
+        |vi: usize| -> Vec<f64> { times[vi].iter().map(|t| median(&mut t.clone())).collect() };
+    let shipped = per_query_median(0);
+    let mut rows = Vec::new();
+    for (vi, v) in prepared.into_iter().enumerate() {
+        let same_order = hits[vi]
             .iter()
-            .zip(&reference)
+            .zip(&hits[0])
+            .filter(|(a, b)| a == b)
+            .count();
+        let same_set = hits[vi]
+            .iter()
+            .zip(&hits[0])
             .filter(|(a, b)| {
                 let (mut a, mut b) = ((*a).clone(), (*b).clone());
                 a.sort();
@@ -1475,16 +1510,33 @@ fn search_variants(db: &Path, queries: &[Query], passes: usize) -> Result<Varian
                 a == b
             })
             .count();
-        let (search, mix_median_ms, mix_p90_ms) = summarize(queries, &per_query);
+        let (search, mix_median_ms, mix_p90_ms) = summarize(queries, &times[vi]);
+        let medians = per_query_median(vi);
+        let mut speedups: Vec<f64> = shipped
+            .iter()
+            .zip(&medians)
+            .zip(queries)
+            .filter(|(_, q)| q.kind != Kind::Common)
+            .map(|((a, b), _)| a / b)
+            .collect();
+        let mut slowest: Vec<(String, f64)> = queries
+            .iter()
+            .zip(&medians)
+            .map(|(q, &t)| (q.text.clone(), t))
+            .collect();
+        slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
+        slowest.truncate(4);
         rows.push(VariantRow {
-            name,
+            name: v.name,
             search,
             mix_median_ms,
             mix_p90_ms,
+            speedup: median(&mut speedups),
             same_order,
             same_set,
             queries: queries.len(),
-            plan,
+            plan: v.plan,
+            slowest,
         });
     }
     Ok(VariantReport {
@@ -1613,10 +1665,13 @@ fn main() -> Result<()> {
             let kinds: Vec<Kind> = Kind::MIX.iter().copied().chain([Kind::Common]).collect();
             let header: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
             println!(
-                "| variant | mix median | mix p90 | {} | same hits, same order |",
+                "| variant | mix median | mix p90 | per-query speed-up | {} | same hits, same order | slowest queries (ms) |",
                 header.join(" | ")
             );
-            println!("|---|---:|---:|{}---|", "---:|".repeat(kinds.len()));
+            println!(
+                "|---|---:|---:|---:|{}---|---|",
+                "---:|".repeat(kinds.len())
+            );
             for r in &v.rows {
                 let cells: Vec<String> = kinds
                     .iter()
@@ -1627,15 +1682,22 @@ fn main() -> Result<()> {
                             .map_or("-".into(), |x| format!("{:.2}", x.median_ms))
                     })
                     .collect();
+                let slow: Vec<String> = r
+                    .slowest
+                    .iter()
+                    .map(|(q, t)| format!("{q} {t:.0}"))
+                    .collect();
                 println!(
-                    "| {} | {:.2} | {:.2} | {} | {}/{} ({} same set) |",
+                    "| {} | {:.2} | {:.2} | {:.2}x | {} | {}/{} ({} same set) | {} |",
                     r.name,
                     r.mix_median_ms,
                     r.mix_p90_ms,
+                    r.speedup,
                     cells.join(" | "),
                     r.same_order,
                     r.queries,
-                    r.same_set
+                    r.same_set,
+                    slow.join(", ")
                 );
             }
             // The prefix-indexed table plans like the plain one: show the first three.

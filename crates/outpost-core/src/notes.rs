@@ -602,7 +602,9 @@ impl Store {
         })
     }
 
-    /// Full-text search over title and body, best matches first, with highlighted snippets.
+    /// Full-text search over title and body, best matches first (title hits weigh 4x), with
+    /// highlighted snippets. Ordering by FTS5's own `rank` lets the index sort, so snippets and
+    /// sync states are computed only for the rows returned (see BENCHMARKS.md).
     /// Words match as prefixes, so it works while the user is still typing. Notes in the Trash
     /// are left out.
     pub fn search_notes(&self, text: &str, limit: u32) -> Result<Vec<SearchHit>> {
@@ -614,8 +616,9 @@ impl Store {
             "SELECT {cols}, highlight(notes_fts, 0, char(57344), char(57345)),
                     snippet(notes_fts, 1, char(57344), char(57345), '…', 24)
              FROM notes_fts JOIN note_state n ON n.seq = notes_fts.rowid
-             WHERE notes_fts MATCH ?1 AND n.deleted = 0
-             ORDER BY bm25(notes_fts, 4.0, 1.0) LIMIT ?2",
+             WHERE notes_fts MATCH ?1 AND notes_fts.rank MATCH 'bm25(4.0, 1.0)'
+               AND n.deleted = 0
+             ORDER BY notes_fts.rank LIMIT ?2",
             cols = SUMMARY_COLUMNS
                 .split(',')
                 .map(|c| format!("n.{}", c.trim()))
