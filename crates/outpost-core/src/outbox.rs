@@ -11,7 +11,25 @@ use crate::store::{SqlContext, Store, Tx};
 use outpost_protocol::{Entity, Fields, MUTATION_SCHEMA_VERSION, MutationId};
 use rusqlite::{OptionalExtension, Row, params};
 
+/// The newest outbox entry of an entity: (seq, name, fields JSON, state, sent).
+type NewestEntry = (i64, String, String, String, bool);
+
 impl Tx<'_> {
+    fn newest_entry(&self, entity: Entity, entity_id: &str) -> Result<Option<NewestEntry>> {
+        self.tx
+            .prepare_cached(
+                "SELECT seq, name, fields, state, sent FROM outbox
+                 WHERE entity_id = ?1 AND entity = ?2 ORDER BY seq DESC LIMIT 1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![entity_id, entity.as_str()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .optional()
+            })
+            .at(self.path)
+    }
+
     /// Queues `fields` of `entity_id` under mutation `name`, coalescing into the newest entry of
     /// the same entity when that entry is the same mutation, still queued and never sent.
     pub(crate) fn enqueue(
@@ -24,19 +42,7 @@ impl Tx<'_> {
         now_ms: i64,
     ) -> Result<()> {
         let path = self.path;
-        let newest: Option<(i64, String, String, String, bool)> = self
-            .tx
-            .prepare_cached(
-                "SELECT seq, name, fields, state, sent FROM outbox
-                 WHERE entity_id = ?1 AND entity = ?2 ORDER BY seq DESC LIMIT 1",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![entity_id, entity.as_str()], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .optional()
-            })
-            .at(path)?;
+        let newest = self.newest_entry(entity, entity_id)?;
         match newest {
             Some((seq, newest_name, old_fields, state, false))
                 if newest_name == name && state == "queued" =>
@@ -91,19 +97,7 @@ impl Tx<'_> {
         base_version: Option<i64>,
         now_ms: i64,
     ) -> Result<()> {
-        let newest: Option<(i64, String, String, String, bool)> = self
-            .tx
-            .prepare_cached(
-                "SELECT seq, name, fields, state, sent FROM outbox
-                 WHERE entity_id = ?1 AND entity = ?2 ORDER BY seq DESC LIMIT 1",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![entity_id, entity.as_str()], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .optional()
-            })
-            .at(self.path)?;
+        let newest = self.newest_entry(entity, entity_id)?;
         if let Some((seq, newest_name, newer, state, false)) = newest
             && newest_name == name
             && state == "queued"
