@@ -221,39 +221,19 @@ impl crate::store::Tx<'_> {
             return Ok(());
         };
         for name in fields.keys() {
-            let (sql, value): (&str, rusqlite::types::Value) = match name.as_str() {
-                "notebook_id" => (
-                    "UPDATE notes SET notebook_id = ?2 WHERE id = ?1",
-                    notebook.clone().into(),
-                ),
-                "title" => (
-                    "UPDATE notes SET title = ?2 WHERE id = ?1",
-                    title.clone().into(),
-                ),
-                "body" => (
-                    "UPDATE notes SET body = ?2 WHERE id = ?1",
-                    body.clone().into(),
-                ),
-                "tags" => (
-                    "UPDATE notes SET tags = ?2 WHERE id = ?1",
-                    tags.clone().into(),
-                ),
-                "pinned" => (
-                    "UPDATE notes SET pinned = ?2 WHERE id = ?1",
-                    i64::from(pinned).into(),
-                ),
-                "archived" => (
-                    "UPDATE notes SET archived = ?2 WHERE id = ?1",
-                    i64::from(archived).into(),
-                ),
-                "deleted" => (
-                    "UPDATE notes SET deleted = ?2 WHERE id = ?1",
-                    i64::from(deleted).into(),
-                ),
+            // Each synced field of a note is stored in the column of the same name.
+            let value: rusqlite::types::Value = match name.as_str() {
+                "notebook_id" => notebook.clone().into(),
+                "title" => title.clone().into(),
+                "body" => body.clone().into(),
+                "tags" => tags.clone().into(),
+                "pinned" => i64::from(pinned).into(),
+                "archived" => i64::from(archived).into(),
+                "deleted" => i64::from(deleted).into(),
                 _ => continue,
             };
             self.tx
-                .prepare_cached(sql)
+                .prepare_cached(&format!("UPDATE notes SET {name} = ?2 WHERE id = ?1"))
                 .and_then(|mut s| s.execute(params![id, value]))
                 .at(self.path)?;
         }
@@ -264,5 +244,66 @@ impl crate::store::Tx<'_> {
                 .at(self.path)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::test_support::temp_store;
+    use crate::{NoteDraft, NotePatch, SyncState};
+    use outpost_protocol::api::{Cursor, MutationNumber, MutationResult, Outcome, Version};
+
+    #[test]
+    fn discarding_a_dead_letter_puts_its_fields_back_to_the_servers_version() {
+        let (_dir, store) = temp_store();
+        let note = store
+            .create_note(NoteDraft {
+                title: "Pump 4".into(),
+                body: "seal worn".into(),
+                ..Default::default()
+            })
+            .expect("create");
+        // The server applied the creation: that is the base copy now.
+        let sent = store.take_batch(10, usize::MAX).expect("batch");
+        let applied = MutationResult {
+            id: sent[0].mutation_id,
+            number: MutationNumber(sent[0].mutation_number),
+            outcome: Outcome::Applied {
+                version: Version(1),
+                cursor: Cursor(1),
+                clamped_skew_ms: None,
+            },
+        };
+        store.apply_push_results(&sent, &[applied]).expect("ack");
+        store
+            .update_note(
+                note.id,
+                NotePatch {
+                    title: Some("Pump 4!".into()),
+                    body: Some("seal replaced".into()),
+                    pinned: Some(true),
+                    ..Default::default()
+                },
+            )
+            .expect("edit");
+        let edit = store.take_batch(10, usize::MAX).expect("batch");
+        store
+            .mark_failed(edit[0].mutation_id, "refused")
+            .expect("dead letter");
+        assert_eq!(
+            store.get_note(note.id).expect("note").sync_state,
+            SyncState::Failed
+        );
+
+        store
+            .discard_dead_letter(edit[0].mutation_id)
+            .expect("discard");
+        let back = store.get_note(note.id).expect("note");
+        assert_eq!(
+            (back.title.as_str(), back.body.as_str(), back.pinned),
+            ("Pump 4", "seal worn", false)
+        );
+        assert_eq!(back.sync_state, SyncState::Synced);
+        assert!(store.dead_letters().expect("list").is_empty());
     }
 }

@@ -888,7 +888,7 @@ mod tests {
     /// `dbus-run-session -- sh -c 'echo pw | gnome-keyring-daemon --unlock --components=secrets
     /// && cargo test -p outpost-core vault_real_keychain -- --ignored'`.
     #[test]
-    #[ignore = "touches the real OS keychain"]
+    #[ignore = "touches the real OS keychain: run with --ignored inside dbus-run-session with an unlocked keyring"]
     fn vault_real_keychain_round_trip() {
         let dir = tempfile::tempdir().expect("tempdir");
         let service = "app.outpost.notes.vault-test";
