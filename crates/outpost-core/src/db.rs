@@ -59,7 +59,7 @@ pub(crate) fn lock_data_dir(dir: &Path) -> Result<DirLock> {
             }
             _ => io(e),
         })?;
-    match file.try_lock() {
+    match try_lock_patiently(&file) {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             let mut pid = String::new();
@@ -77,6 +77,21 @@ pub(crate) fn lock_data_dir(dir: &Path) -> Result<DirLock> {
         .and_then(|()| file.rewind())
         .and_then(|()| write!(file, "{}", std::process::id()));
     Ok(DirLock { _file: file })
+}
+
+/// A lock released a moment ago can still be held for a few milliseconds: by a previous instance
+/// that is still exiting, or by a child process another thread of ours has just forked, which
+/// shares the open file until it execs. So a busy lock is retried briefly before it is reported.
+fn try_lock_patiently(file: &File) -> std::result::Result<(), TryLockError> {
+    const ATTEMPTS: u32 = 20;
+    const PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
+    for _ in 1..ATTEMPTS {
+        match file.try_lock() {
+            Err(TryLockError::WouldBlock) => std::thread::sleep(PAUSE),
+            other => return other,
+        }
+    }
+    file.try_lock()
 }
 
 /// Refuses a file that exists but is not SQLite, before SQLite gets a chance to write to it.
