@@ -6,7 +6,8 @@ use std::path::PathBuf;
 const EXIT_CODES: &str = "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 invalid input or too \
 large, 5 data directory in use, 6 database unreadable (not a database, corrupt, too new), 7 disk \
 full or read-only, 8 offline (server unreachable), 9 not signed in or signed out by the server, \
-10 this app is too old for the server, 11 sync finished with conflicts or dead letters.";
+10 this app is too old for the server, 11 sync finished with conflicts or dead letters, 12 the \
+sync doctor found records that differ between this device and the server.";
 
 #[derive(Debug, Parser)]
 #[command(name = "outpost", version, about = "Outpost notes from the command line", after_help = EXIT_CODES)]
@@ -72,6 +73,17 @@ pub enum Command {
     Retry { id: String },
     /// Drop a dead letter; the note goes back to the server's version of those fields.
     Discard { id: String },
+    /// Check that this device holds exactly what the server holds (counts and checksums), name
+    /// every note that differs, and with --repair fix them by re-pulling from the server.
+    Doctor {
+        /// Rewrite what differs from the server's copy and send again what only this device
+        /// has; then check again.
+        #[arg(long)]
+        repair: bool,
+        /// Check without syncing first (differences then include what a sync would fix).
+        #[arg(long)]
+        no_sync: bool,
+    },
 }
 
 #[derive(Debug, ClapArgs)]

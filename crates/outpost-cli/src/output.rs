@@ -274,6 +274,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     if err.downcast_ref::<crate::sync::Attention>().is_some() {
         return 11;
     }
+    if err.downcast_ref::<crate::sync::Disagreement>().is_some() {
+        return 12;
+    }
     match err.downcast_ref::<SyncError>() {
         Some(SyncError::Offline(_)) => 8,
         Some(SyncError::SignedOut(_) | SyncError::NotSignedIn) => 9,
@@ -293,6 +296,9 @@ pub fn print_error(err: &anyhow::Error, json: bool) {
         (_, Some(sync)) => (sync.code().to_owned(), sync.to_string()),
         _ if err.downcast_ref::<crate::sync::Attention>().is_some() => {
             ("attention".to_owned(), err.to_string())
+        }
+        _ if err.downcast_ref::<crate::sync::Disagreement>().is_some() => {
+            ("doctor_differences".to_owned(), err.to_string())
         }
         _ => ("error".to_owned(), format!("{err:#}")),
     };

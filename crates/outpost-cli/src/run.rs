@@ -36,6 +36,7 @@ pub fn run(args: &Args) -> Result<()> {
         Command::Failed => sync::failed(&store, &out),
         Command::Retry { id } => sync::retry(&store, &out, id),
         Command::Discard { id } => sync::discard(&store, &out, id),
+        Command::Doctor { repair, no_sync } => sync::doctor(&store, &out, *repair, *no_sync),
     }
 }
 

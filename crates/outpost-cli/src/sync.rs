@@ -5,7 +5,8 @@ use crate::output::{Printer, format_ms};
 use anyhow::{Context, Result, anyhow};
 use outpost_core::sync::vault::TokenVault;
 use outpost_core::sync::{
-    EngineConfig, EngineState, Resolution, SyncEngine, SyncError, account, run_cycle,
+    Diagnosis, EngineConfig, EngineState, Resolution, SyncEngine, SyncError, account, doctor,
+    run_cycle,
 };
 use outpost_core::{APP_IDENTIFIER, Store};
 use serde_json::json;
@@ -241,4 +242,104 @@ pub fn discard(store: &Store, out: &Printer, id: &str) -> Result<()> {
         "discarded; the note is back to the server's version of those fields",
         json!({ "discarded": mutation }),
     )
+}
+
+/// The doctor found records that differ and did not (or could not) repair them (exit code 12).
+#[derive(Debug, thiserror::Error)]
+#[error("{count} records differ between this device and the server: run `outpost doctor --repair`")]
+pub struct Disagreement {
+    pub count: usize,
+}
+
+fn print_diagnosis(d: &Diagnosis, heading: &str) {
+    println!("{heading}");
+    println!(
+        "  server: {} notes, {} in Trash, {} notebooks, {} preferences (cursor {})",
+        d.server.notes,
+        d.server.notes_in_trash,
+        d.server.notebooks,
+        d.server.prefs,
+        d.server_cursor
+    );
+    println!(
+        "  device: {} notes, {} in Trash, {} notebooks, {} preferences (cursor {})",
+        d.device.notes,
+        d.device.notes_in_trash,
+        d.device.notebooks,
+        d.device.prefs,
+        d.device_cursor
+    );
+    if d.pending > 0 {
+        println!(
+            "  {} with changes not yet synced (left out of the check)",
+            d.pending
+        );
+    }
+    if d.agrees() {
+        println!("  device and server agree");
+        return;
+    }
+    println!("  {} differ:", d.differences.len());
+    for diff in &d.differences {
+        let name = diff
+            .title
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .unwrap_or("(untitled)");
+        let versions = match (diff.device_version, diff.server_version) {
+            (Some(a), Some(b)) => format!(" (version {a} here, {b} on the server)"),
+            _ => String::new(),
+        };
+        println!(
+            "    {} {}  {name}: {}{versions}",
+            diff.entity.as_str(),
+            diff.id,
+            diff.problem.describe()
+        );
+    }
+}
+
+/// `outpost doctor`: sync (unless told not to), compare with the server, and optionally repair
+/// and compare again.
+pub fn doctor(store: &Store, out: &Printer, repair: bool, no_sync: bool) -> Result<()> {
+    let session = account::signed_in(store, &vault(store))?.ok_or(SyncError::NotSignedIn)?;
+    let cfg = EngineConfig::default();
+    let rt = runtime()?;
+    let quiet = |_: outpost_core::sync::Progress| {};
+    if !no_sync {
+        rt.block_on(run_cycle(store, &session.client, &cfg, &quiet))?;
+    }
+    let before = rt.block_on(doctor::diagnose(store, &session.client))?;
+    let mut result = json!({ "diagnosis": before });
+    if !out.json {
+        print_diagnosis(&before, "checked this device against the server:");
+    }
+    let mut remaining = before.differences.len();
+    if repair && !before.agrees() {
+        let done = rt.block_on(doctor::repair(store, &session.client, &before))?;
+        // Send what the repair queued again, then check that it worked.
+        rt.block_on(run_cycle(store, &session.client, &cfg, &quiet))?;
+        let after = rt.block_on(doctor::diagnose(store, &session.client))?;
+        if !out.json {
+            println!(
+                "repaired: {} rewritten from the server, {} removed, {} sent again, {} skipped (changed meanwhile)",
+                done.rewritten, done.removed, done.requeued, done.skipped
+            );
+            print_diagnosis(&after, "checked again:");
+        }
+        remaining = after.differences.len();
+        result = json!({ "diagnosis": before, "repair": done, "after": after });
+    }
+    if out.json {
+        json_out(&result)?;
+    }
+    if remaining > 0 {
+        return Err(anyhow::Error::new(Disagreement { count: remaining }));
+    }
+    Ok(())
+}
+
+fn json_out(value: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
 }

@@ -1,50 +1,12 @@
 //! The `outpost` binary as a script would use it: a whole offline session, JSON output, and
 //! what a user sees when something is wrong.
 
+mod common;
+
+use common::{fails, json, ok, outpost};
 use serde_json::Value;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn outpost(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("OUTPOST_DATA_DIR")
-        .output()
-        .expect("run outpost")
-}
-
-/// Runs a command that must succeed; returns its stdout.
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = outpost(dir, args);
-    assert!(
-        out.status.success(),
-        "outpost {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
-
-fn json(dir: &Path, args: &[&str]) -> Value {
-    let mut with_json = args.to_vec();
-    with_json.push("--json");
-    serde_json::from_str(&ok(dir, &with_json)).expect("valid JSON on stdout")
-}
-
-/// Runs a command that must fail; returns (exit code, stderr).
-fn fails(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = outpost(dir, args);
-    assert!(!out.status.success(), "outpost {args:?} should have failed");
-    let stderr = String::from_utf8(out.stderr).expect("utf-8");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "one-line error, got {stderr:?}"
-    );
-    (out.status.code().unwrap_or(-1), stderr)
-}
 
 #[test]
 fn a_whole_offline_session() {
@@ -207,10 +169,7 @@ fn a_foreign_file_in_place_of_the_database_is_named_and_kept() {
 #[test]
 fn a_second_process_on_the_same_data_dir_is_told_who_holds_it() {
     let dir = tempfile::tempdir().expect("dir");
-    let mut writer = Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["seed", "1000000", "--body-bytes", "64"])
+    let mut writer = common::command(dir.path(), &["seed", "1000000", "--body-bytes", "64"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -2,59 +2,9 @@
 //! directories) against a real server on 127.0.0.1, a conflict resolved with `outpost resolve`,
 //! and what `outpost sync` says when the server is gone.
 
-use serde_json::Value;
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-/// A real server on an ephemeral port, on its own thread and runtime; stops with the process.
-fn start_server(dir: &Path) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let path = dir.to_path_buf();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        rt.block_on(async move {
-            let storage =
-                outpost_server::storage::sqlite::SqliteStorage::open(&path).expect("storage");
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(format!("http://{}", listener.local_addr().expect("addr")))
-                .expect("send");
-            let state = outpost_server::AppState::new(std::sync::Arc::new(storage));
-            let _ = outpost_server::serve(listener, state, std::future::pending()).await;
-        });
-    });
-    rx.recv().expect("server url")
-}
-
-fn outpost(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env("OUTPOST_PASSWORD", "correct horse battery")
-        .env("DBUS_SESSION_BUS_ADDRESS", "disabled:")
-        .env_remove("OUTPOST_DATA_DIR")
-        .output()
-        .expect("run outpost")
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = outpost(dir, args);
-    assert!(
-        out.status.success(),
-        "outpost {args:?} failed ({:?}): {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
-fn json(dir: &Path, args: &[&str]) -> Value {
-    let mut a = args.to_vec();
-    a.push("--json");
-    serde_json::from_str(&ok(dir, &a)).expect("JSON")
-}
+use common::{json, ok, outpost, start_server};
 
 #[test]
 fn two_devices_sync_and_a_conflict_is_resolved_from_the_cli() {

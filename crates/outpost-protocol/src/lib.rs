@@ -29,6 +29,7 @@ pub mod mutation;
 pub use mutation::{Entity, FieldChange, Fields};
 
 pub mod api;
+pub mod digest;
 
 #[cfg(feature = "openapi")]
 mod openapi;

@@ -4,6 +4,7 @@
 //! Tests start it on `127.0.0.1:0` with a temp database; `main.rs` adds flags and signals.
 
 pub mod auth;
+pub mod doctor;
 pub mod error;
 pub mod openapi;
 pub mod plan;
@@ -90,7 +91,10 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/current", delete(routes::logout))
         .route("/sync/push", post(routes::push))
         .route("/sync/pull", get(routes::pull))
-        .route("/sync/events", get(routes::events));
+        .route("/sync/events", get(routes::events))
+        .route("/sync/digest", get(routes::digest))
+        .route("/sync/digest/entries", post(routes::digest_entries))
+        .route("/sync/records", post(routes::fetch_records));
     Router::new()
         .nest("/v1", v1)
         .fallback(routes::not_found)

@@ -33,6 +33,9 @@ pub const BEARER: &str = "bearer";
         routes::push,
         routes::pull,
         routes::events,
+        routes::digest,
+        routes::digest_entries,
+        routes::fetch_records,
     ),
     components(schemas(ErrorBody, Poke)),
     modifiers(&Protocol),
@@ -40,6 +43,7 @@ pub const BEARER: &str = "bearer";
         (name = "meta", description = "The server itself: health and this document."),
         (name = "accounts", description = "Accounts and device tokens."),
         (name = "sync", description = "Push, pull and pokes: the sync of one device."),
+        (name = "doctor", description = "The sync doctor: compare a device with the server and repair it."),
     ),
 )]
 pub struct ApiDoc;

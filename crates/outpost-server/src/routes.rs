@@ -3,6 +3,7 @@
 
 use crate::AppState;
 use crate::auth::{self, Auth};
+use crate::doctor;
 use crate::error::ApiError;
 use crate::plan::{self, BatchError};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -18,6 +19,10 @@ use outpost_protocol::api::{
 };
 // Named only in the OpenAPI attributes (`#[utoipa::path]`) of the handlers.
 use outpost_protocol::api::{ErrorBody, PullQuery};
+use outpost_protocol::digest::{
+    DigestResponse, EntriesRequest, EntriesResponse, FetchRequest, FetchResponse,
+    MAX_ENTRY_BUCKETS, MAX_FETCH_KEYS,
+};
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -408,4 +413,113 @@ pub async fn not_found(parts: Parts) -> ApiError {
         codes::NOT_FOUND,
         format!("no such endpoint: {} {}", parts.method, parts.uri.path()),
     )
+}
+
+/// The sync doctor: the account summed up
+///
+/// Counts and, for each of 256 buckets, the count and sum of the record digests (see
+/// `docs/protocol.md`, "Sync doctor"). A device computes the same from its own copy; only the
+/// buckets that differ need a closer look.
+#[utoipa::path(
+    get,
+    path = "/v1/sync/digest",
+    tag = "doctor",
+    operation_id = "digest",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The account's sums.", body = DigestResponse),
+        (status = 400, description = "`bad_request`: the `x-outpost-protocol` or `x-outpost-client` header is missing, or the client id is not a UUID; `unsupported_protocol`: the server does not speak the protocol version in `x-outpost-protocol`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no device token was sent, or it is not valid (unknown or signed out): sign in again.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token belongs to another device than `x-outpost-client`, or the account no longer exists.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is busy; retry later.", body = ErrorBody),
+    ),
+)]
+pub async fn digest(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<Json<DigestResponse>, ApiError> {
+    let (summary, tombstones, cursor) =
+        doctor::summary(state.storage.as_ref(), auth.account, auth.client).await?;
+    tracing::info!(account = %auth.account, cursor = %cursor, "digest");
+    Ok(Json(DigestResponse {
+        cursor,
+        counts: summary.counts,
+        tombstones,
+        buckets: summary.to_wire(),
+    }))
+}
+
+/// The sync doctor: the records of some buckets
+///
+/// One line per record of the given buckets (tombstones included): kind, id, version and
+/// digest, so a device can name the records that differ.
+#[utoipa::path(
+    post,
+    path = "/v1/sync/digest/entries",
+    tag = "doctor",
+    operation_id = "digest_entries",
+    security(("bearer" = [])),
+    request_body = EntriesRequest,
+    responses(
+        (status = 200, description = "The entries, by kind and id.", body = EntriesResponse),
+        (status = 400, description = "`invalid_json`: the body is not an `EntriesRequest` (a bucket is 0 to 255); `bad_request`: more than 256 buckets, or a header is missing; `unsupported_protocol`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no device token was sent, or it is not valid: sign in again.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token belongs to another device than `x-outpost-client`, or the account no longer exists.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is busy; retry later.", body = ErrorBody),
+    ),
+)]
+pub async fn digest_entries(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<EntriesRequest>,
+) -> Result<Json<EntriesResponse>, ApiError> {
+    if req.buckets.len() > MAX_ENTRY_BUCKETS {
+        return Err(ApiError::bad_request(format!(
+            "ask for at most {MAX_ENTRY_BUCKETS} buckets, not {}",
+            req.buckets.len()
+        )));
+    }
+    let (entries, cursor) = doctor::entries(
+        state.storage.as_ref(),
+        auth.account,
+        auth.client,
+        &req.buckets,
+    )
+    .await?;
+    Ok(Json(EntriesResponse { cursor, entries }))
+}
+
+/// The sync doctor: fetch records for a repair
+///
+/// The current records of the given keys, each at its newest version (tombstones included);
+/// keys the account does not hold are left out, so another account's ids yield nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/sync/records",
+    tag = "doctor",
+    operation_id = "fetch_records",
+    security(("bearer" = [])),
+    request_body = FetchRequest,
+    responses(
+        (status = 200, description = "The records that exist, in commit order.", body = FetchResponse),
+        (status = 400, description = "`invalid_json`: the body is not a `FetchRequest`; `bad_request`: more than 1000 keys, or a header is missing; `unsupported_protocol`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no device token was sent, or it is not valid: sign in again.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token belongs to another device than `x-outpost-client`, or the account no longer exists.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is busy; retry later.", body = ErrorBody),
+    ),
+)]
+pub async fn fetch_records(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<FetchRequest>,
+) -> Result<Json<FetchResponse>, ApiError> {
+    if req.keys.len() > MAX_FETCH_KEYS {
+        return Err(ApiError::bad_request(format!(
+            "ask for at most {MAX_FETCH_KEYS} records, not {}",
+            req.keys.len()
+        )));
+    }
+    let (records, cursor) =
+        doctor::records(state.storage.as_ref(), auth.account, auth.client, &req.keys).await?;
+    Ok(Json(FetchResponse { cursor, records }))
 }

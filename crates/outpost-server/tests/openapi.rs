@@ -1408,6 +1408,57 @@ async fn replies_of_a_real_server_validate_against_the_document() {
     }
     assert!(limited, "sign-in attempts are rate limited");
 
+    // The sync doctor: the sums, a bucket's entries, a record fetched for a repair.
+    let (status, digest) = c
+        .send(
+            "GET",
+            "/v1/sync/digest",
+            a.sign(c.request("GET", "/v1/sync/digest")),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(digest["buckets"].as_array().map(Vec::len), Some(256));
+    let bucket = outpost_protocol::digest::bucket(Entity::Note, &note);
+    let entries = json!({"buckets": [bucket]});
+    c.check_request("POST", "/v1/sync/digest/entries", &entries);
+    let (status, reply) = c
+        .send(
+            "POST",
+            "/v1/sync/digest/entries",
+            a.sign(c.request("POST", "/v1/sync/digest/entries"))
+                .json(&entries),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        reply["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .any(|e| e["id"] == json!(note)),
+        "{reply}"
+    );
+    let fetch = json!({"keys": [{"entity": "note", "id": note}]});
+    c.check_request("POST", "/v1/sync/records", &fetch);
+    let (status, reply) = c
+        .send(
+            "POST",
+            "/v1/sync/records",
+            a.sign(c.request("POST", "/v1/sync/records")).json(&fetch),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(reply["records"][0]["id"], json!(note));
+    let (status, _) = c
+        .send(
+            "POST",
+            "/v1/sync/digest/entries",
+            a.sign(c.request("POST", "/v1/sync/digest/entries"))
+                .json(&json!({"buckets": [256]})),
+        )
+        .await;
+    assert_eq!(status, 400, "a bucket is 0 to 255");
+
     // Sign out.
     let (status, _) = c
         .send(

@@ -39,9 +39,9 @@ pub struct Applied {
 }
 
 /// A local note with the stamp of each field.
-struct Local {
-    fields: Fields,
-    server_version: Option<i64>,
+pub(super) struct Local {
+    pub(super) fields: Fields,
+    pub(super) server_version: Option<i64>,
 }
 
 const FIELDS: [&str; 7] = [
@@ -54,7 +54,7 @@ const FIELDS: [&str; 7] = [
     "deleted",
 ];
 
-fn parse_stamp(s: &str) -> Stamp {
+pub(super) fn parse_stamp(s: &str) -> Stamp {
     // Rows written before a field was ever stamped carry a placeholder: the oldest stamp.
     s.parse().unwrap_or(Stamp::ZERO)
 }
@@ -68,41 +68,48 @@ fn default_value(field: &str) -> Value {
     }
 }
 
+/// The columns [`note_fields`] reads, in its order.
+pub(super) const NOTE_FIELD_COLUMNS: &str = "notebook_id, title, body, tags, pinned, archived, \
+     deleted, notebook_stamp, title_stamp, body_stamp, tags_stamp, pinned_stamp, archived_stamp, \
+     deleted_stamp";
+
+/// A note's fields with their stamps, from a row that starts with [`NOTE_FIELD_COLUMNS`].
+pub(super) fn note_fields(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fields> {
+    let tags: String = r.get(3)?;
+    let values = [
+        r.get::<_, Option<String>>(0)?
+            .map_or(Value::Null, Value::String),
+        Value::String(r.get(1)?),
+        Value::String(r.get(2)?),
+        serde_json::from_str(&tags).unwrap_or(Value::Array(Vec::new())),
+        Value::Bool(r.get(4)?),
+        Value::Bool(r.get(5)?),
+        Value::Bool(r.get(6)?),
+    ];
+    let mut fields = Fields::new();
+    for (i, (name, value)) in FIELDS.iter().zip(values).enumerate() {
+        let stamp: String = r.get(7 + i)?;
+        fields.insert(
+            (*name).to_owned(),
+            FieldChange {
+                value,
+                stamp: parse_stamp(&stamp),
+            },
+        );
+    }
+    Ok(fields)
+}
+
 impl Tx<'_> {
-    fn load_local(&self, id: &str) -> Result<Option<Local>> {
+    pub(super) fn load_local(&self, id: &str) -> Result<Option<Local>> {
         self.tx
-            .prepare_cached(
-                "SELECT notebook_id, title, body, tags, pinned, archived, deleted,
-                        notebook_stamp, title_stamp, body_stamp, tags_stamp, pinned_stamp,
-                        archived_stamp, deleted_stamp, server_version
-                 FROM notes WHERE id = ?1",
-            )
+            .prepare_cached(&format!(
+                "SELECT {NOTE_FIELD_COLUMNS}, server_version FROM notes WHERE id = ?1"
+            ))
             .and_then(|mut s| {
                 s.query_row([id], |r| {
-                    let tags: String = r.get(3)?;
-                    let values = [
-                        r.get::<_, Option<String>>(0)?
-                            .map_or(Value::Null, Value::String),
-                        Value::String(r.get(1)?),
-                        Value::String(r.get(2)?),
-                        serde_json::from_str(&tags).unwrap_or(Value::Array(Vec::new())),
-                        Value::Bool(r.get(4)?),
-                        Value::Bool(r.get(5)?),
-                        Value::Bool(r.get(6)?),
-                    ];
-                    let mut fields = Fields::new();
-                    for (i, (name, value)) in FIELDS.iter().zip(values).enumerate() {
-                        let stamp: String = r.get(7 + i)?;
-                        fields.insert(
-                            (*name).to_owned(),
-                            FieldChange {
-                                value,
-                                stamp: parse_stamp(&stamp),
-                            },
-                        );
-                    }
                     Ok(Local {
-                        fields,
+                        fields: note_fields(r)?,
                         server_version: r.get(14)?,
                     })
                 })
@@ -111,7 +118,7 @@ impl Tx<'_> {
             .at(self.path)
     }
 
-    fn write_local(
+    pub(super) fn write_local(
         &mut self,
         id: &str,
         fields: &Fields,
@@ -178,7 +185,7 @@ impl Tx<'_> {
             .at(self.path)
     }
 
-    fn write_base(&self, id: &str, version: i64, fields: &Fields) -> Result<()> {
+    pub(super) fn write_base(&self, id: &str, version: i64, fields: &Fields) -> Result<()> {
         let value = |f: &str| {
             fields
                 .get(f)
@@ -208,7 +215,7 @@ impl Tx<'_> {
     }
 
     /// Unsent entries of an entity, oldest first.
-    fn pending(&self, id: &str) -> Result<Vec<(i64, String, Fields, bool)>> {
+    pub(super) fn pending(&self, id: &str) -> Result<Vec<(i64, String, Fields, bool)>> {
         self.tx
             .prepare_cached(
                 "SELECT seq, name, fields, sent FROM outbox WHERE entity_id = ?1 ORDER BY seq",
@@ -491,7 +498,7 @@ impl Tx<'_> {
             .at(self.path)
     }
 
-    fn apply_notebook(&mut self, rec: &Record) -> Result<()> {
+    pub(super) fn apply_notebook(&mut self, rec: &Record) -> Result<()> {
         let Ok(nb) = rec.id.parse::<outpost_protocol::NotebookId>() else {
             tracing::warn!(id = %rec.id, "skipping a notebook record with a bad id");
             return Ok(());
@@ -553,7 +560,7 @@ impl Tx<'_> {
         Ok(())
     }
 
-    fn apply_pref(&mut self, rec: &Record) -> Result<()> {
+    pub(super) fn apply_pref(&mut self, rec: &Record) -> Result<()> {
         let Some(change) = rec.fields.get("value") else {
             return Ok(());
         };

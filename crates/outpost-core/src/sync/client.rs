@@ -6,6 +6,9 @@ use outpost_protocol::api::{
     Credentials, Cursor, ErrorBody, HEADER_CLIENT_ID, HEADER_PROTOCOL, Mutation, Poke,
     PullResponse, PushRequest, PushResponse, Session, codes,
 };
+use outpost_protocol::digest::{
+    DigestResponse, EntriesRequest, EntriesResponse, FetchRequest, FetchResponse, Key,
+};
 use outpost_protocol::{ClientId, PROTOCOL_VERSION};
 use std::time::Duration;
 
@@ -245,6 +248,38 @@ impl SyncClient {
         let resp = self
             .request(reqwest::Method::POST, "/v1/sync/push")?
             .json(&PushRequest { mutations })
+            .send()
+            .await
+            .map_err(network)?;
+        Self::decode(resp).await
+    }
+
+    /// The sync doctor: the account summed up bucket by bucket.
+    pub async fn digest(&self) -> Result<DigestResponse, SyncError> {
+        let resp = self
+            .request(reqwest::Method::GET, "/v1/sync/digest")?
+            .send()
+            .await
+            .map_err(network)?;
+        Self::decode(resp).await
+    }
+
+    /// The sync doctor: one line per record of the given buckets.
+    pub async fn digest_entries(&self, buckets: Vec<u8>) -> Result<EntriesResponse, SyncError> {
+        let resp = self
+            .request(reqwest::Method::POST, "/v1/sync/digest/entries")?
+            .json(&EntriesRequest { buckets })
+            .send()
+            .await
+            .map_err(network)?;
+        Self::decode(resp).await
+    }
+
+    /// The current records of some keys, for a repair.
+    pub async fn fetch_records(&self, keys: Vec<Key>) -> Result<FetchResponse, SyncError> {
+        let resp = self
+            .request(reqwest::Method::POST, "/v1/sync/records")?
+            .json(&FetchRequest { keys })
             .send()
             .await
             .map_err(network)?;

@@ -4,6 +4,7 @@
 pub mod account;
 mod apply;
 pub mod client;
+pub mod doctor;
 pub mod engine;
 pub mod merge;
 mod resolve;
@@ -12,6 +13,7 @@ pub mod vault;
 
 pub use apply::Applied;
 pub use client::{SyncClient, SyncError};
+pub use doctor::{Diagnosis, Difference, Problem, Repair};
 pub use engine::{
     CycleReport, EngineConfig, EngineState, Progress, SyncEngine, SyncStatus, run_cycle,
 };

@@ -1,0 +1,187 @@
+//! The server's half of the sync doctor through real HTTP, on every backend: the sums match
+//! what a client computes from the records it pulled, the entries name every record of a bucket
+//! (tombstones too), and fetching records never crosses accounts (S3).
+
+mod common;
+
+use common::{Backend, Device, TestServer};
+use outpost_protocol::NoteId;
+use outpost_protocol::api::{Cursor, Version};
+use outpost_protocol::digest::{self, DigestResponse, EntriesResponse, FetchResponse, Summary};
+use serde_json::json;
+
+backends!(
+    the_sums_match_what_a_client_computes_from_its_pull,
+    entries_name_each_record_of_a_bucket_and_tombstones,
+    fetching_records_never_crosses_accounts,
+);
+
+async fn get_digest(device: &Device) -> DigestResponse {
+    let resp = device
+        .request(reqwest::Method::GET, "/v1/sync/digest")
+        .send()
+        .await
+        .expect("digest");
+    assert_eq!(resp.status(), 200);
+    resp.json().await.expect("digest json")
+}
+
+async fn post<T: serde::de::DeserializeOwned>(
+    device: &Device,
+    path: &str,
+    body: serde_json::Value,
+) -> T {
+    let resp = device
+        .request(reqwest::Method::POST, path)
+        .json(&body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 200, "{path}");
+    resp.json().await.expect("json")
+}
+
+async fn the_sums_match_what_a_client_computes_from_its_pull(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut ann = Device::register(&server, "ann@example.org").await;
+    let notes: Vec<NoteId> = (0..40).map(|_| NoteId::new()).collect();
+    let batch = notes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            ann.put(
+                *n,
+                &[
+                    ("title", json!(format!("Note {i}"))),
+                    ("body", json!("text")),
+                ],
+                None,
+            )
+        })
+        .collect();
+    ann.push(batch).await;
+    // A second version of one note and one in Trash.
+    let edit = ann.put(notes[0], &[("body", json!("edited"))], Some(1));
+    let trash = ann.put(notes[1], &[("deleted", json!(true))], Some(1));
+    ann.push(vec![edit, trash]).await;
+
+    let server_sums = get_digest(&ann).await;
+    let mut mine = Summary::new();
+    let (records, _) = ann.pull_all(Cursor(0)).await;
+    for rec in &records {
+        let trash = rec
+            .fields
+            .get("deleted")
+            .is_some_and(|c| c.value == json!(true));
+        let d = digest::record_digest(rec.entity, &rec.id, rec.version, &rec.fields);
+        mine.add(rec.entity, &rec.id, d, trash);
+    }
+    assert_eq!(server_sums.counts.notes, 39);
+    assert_eq!(server_sums.counts.notes_in_trash, 1);
+    assert_eq!(server_sums.counts, mine.counts);
+    assert!(
+        mine.differing(&server_sums.buckets).is_empty(),
+        "a client with every record agrees with the server"
+    );
+
+    // A client that missed the last edit sees exactly that note's bucket differ.
+    let mut stale = Summary::new();
+    for rec in &records {
+        let version = if rec.id == notes[0].to_string() {
+            Version(1)
+        } else {
+            rec.version
+        };
+        let trash = rec
+            .fields
+            .get("deleted")
+            .is_some_and(|c| c.value == json!(true));
+        let d = digest::record_digest(rec.entity, &rec.id, version, &rec.fields);
+        stale.add(rec.entity, &rec.id, d, trash);
+    }
+    assert_eq!(
+        stale.differing(&server_sums.buckets),
+        vec![digest::bucket(
+            outpost_protocol::Entity::Note,
+            &notes[0].to_string()
+        )]
+    );
+}
+
+async fn entries_name_each_record_of_a_bucket_and_tombstones(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut ann = Device::register(&server, "ann@example.org").await;
+    let kept = NoteId::new();
+    let purged = NoteId::new();
+    let a = ann.put(kept, &[("title", json!("kept"))], None);
+    let b = ann.put(purged, &[("title", json!("gone"))], None);
+    ann.push(vec![a, b]).await;
+    let mut purge = ann.put(purged, &[], Some(1));
+    purge.name = outpost_protocol::mutation::names::NOTE_PURGE.into();
+    ann.push(vec![purge]).await;
+
+    let sums = get_digest(&ann).await;
+    assert_eq!(sums.counts.notes, 1);
+    assert_eq!(sums.tombstones, 1);
+    let buckets: Vec<u8> = (0..=255).collect();
+    let all: EntriesResponse = post(
+        &ann,
+        "/v1/sync/digest/entries",
+        json!({ "buckets": buckets }),
+    )
+    .await;
+    assert_eq!(all.entries.len(), 2);
+    let gone = all
+        .entries
+        .iter()
+        .find(|e| e.id == purged.to_string())
+        .expect("the tombstone is listed");
+    assert!(gone.purged && gone.digest.is_none());
+    let live = all
+        .entries
+        .iter()
+        .find(|e| e.id == kept.to_string())
+        .expect("the live note is listed");
+    assert!(!live.purged && live.digest.is_some());
+
+    // Only the buckets asked for.
+    let one = digest::bucket(outpost_protocol::Entity::Note, &kept.to_string());
+    let some: EntriesResponse =
+        post(&ann, "/v1/sync/digest/entries", json!({ "buckets": [one] })).await;
+    assert!(
+        some.entries
+            .iter()
+            .all(|e| digest::bucket(e.entity, &e.id) == one)
+    );
+    assert!(some.entries.iter().any(|e| e.id == kept.to_string()));
+}
+
+async fn fetching_records_never_crosses_accounts(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut ann = Device::register(&server, "ann@example.org").await;
+    let bob = Device::register(&server, "bob@example.org").await;
+    let note = NoteId::new();
+    let m = ann.put(note, &[("title", json!("Ann's"))], None);
+    ann.push(vec![m]).await;
+    let keys = json!({ "keys": [{ "entity": "note", "id": note.to_string() }] });
+    let mine: FetchResponse = post(&ann, "/v1/sync/records", keys.clone()).await;
+    assert_eq!(mine.records.len(), 1);
+    assert_eq!(mine.records[0].fields["title"].value, json!("Ann's"));
+    let theirs: FetchResponse = post(&bob, "/v1/sync/records", keys).await;
+    assert!(theirs.records.is_empty(), "Bob cannot read Ann's note");
+    let bob_sums = get_digest(&bob).await;
+    assert_eq!(bob_sums.counts.notes, 0);
+
+    let too_many: Vec<_> = (0..=digest::MAX_FETCH_KEYS)
+        .map(|_| json!({ "entity": "note", "id": NoteId::new().to_string() }))
+        .collect();
+    let resp = ann
+        .request(reqwest::Method::POST, "/v1/sync/records")
+        .json(&json!({ "keys": too_many }))
+        .send()
+        .await
+        .expect("post");
+    let (code, message) = common::error_of(resp, 400).await;
+    assert_eq!(code, "bad_request");
+    assert!(message.contains("1000"), "{message}");
+}
