@@ -264,7 +264,81 @@ fn load_note(conn: &Connection, path: &Path, id: NoteId) -> Result<Note> {
         .ok_or_else(|| Error::not_found("note", id))
 }
 
+/// A draft whose title, body and tags passed the checks.
+struct CheckedDraft {
+    draft: NoteDraft,
+    tags: Vec<String>,
+}
+
+impl CheckedDraft {
+    fn new(mut draft: NoteDraft) -> Result<Self> {
+        check_title(&draft.title)?;
+        check_body(&draft.body)?;
+        let tags = normalize_tags(std::mem::take(&mut draft.tags))?;
+        Ok(CheckedDraft { draft, tags })
+    }
+}
+
 impl Tx<'_> {
+    /// Inserts a new note and queues every field of it.
+    fn insert_note(&mut self, checked: CheckedDraft) -> Result<NoteId> {
+        let CheckedDraft { draft, tags } = checked;
+        let id = NoteId::new();
+        self.check_notebook(draft.notebook_id)?;
+        let stamp = self.stamp();
+        let now_ms = i64::try_from(stamp.physical_ms).unwrap_or(i64::MAX);
+        let s = stamp.to_string();
+        let tags_json = JsonValue::from(tags);
+        self.tx
+            .prepare_cached(
+                "INSERT INTO notes (id, notebook_id, title, body, preview, tags, pinned,
+                     created_ms, updated_ms, notebook_stamp, title_stamp, body_stamp,
+                     tags_stamp, pinned_stamp, archived_stamp, deleted_stamp)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?9, ?9, ?9, ?9, ?9, ?9)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    id.to_string(),
+                    draft.notebook_id.map(|n| n.to_string()),
+                    draft.title,
+                    draft.body,
+                    preview(&draft.body),
+                    tags_json.to_string(),
+                    draft.pinned,
+                    now_ms,
+                    s,
+                ])
+            })
+            .at(self.path)?;
+        let mut fields = Fields::new();
+        let mut put = |f: Field, value: JsonValue| {
+            fields.insert(f.name().to_owned(), FieldChange { value, stamp });
+        };
+        put(
+            Field::Notebook,
+            draft
+                .notebook_id
+                .map_or(JsonValue::Null, |n| JsonValue::String(n.to_string())),
+        );
+        put(Field::Title, JsonValue::String(draft.title));
+        put(Field::Body, JsonValue::String(draft.body));
+        put(Field::Tags, tags_json);
+        put(Field::Pinned, JsonValue::Bool(draft.pinned));
+        put(Field::Archived, JsonValue::Bool(false));
+        put(Field::Deleted, JsonValue::Bool(false));
+        debug_assert_eq!(fields.len(), Field::ALL.len());
+        self.enqueue(
+            Entity::Note,
+            &id.to_string(),
+            names::NOTE_PUT,
+            fields,
+            None,
+            now_ms,
+        )?;
+        self.change.notes.push(id);
+        Ok(id)
+    }
+
     fn check_notebook(&self, id: Option<NotebookId>) -> Result<()> {
         let Some(id) = id else { return Ok(()) };
         let live: Option<bool> = self
@@ -359,64 +433,26 @@ impl Tx<'_> {
 impl Store {
     /// Creates a note; its outbox entry carries every field.
     pub fn create_note(&self, draft: NoteDraft) -> Result<Note> {
-        check_title(&draft.title)?;
-        check_body(&draft.body)?;
-        let tags = normalize_tags(draft.tags)?;
-        let id = NoteId::new();
+        let draft = CheckedDraft::new(draft)?;
         self.write(|tx| {
-            tx.check_notebook(draft.notebook_id)?;
-            let stamp = tx.stamp();
-            let now_ms = i64::try_from(stamp.physical_ms).unwrap_or(i64::MAX);
-            let s = stamp.to_string();
-            let tags_json = JsonValue::from(tags.clone());
-            tx.tx
-                .prepare_cached(
-                    "INSERT INTO notes (id, notebook_id, title, body, preview, tags, pinned,
-                         created_ms, updated_ms, notebook_stamp, title_stamp, body_stamp,
-                         tags_stamp, pinned_stamp, archived_stamp, deleted_stamp)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?9, ?9, ?9, ?9, ?9, ?9)",
-                )
-                .and_then(|mut st| {
-                    st.execute(params![
-                        id.to_string(),
-                        draft.notebook_id.map(|n| n.to_string()),
-                        draft.title,
-                        draft.body,
-                        preview(&draft.body),
-                        tags_json.to_string(),
-                        draft.pinned,
-                        now_ms,
-                        s,
-                    ])
-                })
-                .at(tx.path)?;
-            let mut fields = Fields::new();
-            let mut put = |f: Field, value: JsonValue| {
-                fields.insert(f.name().to_owned(), FieldChange { value, stamp });
-            };
-            put(
-                Field::Notebook,
-                draft
-                    .notebook_id
-                    .map_or(JsonValue::Null, |n| JsonValue::String(n.to_string())),
-            );
-            put(Field::Title, JsonValue::String(draft.title.clone()));
-            put(Field::Body, JsonValue::String(draft.body.clone()));
-            put(Field::Tags, tags_json);
-            put(Field::Pinned, JsonValue::Bool(draft.pinned));
-            put(Field::Archived, JsonValue::Bool(false));
-            put(Field::Deleted, JsonValue::Bool(false));
-            debug_assert_eq!(fields.len(), Field::ALL.len());
-            tx.enqueue(
-                Entity::Note,
-                &id.to_string(),
-                names::NOTE_PUT,
-                fields,
-                None,
-                now_ms,
-            )?;
-            tx.change.notes.push(id);
+            let id = tx.insert_note(draft)?;
             load_note(&tx.tx, tx.path, id)
+        })
+    }
+
+    /// Creates many notes in one transaction (an import): all or none, each with its outbox
+    /// entry. Every draft is checked before anything is written. Import in batches of a few
+    /// thousand: a batch holds the writer for its whole length.
+    pub fn import_notes(&self, drafts: Vec<NoteDraft>) -> Result<Vec<NoteId>> {
+        let drafts = drafts
+            .into_iter()
+            .map(CheckedDraft::new)
+            .collect::<Result<Vec<_>>>()?;
+        self.write(|tx| {
+            drafts
+                .into_iter()
+                .map(|draft| tx.insert_note(draft))
+                .collect()
         })
     }
 

@@ -528,3 +528,30 @@ fn mutation_numbers_and_stamps_keep_increasing_across_a_restart() {
     );
     assert!(entry.fields["title"].stamp > last_stamp);
 }
+
+#[test]
+fn an_import_writes_every_note_with_its_outbox_entry_or_nothing() {
+    let (_dir, store) = temp_store();
+    let too_long = "t".repeat(MAX_TITLE_BYTES + 1);
+    let err = store
+        .import_notes(vec![
+            draft("A", "a"),
+            draft(&too_long, "b"),
+            draft("C", "c"),
+        ])
+        .expect_err("one bad draft refuses the batch");
+    assert_eq!(err.code(), "too_large");
+    assert_eq!(store.local_status().expect("status").notes, 0);
+
+    let ids = store
+        .import_notes((0..3).map(|i| draft(&format!("N{i}"), "body")).collect())
+        .expect("import");
+    assert_eq!(ids.len(), 3);
+    for id in &ids {
+        assert_eq!(
+            store.get_note(*id).expect("note").sync_state,
+            SyncState::Pending
+        );
+        assert_eq!(store.outbox_for(&id.to_string()).expect("outbox").len(), 1);
+    }
+}

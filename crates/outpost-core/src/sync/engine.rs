@@ -1,6 +1,6 @@
 //! The sync engine: one per data directory. A cycle pushes the outbox in bounded batches, then
 //! pulls pages until the server has no more, each page with its cursor in one transaction.
-//! The background loop runs one cycle at a time; triggers (start-up, a local change (debounced),
+//! The background loop runs one cycle at a time; triggers (start-up, a local change (throttled),
 //! a server poke, the timer, "sync now", connectivity regained) that arrive during a cycle queue
 //! exactly one more. Network errors back off exponentially with jitter; status is always
 //! published.
@@ -23,7 +23,8 @@ pub struct EngineConfig {
     pub push_batch_count: usize,
     pub push_batch_bytes: usize,
     pub pull_limit: u32,
-    /// How long a burst of local edits may go on before they are pushed.
+    /// During a burst of local edits, the shortest gap between two syncs they trigger (the
+    /// first edit after a quiet spell syncs at once).
     pub debounce: Duration,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
@@ -441,10 +442,15 @@ async fn run_loop(inner: Arc<Inner>) {
     }
 }
 
-/// A local change queues a sync once the burst of edits pauses for `debounce`.
+/// A local change queues a sync: at once after a quiet spell, so a single edit reaches the other
+/// devices within a round trip; during a burst at most once per `debounce`, so a long typing
+/// session still syncs as it goes (a pure debounce would wait for the user to stop) without a
+/// cycle per keystroke. Changes made while waiting ride along: the cycle reads the whole outbox.
 async fn watch_local_changes(inner: Arc<Inner>) {
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
     let mut changes = inner.store.subscribe();
     let mut stop = inner.stop.subscribe();
+    let mut last_trigger: Option<tokio::time::Instant> = None;
     loop {
         let change = tokio::select! {
             c = changes.recv() => c,
@@ -452,17 +458,23 @@ async fn watch_local_changes(inner: Arc<Inner>) {
         };
         match change {
             Ok(c) if !c.outbox => continue,
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
         }
-        // Let the burst finish: every further change restarts the wait.
-        loop {
+        if let Some(next) = last_trigger.map(|t| t + inner.cfg.debounce) {
             tokio::select! {
-                c = changes.recv() => if matches!(c, Err(tokio::sync::broadcast::error::RecvError::Closed)) { return },
-                () = tokio::time::sleep(inner.cfg.debounce) => break,
+                () = tokio::time::sleep_until(next) => {}
                 _ = stop.changed() => return,
             }
         }
+        loop {
+            match changes.try_recv() {
+                Ok(_) | Err(TryRecvError::Lagged(_)) => {}
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Closed) => return,
+            }
+        }
+        last_trigger = Some(tokio::time::Instant::now());
         inner.wake.notify_one();
     }
 }
