@@ -475,6 +475,7 @@ async fn watch_local_changes(inner: Arc<Inner>) {
             }
         }
         last_trigger = Some(tokio::time::Instant::now());
+        tracing::debug!("local change: sync");
         inner.wake.notify_one();
     }
 }
@@ -509,6 +510,7 @@ async fn listen_for_pokes(inner: Arc<Inner>) {
                                 let behind =
                                     inner.store.cursor().map(|c| cursor > c).unwrap_or(true);
                                 let offline = inner.status.borrow().state == EngineState::Offline;
+                                tracing::debug!(cursor = %cursor, behind, "poke from the server");
                                 if behind || offline {
                                     inner.wake.notify_one();
                                 }

@@ -1,0 +1,314 @@
+//! Sync benchmarks end to end (issue 4): a real server on 127.0.0.1 (SQLite, in this process),
+//! devices with their own data directories, the real engine.
+//!
+//!   cargo build --release -p outpost-cli          # the RSS step runs the real `outpost sync`
+//!   cargo bench -p outpost-e2e --bench sync
+//!   OUTPOST_BENCH_NOTES=10000 cargo bench -p outpost-e2e --bench sync   # a smaller account
+//!
+//! Figures: a device pushes N notes created offline; a fresh device pulls them (and the peak RSS
+//! of a separate `outpost sync` process doing the same); 1,000 offline edits from A visible on
+//! B; an idle cycle; edit-to-visible latency between two online devices through the poke.
+
+use anyhow::{Context, Result, bail};
+use outpost_core::sync::vault::TokenVault;
+use outpost_core::sync::{EngineConfig, SyncEngine, account, run_cycle};
+use outpost_core::{NoteDraft, NoteId, NotePatch, Store};
+use outpost_server::storage::sqlite::SqliteStorage;
+use outpost_server::{AppState, serve};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "correct horse battery";
+const EMAIL: &str = "bench@example.org";
+
+struct Device {
+    dir: tempfile::TempDir,
+    store: Arc<Store>,
+    vault: TokenVault,
+}
+
+impl Device {
+    async fn new(url: &str, register: bool) -> Result<Device> {
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(Store::open(dir.path())?);
+        let vault = TokenVault::file_only(dir.path());
+        if register {
+            account::register(&store, &vault, url, EMAIL, PASSWORD).await?;
+        } else {
+            account::login(&store, &vault, url, EMAIL, PASSWORD).await?;
+        }
+        Ok(Device { dir, store, vault })
+    }
+
+    /// One cycle; returns its time and when the push part ended (the first pull page).
+    async fn cycle(&self) -> Result<(Duration, Option<Duration>, usize, usize)> {
+        let session = account::signed_in(&self.store, &self.vault)?.context("signed in")?;
+        let start = Instant::now();
+        let push_done = AtomicU64::new(0);
+        let report = run_cycle(
+            &self.store,
+            &session.client,
+            &EngineConfig::default(),
+            &|_| {
+                let _ = push_done.compare_exchange(
+                    0,
+                    start.elapsed().as_micros() as u64,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                );
+            },
+        )
+        .await?;
+        let took = start.elapsed();
+        let push = match push_done.load(Ordering::SeqCst) {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
+        };
+        Ok((took, push, report.pushed, report.pulled))
+    }
+}
+
+/// About 1 KB of Markdown, different per note.
+fn body(i: usize) -> String {
+    let mut text = format!("# Site visit {i}\n\n");
+    while text.len() < 1000 {
+        text.push_str(&format!(
+            "- Pump {} pressure {} kPa, seal {}.\n",
+            i % 97,
+            100 + i % 400,
+            if i % 3 == 0 { "ok" } else { "worn" }
+        ));
+    }
+    text
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Runs `outpost sync` on a fresh data directory and returns (wall time, peak RSS in KiB).
+fn cli_pull_rss(url: &str, notes: usize) -> Result<(Duration, i64)> {
+    let outpost = outpost_e2e::bin("outpost");
+    let dir = tempfile::tempdir()?;
+    let run = |args: &[&str]| {
+        std::process::Command::new(&outpost)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .env("OUTPOST_PASSWORD", PASSWORD)
+            .env("DBUS_SESSION_BUS_ADDRESS", "disabled:")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+    };
+    let status = run(&["login", "--server", url, "--email", EMAIL])?.wait()?;
+    if !status.success() {
+        bail!("outpost login failed: {status}");
+    }
+    let start = Instant::now();
+    let mut child = run(&["sync"])?;
+    // The kernel's high-water mark of the child's RSS, read until it exits. (getrusage of the
+    // children would count this whole process: a forked child starts with the parent's pages.)
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0i64;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            let hwm = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+            peak_kib = peak_kib.max(hwm.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let took = start.elapsed();
+    if !status.success() {
+        bail!("outpost sync failed: {status}");
+    }
+    let count = Store::open(dir.path())?.local_status()?.notes;
+    if usize::try_from(count)? != notes {
+        bail!("outpost sync pulled {count} notes, expected {notes}");
+    }
+    Ok((took, peak_kib))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let n: usize = std::env::var("OUTPOST_BENCH_NOTES")
+        .ok()
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(100_000);
+    let server_dir = tempfile::tempdir()?;
+    let storage = SqliteStorage::open(server_dir.path())?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(serve(
+        listener,
+        AppState::new(Arc::new(storage)),
+        std::future::pending::<()>(),
+    ));
+    println!("## Sync, {n} notes of ~1 KB, server on SQLite at {url}\n");
+    println!("| step | figure |\n|---|---|");
+
+    // A device creates N notes offline (imported in batches), then pushes them.
+    let a = Device::new(&url, true).await?;
+    let t = Instant::now();
+    let mut ids: Vec<NoteId> = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
+        let drafts = chunk
+            .iter()
+            .map(|&i| NoteDraft {
+                title: format!("Site visit {i}"),
+                body: body(i),
+                ..Default::default()
+            })
+            .collect();
+        ids.extend(a.store.import_notes(drafts)?);
+    }
+    println!(
+        "| create {n} notes offline (`import_notes`, batches of 5,000) | {:.2} s |",
+        t.elapsed().as_secs_f64()
+    );
+    let (took, push, pushed, pulled) = a.cycle().await?;
+    if pushed != n {
+        bail!("pushed {pushed} of {n}");
+    }
+    println!(
+        "| **push {n}** (first sync of A: push, then pull back its own {pulled}) | push {:.2} s; whole cycle {:.2} s |",
+        push.unwrap_or(took).as_secs_f64(),
+        took.as_secs_f64()
+    );
+
+    // A fresh device pulls them.
+    let b = Device::new(&url, false).await?;
+    let (took, _, _, pulled) = b.cycle().await?;
+    if pulled != n || usize::try_from(b.store.local_status()?.notes)? != n {
+        bail!("B pulled {pulled} of {n}");
+    }
+    println!(
+        "| **pull {n}** to a fresh device (in process) | {:.2} s, {:.0} notes/s |",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
+    let cli_url = url.clone();
+    match tokio::task::spawn_blocking(move || cli_pull_rss(&cli_url, n)).await? {
+        Ok((took, rss_kib)) => println!(
+            "| pull {n} with `outpost sync` (a process of its own) | {:.2} s, **peak RSS {:.0} MB** |",
+            took.as_secs_f64(),
+            rss_kib as f64 / 1024.0
+        ),
+        Err(e) => println!("| pull with `outpost sync` | not measured: {e:#} |"),
+    }
+
+    // 1,000 offline edits on A, visible on B.
+    for id in ids.iter().take(1000) {
+        a.store.update_note(
+            *id,
+            NotePatch {
+                body: Some(format!("{}\nEdited offline.", body(0))),
+                ..Default::default()
+            },
+        )?;
+    }
+    let t = Instant::now();
+    let (_, _, pushed, _) = a.cycle().await?;
+    let (_, _, _, pulled) = b.cycle().await?;
+    let took = t.elapsed();
+    if pushed != 1000 || pulled < 1000 {
+        bail!("edits: pushed {pushed}, pulled {pulled}");
+    }
+    if !b
+        .store
+        .get_note(ids[999])?
+        .body
+        .ends_with("Edited offline.")
+    {
+        bail!("B does not show the last edit");
+    }
+    println!(
+        "| **1,000 offline edits A to B** (A's cycle + B's cycle) | {} |",
+        ms(took)
+    );
+
+    // An idle cycle: nothing to push, nothing to pull.
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        let (took, _, pushed, pulled) = b.cycle().await?;
+        if pushed + pulled != 0 {
+            bail!("an idle cycle moved data");
+        }
+        idle.push(took);
+    }
+    idle.sort();
+    println!(
+        "| **idle cycle** (200 runs) | median {}, p99 {} |",
+        ms(percentile(&idle, 0.5)),
+        ms(percentile(&idle, 0.99))
+    );
+
+    // Edit-to-visible through the poke: both engines running, A edits, B's store shows it.
+    let engine_a = SyncEngine::start(
+        a.store.clone(),
+        TokenVault::file_only(a.dir.path()),
+        EngineConfig::default(),
+    );
+    let engine_b = SyncEngine::start(
+        b.store.clone(),
+        TokenVault::file_only(b.dir.path()),
+        EngineConfig::default(),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut seen = b.store.subscribe();
+    let mut latencies = Vec::new();
+    for i in 0..100 {
+        let id = ids[i];
+        let t = Instant::now();
+        a.store.update_note(
+            id,
+            NotePatch {
+                title: Some(format!("Poked {i}")),
+                ..Default::default()
+            },
+        )?;
+        let deadline = t + Duration::from_secs(10);
+        loop {
+            let change = tokio::time::timeout_at(deadline.into(), seen.recv())
+                .await
+                .context("the edit never reached B")?;
+            if matches!(&change, Ok(c) if c.notes.contains(&id))
+                && b.store.get_note(id)?.title == format!("Poked {i}")
+            {
+                break;
+            }
+        }
+        latencies.push(t.elapsed());
+        // Space the edits out like a person would, past the burst throttle.
+        tokio::time::sleep(Duration::from_millis(350)).await;
+    }
+    latencies.sort();
+    println!(
+        "| **edit visible on the other device** (100 edits, poke) | p50 {}, p99 {}, max {} |",
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99)),
+        ms(latencies[latencies.len() - 1])
+    );
+    engine_a.shutdown().await;
+    engine_b.shutdown().await;
+    Ok(())
+}
