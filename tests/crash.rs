@@ -1,10 +1,19 @@
-//! kill -9 in the middle of a burst of writes: after a restart every note has exactly its outbox
-//! entry, with the same content, and nothing is half-written (invariant L1).
+//! kill -9 of the real `outpost` process: in the middle of a burst of writes (after a restart
+//! every note has exactly its outbox entry, with the same content, and nothing is half-written:
+//! invariant L1), and in the middle of a sync, stopped at a precise point by the core's test hook
+//! (`outpost_core::testhook`): nothing is lost or doubled on the device or the server (L2, L3,
+//! a pull page and its cursor commit together), and the next sync converges.
 
-use outpost_core::{ListQuery, NoteView, Store};
-use outpost_e2e::bin;
-use std::collections::HashMap;
+use outpost_core::{ListQuery, NoteView, Store, SyncState, testhook};
+use outpost_e2e::device::snapshot;
+use outpost_e2e::server::Server;
+use outpost_e2e::{bin, outpost, outpost_json, outpost_ok};
+use outpost_protocol::api::Cursor;
+use std::collections::{BTreeSet, HashMap};
+use std::io::BufRead;
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 /// Waits until the writer has committed at least `n` notes (read through a plain SQLite
@@ -128,4 +137,267 @@ fn kill_9_during_a_burst_of_writes_loses_nothing_committed_and_splits_nothing() 
         expected_at_least = all.len() as i64;
         drop(store);
     }
+}
+
+/// Runs `outpost sync` on `dir` with the test hook set to `pause_at` (`point` or `point@n`),
+/// waits until the process says it stopped there, and kills it with SIGKILL.
+fn sync_killed_at(dir: &Path, pause_at: &str) {
+    let point = pause_at.split('@').next().unwrap_or(pause_at);
+    let mut child = outpost(dir)
+        .arg("sync")
+        .env("OUTPOST_TEST_PAUSE_AT", pause_at)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn outpost sync");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let marker = testhook::marker(point);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut said = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match received.recv_timeout(left) {
+            Ok(line) if line.contains(&marker) => break,
+            Ok(line) => said.push(line),
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                panic!("outpost sync did not reach {pause_at}: {said:?}");
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = child.wait().expect("reap");
+                panic!("outpost sync ended ({status}) before {pause_at}: {said:?}");
+            }
+        }
+    }
+    child.kill().expect("kill -9");
+    let status = child.wait().expect("reap");
+    assert!(!status.success(), "killed, not finished");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "by SIGKILL");
+    }
+}
+
+/// The outbox of a data directory as (mutation id, number, sent), in send order.
+fn outbox_of(store: &Store) -> Vec<(String, i64, bool)> {
+    store
+        .outbox(1_000_000)
+        .expect("outbox")
+        .into_iter()
+        .map(|e| (e.mutation_id.to_string(), e.mutation_number, e.sent))
+        .collect()
+}
+
+/// What the user sees: 450 notes typed offline; `outpost sync` sends them in batches of 200 and
+/// is killed just after the server answered the second batch, before the device recorded the
+/// answer. After the restart the first batch shows as synced, the other 250 notes as pending
+/// (the device does not know yet), and an edit of a note in flight waits behind it as a new
+/// change. The next `outpost sync` exits 0: the server recognises the second batch (duplicate,
+/// same ids and numbers), applies the rest once, and every device has each of the 450 notes
+/// once, with the edit, and nothing left to send.
+#[test]
+fn kill_9_after_the_server_answered_a_push_loses_and_doubles_nothing() {
+    let server = Server::start_on_thread();
+    let a = tempfile::tempdir().expect("a");
+    let b = tempfile::tempdir().expect("b");
+    outpost_ok(
+        a.path(),
+        &[
+            "register",
+            "--server",
+            &server.url,
+            "--email",
+            "ann@example.org",
+        ],
+    );
+    outpost_ok(
+        b.path(),
+        &[
+            "login",
+            "--server",
+            &server.url,
+            "--email",
+            "ann@example.org",
+        ],
+    );
+    outpost_ok(a.path(), &["seed", "450", "--body-bytes", "200"]);
+    let before = outbox_of(&Store::open(a.path()).expect("a"));
+    assert_eq!(before.len(), 450);
+    assert!(
+        before.windows(2).all(|w| w[0].1 < w[1].1),
+        "numbers increase"
+    );
+
+    sync_killed_at(a.path(), &format!("{}@2", testhook::PUSH_SENT));
+
+    let store = Store::open(a.path()).expect("reopen after kill -9");
+    let after = outbox_of(&store);
+    assert_eq!(
+        after.len(),
+        250,
+        "only the acknowledged batch left the outbox (L2)"
+    );
+    let unchanged: Vec<_> = after.iter().map(|(id, n, _)| (id, n)).collect();
+    let expected: Vec<_> = before[200..].iter().map(|(id, n, _)| (id, n)).collect();
+    assert_eq!(unchanged, expected, "same ids and numbers, in order (L3)");
+    let in_flight: Vec<String> = after
+        .iter()
+        .filter(|(_, _, sent)| *sent)
+        .map(|(id, _, _)| id.clone())
+        .collect();
+    assert_eq!(
+        in_flight.len(),
+        200,
+        "the second batch was sent, the third not"
+    );
+    assert!(after[200..].iter().all(|(_, _, sent)| !sent));
+    let status = store.local_status().expect("status");
+    assert_eq!((status.notes, status.pending), (450, 250));
+    let pending_note = store.outbox(1).expect("outbox")[0].entity_id.clone();
+    drop(store);
+
+    // The server applied two batches; another device sees exactly those.
+    outpost_ok(b.path(), &["sync"]);
+    assert_eq!(outpost_json(b.path(), &["status"])["notes"], 400);
+
+    // An edit of a note whose mutation is in flight goes behind it, as a new mutation.
+    outpost_ok(
+        a.path(),
+        &[
+            "note",
+            "edit",
+            &pending_note,
+            "--body",
+            "edited after the crash",
+        ],
+    );
+    let store = Store::open(a.path()).expect("a");
+    let queue = store.outbox_for(&pending_note).expect("outbox");
+    assert_eq!(queue.len(), 2, "the sent entry is not rewritten: {queue:?}");
+    assert_eq!(queue[0].mutation_id.to_string(), in_flight[0]);
+    assert!(
+        queue[1].mutation_number > before[449].1,
+        "a new, higher number"
+    );
+    drop(store);
+
+    let out = outpost_json(a.path(), &["sync"]);
+    assert_eq!(out["report"]["pushed"], 251, "{out}");
+    let duplicates: BTreeSet<String> = out["report"]["applied"]["duplicates"]
+        .as_array()
+        .expect("duplicates")
+        .iter()
+        .map(|v| v.as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(
+        duplicates,
+        in_flight.iter().cloned().collect(),
+        "the server had handled exactly the batch in flight"
+    );
+    assert_eq!(out["status"]["pending"], 0);
+
+    outpost_ok(b.path(), &["sync"]);
+    let a_store = Store::open(a.path()).expect("a");
+    let b_store = Store::open(b.path()).expect("b");
+    let notes = snapshot(&a_store);
+    assert_eq!(notes.len(), 450, "each note once");
+    assert_eq!(snapshot(&b_store), notes, "the devices agree");
+    let id = a_store.resolve_note_id(&pending_note).expect("id");
+    assert_eq!(notes[&id].1, "edited after the crash");
+    assert!(a_store.outbox(10).expect("outbox").is_empty());
+    assert_eq!(
+        a_store.get_note(id).expect("note").sync_state,
+        SyncState::Synced
+    );
+}
+
+/// What the user sees: a new laptop signs in to an account of 2,500 notes; `outpost sync` has
+/// applied the first page of 1,000 and is killed while applying the second. After the restart
+/// the laptop has the first page (and its own note), never half a page; the next `outpost sync`
+/// goes on from there (it fetches the 1,501 records after the first page, not everything again)
+/// and ends with each note once, the same as the other device.
+#[test]
+fn kill_9_while_applying_a_pull_page_loses_and_doubles_nothing() {
+    let server = Server::start_on_thread();
+    let a = tempfile::tempdir().expect("a");
+    let b = tempfile::tempdir().expect("b");
+    outpost_ok(
+        b.path(),
+        &[
+            "register",
+            "--server",
+            &server.url,
+            "--email",
+            "ann@example.org",
+        ],
+    );
+    outpost_ok(b.path(), &["seed", "2500", "--body-bytes", "64"]);
+    outpost_ok(b.path(), &["sync"]);
+    outpost_ok(
+        a.path(),
+        &[
+            "login",
+            "--server",
+            &server.url,
+            "--email",
+            "ann@example.org",
+        ],
+    );
+    outpost_ok(
+        a.path(),
+        &[
+            "note",
+            "add",
+            "--title",
+            "Mine",
+            "--body",
+            "typed on the laptop",
+        ],
+    );
+
+    sync_killed_at(a.path(), &format!("{}@2", testhook::PULL_PAGE_APPLYING));
+
+    let store = Store::open(a.path()).expect("reopen after kill -9");
+    let status = store.local_status().expect("status");
+    assert_eq!(
+        status.notes, 1001,
+        "its own note and the whole first page, no more"
+    );
+    assert_eq!(
+        status.pending, 0,
+        "the push before the pull was acknowledged"
+    );
+    assert_eq!(
+        store.cursor().expect("cursor"),
+        Cursor(1000),
+        "the first page's cursor"
+    );
+    drop(store);
+
+    let out = outpost_json(a.path(), &["sync"]);
+    assert_eq!(
+        out["report"]["pulled"], 1501,
+        "resumed after the first page: {out}"
+    );
+    assert_eq!(out["status"]["notes"], 2501);
+    assert_eq!(out["status"]["pending"], 0);
+
+    outpost_ok(b.path(), &["sync"]);
+    let notes = snapshot(&Store::open(a.path()).expect("a"));
+    assert_eq!(notes.len(), 2501, "each note once");
+    assert_eq!(
+        snapshot(&Store::open(b.path()).expect("b")),
+        notes,
+        "the devices agree"
+    );
 }

@@ -3,155 +3,21 @@
 //! holding the same notes, each exactly once.
 
 use outpost_core::sync::vault::TokenVault;
-use outpost_core::sync::{EngineConfig, EngineState, SyncEngine, account, run_cycle};
-use outpost_core::{ListQuery, NoteDraft, NoteId, NotePatch, NoteView, Store, SyncState};
-use outpost_server::storage::sqlite::SqliteStorage;
-use outpost_server::{AppState, serve};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use outpost_core::sync::{EngineConfig, EngineState, SyncEngine};
+use outpost_core::{NotePatch, SyncState};
+use outpost_e2e::device::{Device, body, converge};
+use outpost_e2e::server::Server;
 use std::time::Duration;
 
-struct Server {
-    url: String,
-    _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
 async fn server() -> Server {
-    let dir = tempfile::tempdir().expect("dir");
-    let storage = SqliteStorage::open(dir.path()).expect("storage");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(
-        listener,
-        AppState::new(Arc::new(storage)),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    Server {
-        url,
-        _dir: dir,
-        _stop: stop,
-    }
-}
-
-struct Device {
-    _dir: tempfile::TempDir,
-    store: Arc<Store>,
-    vault: TokenVault,
-}
-
-const PASSWORD: &str = "correct horse battery";
-
-impl Device {
-    async fn new(server: &Server, email: &str, register: bool) -> Device {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = Arc::new(Store::open(dir.path()).expect("store"));
-        let vault = TokenVault::file_only(dir.path());
-        if register {
-            account::register(&store, &vault, &server.url, email, PASSWORD)
-                .await
-                .expect("register");
-        } else {
-            account::login(&store, &vault, &server.url, email, PASSWORD)
-                .await
-                .expect("login");
-        }
-        Device {
-            _dir: dir,
-            store,
-            vault,
-        }
-    }
-
-    async fn sync(&self) -> outpost_core::sync::CycleReport {
-        let session = account::signed_in(&self.store, &self.vault)
-            .expect("session")
-            .expect("signed in");
-        run_cycle(
-            &self.store,
-            &session.client,
-            &EngineConfig::default(),
-            &|_| {},
-        )
-        .await
-        .expect("sync cycle")
-    }
-
-    fn note(&self, title: &str, body: &str) -> NoteId {
-        self.store
-            .create_note(NoteDraft {
-                title: title.into(),
-                body: body.into(),
-                ..Default::default()
-            })
-            .expect("create")
-            .id
-    }
-
-    fn edit(&self, id: NoteId, patch: NotePatch) {
-        self.store.update_note(id, patch).expect("edit");
-    }
-
-    /// Every note (any view) as id -> (title, body, deleted).
-    fn snapshot(&self) -> BTreeMap<NoteId, (String, String, bool, bool)> {
-        let mut all = BTreeMap::new();
-        for view in [NoteView::Active, NoteView::Archived, NoteView::Trash] {
-            let mut query = ListQuery {
-                view,
-                limit: 1000,
-                ..Default::default()
-            };
-            loop {
-                let page = self.store.list_notes(&query).expect("list");
-                for n in page.items {
-                    let full = self.store.get_note(n.id).expect("note");
-                    let prev = all.insert(n.id, (full.title, full.body, full.deleted, full.pinned));
-                    assert!(prev.is_none(), "note {} listed twice", n.id);
-                }
-                match page.next {
-                    Some(next) => query.after = Some(next),
-                    None => break,
-                }
-            }
-        }
-        all
-    }
-}
-
-fn body(text: &str) -> NotePatch {
-    NotePatch {
-        body: Some(text.into()),
-        ..Default::default()
-    }
-}
-
-/// Syncs every device until all are quiet; returns when replicas agree.
-async fn converge(devices: &[&Device]) {
-    for _ in 0..3 {
-        for d in devices {
-            d.sync().await;
-        }
-    }
-    let first = devices[0].snapshot();
-    for d in &devices[1..] {
-        assert_eq!(d.snapshot(), first, "replicas differ");
-    }
-    for d in devices {
-        let status = d.store.local_status().expect("status");
-        assert_eq!(status.pending, 0, "nothing left to send");
-    }
+    Server::start().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_creates_edits_and_deletes_on_two_devices_converge_exactly_once() {
     let server = server().await;
-    let a = Device::new(&server, "ann@example.org", true).await;
-    let b = Device::new(&server, "ann@example.org", false).await;
+    let a = Device::new(&server.url, "ann@example.org", true).await;
+    let b = Device::new(&server.url, "ann@example.org", false).await;
     // Both offline: each creates, edits and trashes on its own.
     let a1 = a.note("A one", "alpha");
     let a2 = a.note("A two", "beta");
@@ -178,8 +44,8 @@ async fn offline_creates_edits_and_deletes_on_two_devices_converge_exactly_once(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn different_fields_both_survive_and_different_paragraphs_merge() {
     let server = server().await;
-    let a = Device::new(&server, "ann@example.org", true).await;
-    let b = Device::new(&server, "ann@example.org", false).await;
+    let a = Device::new(&server.url, "ann@example.org", true).await;
+    let b = Device::new(&server.url, "ann@example.org", false).await;
     let id = a.note("Pump 4", "Inlet: 2.1 bar\n\nNotes:\n- seal worn\n");
     converge(&[&a, &b]).await;
 
@@ -219,8 +85,8 @@ async fn different_fields_both_survive_and_different_paragraphs_merge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_line_edited_twice_is_a_conflict_that_keeps_both() {
     let server = server().await;
-    let a = Device::new(&server, "ann@example.org", true).await;
-    let b = Device::new(&server, "ann@example.org", false).await;
+    let a = Device::new(&server.url, "ann@example.org", true).await;
+    let b = Device::new(&server.url, "ann@example.org", false).await;
     let id = a.note("Reading", "Meter: 100\n");
     converge(&[&a, &b]).await;
     a.edit(id, body("Meter: 140\n"));
@@ -265,8 +131,8 @@ async fn the_same_line_edited_twice_is_a_conflict_that_keeps_both() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_wins_over_a_delete_on_another_device() {
     let server = server().await;
-    let a = Device::new(&server, "ann@example.org", true).await;
-    let b = Device::new(&server, "ann@example.org", false).await;
+    let a = Device::new(&server.url, "ann@example.org", true).await;
+    let b = Device::new(&server.url, "ann@example.org", false).await;
     let id = a.note("Checklist", "- valves\n");
     converge(&[&a, &b]).await;
     a.store.trash_note(id).expect("trash on A");
@@ -287,8 +153,8 @@ async fn an_edit_wins_over_a_delete_on_another_device() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_mutation_becomes_a_dead_letter_and_the_rest_syncs() {
     let server = server().await;
-    let a = Device::new(&server, "ann@example.org", true).await;
-    let b = Device::new(&server, "ann@example.org", false).await;
+    let a = Device::new(&server.url, "ann@example.org", true).await;
+    let b = Device::new(&server.url, "ann@example.org", false).await;
     let poisoned = a.note("Poisoned", "x");
     let healthy = a.note("Healthy", "y");
     // An older build queued a field the server refuses (a tag of 200 characters).
@@ -326,18 +192,18 @@ async fn a_poison_mutation_becomes_a_dead_letter_and_the_rest_syncs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_on_one_online_device_reaches_the_other_through_the_poke() {
     let server = server().await;
-    let a = Device::new(&server, "ann@example.org", true).await;
-    let b = Device::new(&server, "ann@example.org", false).await;
+    let a = Device::new(&server.url, "ann@example.org", true).await;
+    let b = Device::new(&server.url, "ann@example.org", false).await;
     let fast = EngineConfig {
         debounce: Duration::from_millis(20),
         ..Default::default()
     };
     let engine_a = SyncEngine::start(
         a.store.clone(),
-        TokenVault::file_only(a._dir.path()),
+        TokenVault::file_only(a.dir()),
         fast.clone(),
     );
-    let engine_b = SyncEngine::start(b.store.clone(), TokenVault::file_only(b._dir.path()), fast);
+    let engine_b = SyncEngine::start(b.store.clone(), TokenVault::file_only(b.dir()), fast);
     let mut status_b = engine_b.status();
     tokio::time::timeout(
         Duration::from_secs(10),

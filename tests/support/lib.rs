@@ -1,6 +1,13 @@
-//! Helpers shared by the end-to-end scenarios: finding the workspace's binaries.
+//! Helpers shared by the end-to-end scenarios: the workspace's binaries, a real server, devices
+//! with their own data directories, and a fault-injecting proxy between them.
 
-use std::path::PathBuf;
+pub mod device;
+pub mod proxy;
+pub mod server;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// The path of a binary of this workspace (`outpost`, later `outpost-server`), built in the same
 /// profile as the running test. `scripts/test-all` builds every binary before the tests run.
@@ -18,4 +25,50 @@ pub fn bin(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The password every test account uses.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// `outpost --data-dir DIR`, as a QA script runs it: the password in the environment, no OS
+/// keychain (the token goes to the data directory's 0600 file), nothing inherited that would
+/// change where it works or make it stop.
+pub fn outpost(dir: &Path) -> Command {
+    let mut cmd = Command::new(bin("outpost"));
+    cmd.arg("--data-dir")
+        .arg(dir)
+        .env("OUTPOST_PASSWORD", PASSWORD)
+        .env("DBUS_SESSION_BUS_ADDRESS", "disabled:")
+        .env_remove("OUTPOST_DATA_DIR")
+        .env_remove("OUTPOST_TEST_PAUSE_AT");
+    cmd
+}
+
+/// Runs `outpost` with `args` and returns its standard output; fails the test if it fails.
+pub fn outpost_ok(dir: &Path, args: &[&str]) -> String {
+    let out = outpost(dir).args(args).output().expect("run outpost");
+    assert!(
+        out.status.success(),
+        "outpost {args:?} failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Runs `outpost ... --json` and parses what it prints.
+pub fn outpost_json(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let mut args = args.to_vec();
+    args.push("--json");
+    let out = outpost_ok(dir, &args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("outpost {args:?}: {e}: {out}"))
+}
+
+/// Polls `done` every 10 ms until it holds; fails the test with `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

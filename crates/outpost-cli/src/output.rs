@@ -48,6 +48,21 @@ pub fn format_ms(ms: i64) -> String {
     )
 }
 
+/// How far this device's clock is off, from the correction `ms` (server minus device): stamps
+/// follow the server's time, but the user should set the clock right.
+pub fn describe_skew(ms: i64) -> String {
+    let off = ms.unsigned_abs() / 1000;
+    let amount = match off {
+        0..60 => format!("{off} s"),
+        60..3600 => format!("{} min {} s", off / 60, off % 60),
+        _ => format!("{} h {} min", off / 3600, off % 3600 / 60),
+    };
+    let side = if ms > 0 { "behind" } else { "ahead of" };
+    format!(
+        "this device's clock is {amount} {side} the server's (edits are stamped in server time)"
+    )
+}
+
 /// The random last group of a UUIDv7 (its first digits are a timestamp that notes made
 /// together share); `outpost` commands accept it in place of the whole id.
 fn short(id: &impl ToString) -> String {
@@ -322,5 +337,11 @@ mod tests {
         assert_eq!(format_ms(0), "1970-01-01 00:00");
         assert_eq!(format_ms(951_782_400_000), "2000-02-29 00:00");
         assert_eq!(format_ms(1_795_435_200_000), "2026-11-23 12:00");
+    }
+
+    #[test]
+    fn describes_which_way_the_clock_is_off() {
+        assert!(describe_skew(86_400_000).starts_with("this device's clock is 24 h 0 min behind"));
+        assert!(describe_skew(-90_500).starts_with("this device's clock is 1 min 30 s ahead of"));
     }
 }

@@ -40,9 +40,12 @@ pub fn run(args: &Args) -> Result<()> {
     }
 }
 
-/// Local counts plus the sync side: server, account, last success and error, cursor.
+/// Local counts plus the sync side: server, account, last success and error, cursor, and how far
+/// this device's clock is off (server minus device, as measured by the last successful sync).
 fn status(store: &Store, out: &Printer) -> Result<()> {
     let local = store.local_status()?;
+    let skew = store.clock_offset_ms();
+    let skew = (skew != 0).then_some(skew);
     let session = outpost_core::sync::account::signed_in(store, &sync::vault(store))
         .ok()
         .flatten();
@@ -53,6 +56,7 @@ fn status(store: &Store, out: &Printer) -> Result<()> {
         "cursor": store.cursor()?.0,
         "last_success_ms": store.last_sync_success()?,
         "last_error": store.last_sync_error()?,
+        "clock_skew_ms": skew,
     });
     if out.json {
         let mut value = serde_json::to_value(&local)?;
@@ -70,6 +74,9 @@ fn status(store: &Store, out: &Printer) -> Result<()> {
     }
     if let Some(e) = store.last_sync_error()? {
         println!("last error: {e}");
+    }
+    if let Some(ms) = skew {
+        println!("clock:     {}", crate::output::describe_skew(ms));
     }
     Ok(())
 }

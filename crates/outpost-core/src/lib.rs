@@ -17,6 +17,7 @@ mod schema;
 mod status;
 mod store;
 pub mod sync;
+pub mod testhook;
 
 pub use db::Synchronous;
 pub use error::{Error, Result};

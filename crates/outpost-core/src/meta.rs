@@ -10,6 +10,9 @@ use std::path::Path;
 pub(crate) const CLIENT_ID: &str = "client_id";
 const CLOCK_LAST: &str = "clock_last";
 const NEXT_MUTATION_NUMBER: &str = "next_mutation_number";
+/// The clock correction learnt from the server at the last successful sync (server minus
+/// device, ms).
+pub(crate) const CLOCK_OFFSET: &str = "clock_offset_ms";
 
 pub(crate) fn get(conn: &Connection, path: &Path, key: &str) -> Result<Option<String>> {
     conn.prepare_cached("SELECT value FROM sync_meta WHERE key = ?1")

@@ -55,6 +55,8 @@ pub struct Store {
     writer: Mutex<Writer>,
     reader: Mutex<Connection>,
     changes: broadcast::Sender<Change>,
+    /// The clock the HLC reads: the one a clock correction is measured against.
+    wall: Arc<dyn WallClock>,
     _lock: DirLock,
 }
 
@@ -80,6 +82,11 @@ impl Tx<'_> {
     /// A fresh clock stamp for an edit made in this transaction.
     pub(crate) fn stamp(&mut self) -> Stamp {
         self.clock.now()
+    }
+
+    /// The clock correction in use (server minus device, ms).
+    pub(crate) fn clock_offset_ms(&self) -> i64 {
+        self.clock.offset_ms()
     }
 
     /// Moves the clock past a stamp received from the server.
@@ -124,7 +131,15 @@ impl Store {
         migrate(&mut conn, &db_path)?;
         let (client_id, last_stamp, next_mutation_number) = meta::init_device(&mut conn, &db_path)?;
         let reader = db::open_connection(&db_path, options.synchronous)?;
-        let clock = Hlc::new(client_id, options.wall_clock, last_stamp);
+        let mut clock = Hlc::new(client_id, options.wall_clock.clone(), last_stamp);
+        // A device whose clock is off stamps in server time from the start, also offline after
+        // a restart: without the correction, a slow device's edits would lose to older ones until
+        // it next reached the server. (If the user fixes the clock meanwhile, the old correction
+        // holds until the next sync replaces it; the server clamps what that puts ahead.)
+        let offset = meta::get(&conn, &db_path, meta::CLOCK_OFFSET)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        clock.set_offset_ms(offset);
         tracing::info!(dir = %dir.display(), %client_id, "opened store");
         Ok(Store {
             dir,
@@ -137,6 +152,7 @@ impl Store {
             }),
             reader: Mutex::new(reader),
             changes: broadcast::channel(256).0,
+            wall: options.wall_clock,
             _lock: lock,
         })
     }
@@ -203,11 +219,19 @@ impl Store {
         f(&conn, &self.db_path)
     }
 
-    /// Corrects this device's clock by the server's (server minus device, in ms).
+    /// Corrects this device's clock by the server's (server minus device, in ms). Kept in
+    /// memory; a successful sync saves it for the next start ([`Store::record_sync_success`]).
     pub fn set_clock_offset(&self, offset_ms: i64) {
         lock(&self.writer).clock.set_offset_ms(offset_ms);
     }
 
+    /// This device's wall clock, uncorrected (ms since the Unix epoch): what the server's time is
+    /// compared with to learn the correction.
+    pub fn wall_clock_ms(&self) -> u64 {
+        self.wall.now_ms()
+    }
+
+    /// The correction in use: what the status shows as this device's clock skew.
     pub fn clock_offset_ms(&self) -> i64 {
         lock(&self.writer).clock.offset_ms()
     }

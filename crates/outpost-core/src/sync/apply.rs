@@ -14,7 +14,7 @@ use crate::model::OutboxEntry;
 use crate::store::{SqlContext, Store, Tx};
 use outpost_protocol::api::{Cursor, MutationResult, Outcome, Record};
 use outpost_protocol::mutation::names;
-use outpost_protocol::{ClientId, Entity, FieldChange, Fields, NoteId, Stamp};
+use outpost_protocol::{ClientId, Entity, FieldChange, Fields, MutationId, NoteId, Stamp};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
@@ -34,6 +34,9 @@ pub struct Applied {
     pub restored: Vec<NoteId>,
     /// Mutations the server refused: now dead letters.
     pub rejected: usize,
+    /// Mutations the server had handled before (`duplicate`): sent again because the reply to
+    /// the first send never arrived (a cut connection, a crash).
+    pub duplicates: Vec<MutationId>,
     /// The largest clock skew the server reported, in ms.
     pub skew_ms: Option<u64>,
 }
@@ -57,6 +60,23 @@ const FIELDS: [&str; 7] = [
 pub(super) fn parse_stamp(s: &str) -> Stamp {
     // Rows written before a field was ever stamped carry a placeholder: the oldest stamp.
     s.parse().unwrap_or(Stamp::ZERO)
+}
+
+/// Whether the server's value of a field replaces this device's, by their stamps.
+///
+/// A field with no local edit waiting (`contested` false) takes the server's value and stamp as
+/// they are: the server has already decided it (last writer wins), and its stamp can be lower
+/// than the one this device sent, because the server pulls a stamp from a fast clock back
+/// (clamping). Comparing stamps there would keep a value the server has replaced, and this device
+/// would never converge. A field with a pending edit is compared, since that edit has not reached
+/// the server yet; so is every field of a record older than the version this device has (the
+/// first reply of a duplicate, replayed late).
+fn takes_theirs(theirs: Stamp, mine: Stamp, contested: bool) -> bool {
+    if contested {
+        theirs > mine
+    } else {
+        theirs != mine
+    }
 }
 
 fn default_value(field: &str) -> Value {
@@ -237,6 +257,15 @@ impl Tx<'_> {
             .collect()
     }
 
+    /// The fields of an entity that have a local edit in the outbox.
+    fn pending_fields(&self, id: &str) -> Result<std::collections::BTreeSet<String>> {
+        Ok(self
+            .pending(id)?
+            .into_iter()
+            .flat_map(|(_, _, fields, _)| fields.into_keys())
+            .collect())
+    }
+
     fn rewrite_entry(&self, seq: i64, fields: &Fields, base_version: Option<i64>) -> Result<()> {
         if fields.is_empty() {
             self.tx
@@ -364,11 +393,14 @@ impl Tx<'_> {
 
         let mut fields = local.fields.clone();
         let mut changed = false;
+        let stale = local.server_version.is_some_and(|v| rec.version.0 < v);
         for name in FIELDS.iter().filter(|f| **f != "body") {
             if let Some(theirs) = rec.fields.get(*name) {
-                let mine = fields.get(*name).map_or(Stamp::ZERO, |c| c.stamp);
-                if theirs.stamp > mine {
-                    changed |= fields.get(*name).map(|c| &c.value) != Some(&theirs.value);
+                let mine = fields.get(*name);
+                let mine_stamp = mine.map_or(Stamp::ZERO, |c| c.stamp);
+                let contested = stale || pending_fields.contains(name);
+                if takes_theirs(theirs.stamp, mine_stamp, contested) {
+                    changed |= mine.map(|c| &c.value) != Some(&theirs.value);
                     fields.insert((*name).to_owned(), theirs.clone());
                 }
             }
@@ -504,29 +536,42 @@ impl Tx<'_> {
             return Ok(());
         };
         let now = self.now_ms();
-        let current: Option<(String, String, bool, String)> = self
+        let pending = self.pending_fields(&rec.id)?;
+        let current: Option<(String, String, bool, String, Option<i64>)> = self
             .tx
             .prepare_cached(
-                "SELECT name, name_stamp, deleted, deleted_stamp FROM notebooks WHERE id = ?1",
+                "SELECT name, name_stamp, deleted, deleted_stamp, server_version
+                 FROM notebooks WHERE id = ?1",
             )
             .and_then(|mut s| {
                 s.query_row([&rec.id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })
                 .optional()
             })
             .at(self.path)?;
+        let stale = current
+            .as_ref()
+            .and_then(|c| c.4)
+            .is_some_and(|v| rec.version.0 < v);
         let (mut name, mut name_stamp, mut deleted, mut deleted_stamp) = current
-            .map(|(n, ns, d, ds)| (n, parse_stamp(&ns), d, parse_stamp(&ds)))
+            .map(|(n, ns, d, ds, _)| (n, parse_stamp(&ns), d, parse_stamp(&ds)))
             .unwrap_or((String::new(), Stamp::ZERO, false, Stamp::ZERO));
-        if let Some(c) = rec.fields.get("name").filter(|c| c.stamp > name_stamp) {
+        let wins = |field: &str, theirs: &FieldChange, mine: Stamp| {
+            takes_theirs(theirs.stamp, mine, stale || pending.contains(field))
+        };
+        if let Some(c) = rec
+            .fields
+            .get("name")
+            .filter(|c| wins("name", c, name_stamp))
+        {
             name = c.value.as_str().unwrap_or_default().to_owned();
             name_stamp = c.stamp;
         }
         if let Some(c) = rec
             .fields
             .get("deleted")
-            .filter(|c| c.stamp > deleted_stamp)
+            .filter(|c| wins("deleted", c, deleted_stamp))
         {
             deleted = c.value.as_bool().unwrap_or(false);
             deleted_stamp = c.stamp;
@@ -568,12 +613,13 @@ impl Tx<'_> {
             return Ok(());
         }
         let now = self.now_ms();
+        let contested = self.pending_fields(&rec.id)?.contains("value");
         let current: Option<String> = self
             .tx
             .prepare_cached("SELECT stamp FROM prefs WHERE key = ?1")
             .and_then(|mut s| s.query_row([&rec.id], |r| r.get(0)).optional())
             .at(self.path)?;
-        if current.is_some_and(|s| parse_stamp(&s) >= change.stamp) {
+        if current.is_some_and(|s| !takes_theirs(change.stamp, parse_stamp(&s), contested)) {
             return Ok(());
         }
         self.tx
@@ -610,6 +656,7 @@ impl Store {
                 tx.apply_record(rec, me, &mut out)?;
             }
             meta::set(&tx.tx, tx.path, CURSOR, &next_cursor.0.to_string())?;
+            crate::testhook::pause_at(crate::testhook::PULL_PAGE_APPLYING);
             Ok(out)
         })
     }
@@ -636,7 +683,23 @@ impl Store {
                     tracing::warn!(mutation = %result.id, "a reply for a mutation not sent");
                     continue;
                 };
-                match &result.outcome {
+                let mut outcome = &result.outcome;
+                if let Outcome::Duplicate { first } = outcome {
+                    out.duplicates.push(entry.mutation_id);
+                    match first {
+                        // The reply of the first send, which this device never got: act on it
+                        // now. It may be a conflict to merge or a refusal to show; taking it
+                        // as a plain acknowledgement would drop that edit without a word.
+                        Some(first) => outcome = first,
+                        // Too old for the server to keep: it was handled, and the next pull
+                        // brings the record as it is now.
+                        None => {
+                            tx.remove_entry(entry)?;
+                            continue;
+                        }
+                    }
+                }
+                match outcome {
                     Outcome::Applied { version, clamped_skew_ms, .. } => {
                         if let Some(skew) = clamped_skew_ms {
                             out.skew_ms = Some(out.skew_ms.unwrap_or(0).max(*skew));
@@ -728,5 +791,293 @@ impl Tx<'_> {
             .and_then(|mut s| s.execute(params![id, version]))
             .at(self.path)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::OutboxEntry;
+    use crate::store::test_support::temp_store;
+    use crate::{NoteDraft, NoteId, NotePatch, Store, SyncState};
+    use outpost_protocol::api::{Cursor, MutationNumber, MutationResult, Outcome, Record, Version};
+    use outpost_protocol::{ClientId, Entity, FieldChange, Fields, Stamp};
+    use serde_json::Value;
+
+    fn reply(entry: &OutboxEntry, outcome: Outcome) -> MutationResult {
+        MutationResult {
+            id: entry.mutation_id,
+            number: MutationNumber(entry.mutation_number),
+            outcome,
+        }
+    }
+
+    /// A note created here and acknowledged by the server at version 1.
+    fn synced_note(store: &Store, title: &str, body: &str) -> NoteId {
+        let note = store
+            .create_note(NoteDraft {
+                title: title.into(),
+                body: body.into(),
+                ..Default::default()
+            })
+            .expect("create");
+        let sent = store.take_batch(10, usize::MAX).expect("batch");
+        let applied = Outcome::Applied {
+            version: Version(1),
+            cursor: Cursor(1),
+            clamped_skew_ms: None,
+        };
+        store
+            .apply_push_results(&sent, &[reply(&sent[0], applied)])
+            .expect("ack");
+        note.id
+    }
+
+    /// The server's record of an entity as another device (or a clamping server) left it.
+    fn record_of(
+        entity: Entity,
+        id: String,
+        version: i64,
+        fields: Vec<(&str, Value, Stamp)>,
+    ) -> Record {
+        let fields: Fields = fields
+            .into_iter()
+            .map(|(name, value, stamp)| (name.to_owned(), FieldChange { value, stamp }))
+            .collect();
+        Record {
+            entity,
+            id,
+            version: Version(version),
+            cursor: Cursor(version),
+            purged: false,
+            fields,
+        }
+    }
+
+    fn record(id: NoteId, version: i64, fields: &[(&str, &str, Stamp)]) -> Record {
+        let fields = fields
+            .iter()
+            .map(|(name, value, stamp)| (*name, Value::String((*value).to_owned()), *stamp))
+            .collect();
+        record_of(Entity::Note, id.to_string(), version, fields)
+    }
+
+    /// Acknowledges everything queued as applied at version 1.
+    fn ack_all(store: &Store) {
+        let sent = store.take_batch(100, usize::MAX).expect("batch");
+        let replies: Vec<_> = sent
+            .iter()
+            .map(|e| {
+                let applied = Outcome::Applied {
+                    version: Version(1),
+                    cursor: Cursor(1),
+                    clamped_skew_ms: None,
+                };
+                reply(e, applied)
+            })
+            .collect();
+        store.apply_push_results(&sent, &replies).expect("ack");
+    }
+
+    fn stamp(store: &Store, note: NoteId, field: &str) -> Stamp {
+        store
+            .read(|c, p| {
+                use crate::store::SqlContext;
+                c.query_row(
+                    &format!("SELECT {field}_stamp FROM notes WHERE id = ?1"),
+                    [note.to_string()],
+                    |r| r.get::<_, String>(0),
+                )
+                .at(p)
+            })
+            .expect("stamp")
+            .parse()
+            .expect("a stamp")
+    }
+
+    fn other_device_at(physical_ms: u64) -> Stamp {
+        Stamp {
+            physical_ms,
+            counter: 0,
+            node: ClientId::new(),
+        }
+    }
+
+    #[test]
+    fn a_duplicate_whose_first_reply_was_a_conflict_is_merged_not_dropped() {
+        let (_dir, store) = temp_store();
+        let id = synced_note(&store, "Pump", "one\ntwo\nthree\n");
+        store
+            .update_note(
+                id,
+                NotePatch {
+                    body: Some("one\ntwo\nthree (mine)\n".into()),
+                    ..Default::default()
+                },
+            )
+            .expect("edit");
+        let sent = store.take_batch(10, usize::MAX).expect("batch");
+        let later = stamp(&store, id, "body").physical_ms + 1;
+        // The first send met another device's edit; that reply was lost, the retry says so.
+        let theirs = record(
+            id,
+            2,
+            &[("body", "one (theirs)\ntwo\nthree\n", other_device_at(later))],
+        );
+        let duplicate = Outcome::Duplicate {
+            first: Some(Box::new(Outcome::Conflict { current: theirs })),
+        };
+        let applied = store
+            .apply_push_results(&sent, &[reply(&sent[0], duplicate)])
+            .expect("apply");
+        assert_eq!(applied.duplicates, vec![sent[0].mutation_id]);
+        assert_eq!(applied.merged, vec![id]);
+        let note = store.get_note(id).expect("note");
+        assert_eq!(note.body, "one (theirs)\ntwo\nthree (mine)\n");
+        assert_eq!(note.sync_state, SyncState::Pending);
+        let queue = store.outbox_for(&id.to_string()).expect("outbox");
+        assert_eq!(queue.len(), 1, "the merge is queued once: {queue:?}");
+        assert_ne!(
+            queue[0].mutation_id, sent[0].mutation_id,
+            "as a new mutation"
+        );
+        assert_eq!(queue[0].base_version, Some(2));
+        assert_eq!(
+            queue[0].fields["body"].value,
+            "one (theirs)\ntwo\nthree (mine)\n"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_whose_first_reply_was_a_refusal_becomes_a_dead_letter() {
+        let (_dir, store) = temp_store();
+        let note = store
+            .create_note(NoteDraft {
+                title: "Poisoned".into(),
+                ..Default::default()
+            })
+            .expect("create");
+        let sent = store.take_batch(10, usize::MAX).expect("batch");
+        let duplicate = Outcome::Duplicate {
+            first: Some(Box::new(Outcome::Rejected {
+                code: "invalid_field".into(),
+                message: "note.tags: too long".into(),
+            })),
+        };
+        let applied = store
+            .apply_push_results(&sent, &[reply(&sent[0], duplicate)])
+            .expect("apply");
+        assert_eq!(applied.rejected, 1);
+        assert_eq!(applied.duplicates, vec![sent[0].mutation_id]);
+        assert_eq!(
+            store.get_note(note.id).expect("note").sync_state,
+            SyncState::Failed
+        );
+        let dead = store.dead_letters().expect("dead letters");
+        assert_eq!(dead.len(), 1);
+        assert!(
+            dead[0]
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("too long")),
+            "the server's reason is kept: {:?}",
+            dead[0].last_error
+        );
+    }
+
+    #[test]
+    fn a_field_without_a_local_edit_takes_the_servers_value_even_under_a_lower_stamp() {
+        let (_dir, store) = temp_store();
+        let id = synced_note(&store, "Pump", "");
+        // The server clamped this device's fast stamp, then another device's edit won over it
+        // there with a stamp still below the one this device keeps.
+        let below = stamp(&store, id, "title").physical_ms - 1000;
+        let theirs = record(id, 2, &[("title", "Pump (other)", other_device_at(below))]);
+        store.apply_pull_page(&[theirs], Cursor(2)).expect("pull");
+        assert_eq!(store.get_note(id).expect("note").title, "Pump (other)");
+        assert_eq!(
+            stamp(&store, id, "title").physical_ms,
+            below,
+            "and its stamp"
+        );
+
+        // A pending edit is another matter: it has not reached the server, the stamps decide.
+        store
+            .update_note(
+                id,
+                NotePatch {
+                    title: Some("Pump (mine)".into()),
+                    ..Default::default()
+                },
+            )
+            .expect("edit");
+        let older = record(
+            id,
+            3,
+            &[("title", "Pump (old)", other_device_at(below + 1))],
+        );
+        store.apply_pull_page(&[older], Cursor(3)).expect("pull");
+        assert_eq!(store.get_note(id).expect("note").title, "Pump (mine)");
+
+        // So is a record older than the version this device has.
+        let stale = record(id, 1, &[("archived", "x", other_device_at(below))]);
+        let before = stamp(&store, id, "archived");
+        store.apply_pull_page(&[stale], Cursor(3)).expect("pull");
+        assert_eq!(stamp(&store, id, "archived"), before);
+    }
+
+    #[test]
+    fn notebooks_and_preferences_without_a_local_edit_take_the_servers_value_too() {
+        let (_dir, store) = temp_store();
+        let notebook = store.create_notebook("Sites").expect("notebook");
+        store
+            .set_pref("editor.font_size", Value::from(14))
+            .expect("pref");
+        ack_all(&store);
+        let early = other_device_at(1_000);
+        let renamed = record_of(
+            Entity::Notebook,
+            notebook.id.to_string(),
+            2,
+            vec![("name", Value::from("Sites (north)"), early)],
+        );
+        let resized = record_of(
+            Entity::Pref,
+            "editor.font_size".into(),
+            2,
+            vec![("value", Value::from(16), early)],
+        );
+        store
+            .apply_pull_page(&[renamed, resized], Cursor(3))
+            .expect("pull");
+        assert_eq!(
+            store
+                .find_notebook(&notebook.id.to_string())
+                .expect("nb")
+                .name,
+            "Sites (north)"
+        );
+        assert_eq!(
+            store.get_pref("editor.font_size").expect("pref").value,
+            Value::from(16)
+        );
+
+        // With a local edit waiting, the later stamp decides.
+        store
+            .rename_notebook(notebook.id, "Sites (mine)")
+            .expect("rename");
+        let older = record_of(
+            Entity::Notebook,
+            notebook.id.to_string(),
+            3,
+            vec![("name", Value::from("Sites (old)"), other_device_at(2_000))],
+        );
+        store.apply_pull_page(&[older], Cursor(4)).expect("pull");
+        assert_eq!(
+            store
+                .find_notebook(&notebook.id.to_string())
+                .expect("nb")
+                .name,
+            "Sites (mine)"
+        );
     }
 }

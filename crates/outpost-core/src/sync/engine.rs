@@ -131,17 +131,20 @@ fn merge_applied(into: &mut Applied, more: Applied) {
     into.conflicts.extend(more.conflicts);
     into.restored.extend(more.restored);
     into.rejected += more.rejected;
+    into.duplicates.extend(more.duplicates);
     if let Some(s) = more.skew_ms {
         into.skew_ms = Some(into.skew_ms.unwrap_or(0).max(s));
     }
 }
 
 /// Learns the server's clock from a reply, so stamps follow server time on a device whose
-/// clock is off.
-fn observe_server_time(store: &Store, server_time_ms: u64, sent_at_ms: i64) {
-    let received = now_ms();
-    let midpoint = sent_at_ms + (received - sent_at_ms) / 2;
-    let offset = i64::try_from(server_time_ms).unwrap_or(i64::MAX) - midpoint;
+/// clock is off. Measured against the store's wall clock (the one its stamps read), with
+/// `sent_at_ms` read from it before the request.
+fn observe_server_time(store: &Store, server_time_ms: u64, sent_at_ms: u64) {
+    let as_i64 = |ms: u64| i64::try_from(ms).unwrap_or(i64::MAX);
+    let (sent, received) = (as_i64(sent_at_ms), as_i64(store.wall_clock_ms()));
+    let midpoint = sent + (received - sent) / 2;
+    let offset = as_i64(server_time_ms) - midpoint;
     // Below a couple of seconds it is round-trip noise, not a wrong clock.
     store.set_clock_offset(if offset.abs() > 2_000 { offset } else { 0 });
 }
@@ -159,8 +162,9 @@ async fn push_all(
         if batch.is_empty() {
             return Ok(());
         }
-        let sent_at = now_ms();
+        let sent_at = store.wall_clock_ms();
         let reply = client.push(batch.iter().map(to_mutation).collect()).await?;
+        crate::testhook::pause_at(crate::testhook::PUSH_SENT);
         observe_server_time(store, reply.server_time_ms, sent_at);
         if reply.results.len() != batch.len() {
             return Err(SyncError::Garbage(format!(
@@ -192,7 +196,7 @@ async fn pull_all(
     let mut done = 0u64;
     let mut total = None;
     loop {
-        let sent_at = now_ms();
+        let sent_at = store.wall_clock_ms();
         let page = match client.pull(cursor, cfg.pull_limit).await {
             Err(SyncError::ResetRequired(why)) if !report.reset => {
                 tracing::warn!(%why, "server asks for a re-download; keeping the outbox");
@@ -527,5 +531,39 @@ async fn listen_for_pokes(inner: Arc<Inner>) {
             _ = stop.changed() => return,
         }
         backoff = (backoff * 2).min(Duration::from_secs(60));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreOptions;
+    use crate::clock::WallClock;
+
+    /// A device clock standing still at a given time.
+    struct Stopped(u64);
+    impl WallClock for Stopped {
+        fn now_ms(&self) -> u64 {
+            self.0
+        }
+    }
+
+    #[test]
+    fn the_clock_correction_is_measured_against_the_clock_the_stamps_read() {
+        const DAY_MS: u64 = 24 * 3600 * 1000;
+        let dir = tempfile::tempdir().expect("dir");
+        // A device a day ahead of the server (and of the test machine's clock).
+        let device_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("time")
+            .as_millis() as u64
+            + DAY_MS;
+        let options = StoreOptions {
+            wall_clock: Arc::new(Stopped(device_ms)),
+            ..Default::default()
+        };
+        let store = Store::open_with(dir.path(), options).expect("store");
+        observe_server_time(&store, device_ms - DAY_MS, store.wall_clock_ms());
+        assert_eq!(store.clock_offset_ms(), -(DAY_MS as i64));
     }
 }

@@ -10,9 +10,13 @@ const LAST_ERROR: &str = "last_error";
 const RESET: &str = "reset_in_progress";
 
 impl Store {
+    /// A cycle finished: saves when, and the clock correction it measured (so that the next
+    /// start stamps in server time and `outpost status` can show the skew).
     pub fn record_sync_success(&self, now_ms: i64) -> Result<()> {
         self.write(|tx| {
             meta::set(&tx.tx, tx.path, LAST_SUCCESS, &now_ms.to_string())?;
+            let offset = tx.clock_offset_ms().to_string();
+            meta::set(&tx.tx, tx.path, meta::CLOCK_OFFSET, &offset)?;
             tx.tx
                 .execute("DELETE FROM sync_meta WHERE key = ?1", [LAST_ERROR])
                 .at(tx.path)?;
@@ -87,5 +91,36 @@ impl Store {
             tx.change.outbox = true;
             Ok(removed)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::clock::{SystemClock, WallClock};
+    use crate::{NoteDraft, Store};
+
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+
+    #[test]
+    fn the_clock_correction_of_the_last_successful_sync_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("dir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store.set_clock_offset(DAY_MS);
+            store.record_sync_success(1).expect("success");
+            // Measured after the last success: not kept.
+            store.set_clock_offset(5 * DAY_MS);
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.clock_offset_ms(), DAY_MS);
+        // An edit made offline after the restart is stamped in corrected time.
+        let before = SystemClock.now_ms();
+        let note = store.create_note(NoteDraft::default()).expect("note");
+        let entry = &store.outbox_for(&note.id.to_string()).expect("outbox")[0];
+        let stamp = entry.fields.values().next().expect("a field").stamp;
+        assert!(
+            stamp.physical_ms >= before + DAY_MS as u64,
+            "{stamp} is not in corrected time"
+        );
     }
 }
