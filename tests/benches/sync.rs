@@ -278,6 +278,7 @@ async fn main() -> Result<()> {
     let mut latencies = Vec::new();
     for i in 0..100 {
         let id = ids[i];
+        tracing::debug!(i, "bench: edit on A");
         let t = Instant::now();
         a.store.update_note(
             id,
@@ -297,6 +298,7 @@ async fn main() -> Result<()> {
                 break;
             }
         }
+        tracing::debug!(i, ms = t.elapsed().as_millis() as u64, "bench: visible on B");
         latencies.push(t.elapsed());
         // Space the edits out like a person would, past the burst throttle.
         tokio::time::sleep(Duration::from_millis(350)).await;

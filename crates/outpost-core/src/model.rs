@@ -211,6 +211,9 @@ pub struct Change {
     pub prefs: Vec<String>,
     /// The outbox changed (so pending counts did).
     pub outbox: bool,
+    /// Something was queued to send (an edit, a merge, a retry): a reason to sync. Entries
+    /// leaving the outbox after a push are not.
+    pub queued: bool,
 }
 
 impl Change {

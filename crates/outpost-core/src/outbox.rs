@@ -80,6 +80,7 @@ impl Tx<'_> {
             }
         }
         self.change.outbox = true;
+        self.change.queued = true;
         Ok(())
     }
 }
@@ -111,6 +112,7 @@ impl Tx<'_> {
                 .and_then(|mut s| s.execute(params![to_json(&merged)?, now_ms, seq]))
                 .at(self.path)?;
             self.change.outbox = true;
+            self.change.queued = true;
             return Ok(());
         }
         self.enqueue(entity, entity_id, name, fields, base_version, now_ms)

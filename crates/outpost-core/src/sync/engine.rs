@@ -461,7 +461,7 @@ async fn watch_local_changes(inner: Arc<Inner>) {
             _ = stop.changed() => return,
         };
         match change {
-            Ok(c) if !c.outbox => continue,
+            Ok(c) if !c.queued => continue,
             Ok(_) | Err(RecvError::Lagged(_)) => {}
             Err(RecvError::Closed) => return,
         }
