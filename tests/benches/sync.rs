@@ -77,7 +77,7 @@ fn body(i: usize) -> String {
             "- Pump {} pressure {} kPa, seal {}.\n",
             i % 97,
             100 + i % 400,
-            if i % 3 == 0 { "ok" } else { "worn" }
+            if i.is_multiple_of(3) { "ok" } else { "worn" }
         ));
     }
     text
@@ -276,8 +276,7 @@ async fn main() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut seen = b.store.subscribe();
     let mut latencies = Vec::new();
-    for i in 0..100 {
-        let id = ids[i];
+    for (i, &id) in ids.iter().take(100).enumerate() {
         tracing::debug!(i, "bench: edit on A");
         let t = Instant::now();
         a.store.update_note(
@@ -298,7 +297,11 @@ async fn main() -> Result<()> {
                 break;
             }
         }
-        tracing::debug!(i, ms = t.elapsed().as_millis() as u64, "bench: visible on B");
+        tracing::debug!(
+            i,
+            ms = t.elapsed().as_millis() as u64,
+            "bench: visible on B"
+        );
         latencies.push(t.elapsed());
         // Space the edits out like a person would, past the burst throttle.
         tokio::time::sleep(Duration::from_millis(350)).await;
