@@ -197,6 +197,7 @@ async fn pull_all(
     let mut total = None;
     loop {
         let sent_at = store.wall_clock_ms();
+        let fetch_started = std::time::Instant::now();
         let page = match client.pull(cursor, cfg.pull_limit).await {
             Err(SyncError::ResetRequired(why)) if !report.reset => {
                 tracing::warn!(%why, "server asks for a re-download; keeping the outbox");
@@ -217,7 +218,15 @@ async fn pull_all(
                 total: total_now.max(done),
             });
         }
+        let fetched_in = fetch_started.elapsed();
         let applied = store.apply_pull_page(&page.records, page.next_cursor)?;
+        tracing::debug!(
+            records = n,
+            cursor = %page.next_cursor,
+            fetch_ms = fetched_in.as_millis() as u64,
+            apply_ms = (fetch_started.elapsed() - fetched_in).as_millis() as u64,
+            "pulled a page"
+        );
         report.pulled += page.records.len();
         merge_applied(&mut report.applied, applied);
         cursor = page.next_cursor;
