@@ -513,13 +513,17 @@ impl Tx<'_> {
             .at(self.path)?;
 
         let version = Some(rec.version.0.max(local.server_version.unwrap_or(0)));
-        let stamp_now = if changed { now } else { self.updated_ms(id)? };
-        self.write_local(id, &fields, version, stamp_now)?;
+        // Our own push coming back is the usual case: the row already holds exactly this, and
+        // rewriting it would re-index the body for nothing.
+        if changed || fields != local.fields || version != local.server_version {
+            let stamp_now = if changed { now } else { self.updated_ms(id)? };
+            self.write_local(id, &fields, version, stamp_now)?;
+            self.change.notes.push(note_id);
+        }
         self.write_base(id, rec.version.0, &rec.fields)?;
         if changed {
             out.changed.push(note_id);
         }
-        self.change.notes.push(note_id);
         Ok(())
     }
 
@@ -1079,5 +1083,48 @@ mod tests {
                 .name,
             "Sites (mine)"
         );
+    }
+
+    #[test]
+    fn our_own_push_coming_back_changes_nothing_on_screen() {
+        let (_dir, store) = temp_store();
+        let sent = {
+            store
+                .create_note(NoteDraft {
+                    title: "Pump 4".into(),
+                    body: "Seal leaking".into(),
+                    ..Default::default()
+                })
+                .expect("create");
+            store.take_batch(10, usize::MAX).expect("batch")
+        };
+        let applied = Outcome::Applied {
+            version: Version(1),
+            cursor: Cursor(1),
+            clamped_skew_ms: None,
+        };
+        store
+            .apply_push_results(&sent, &[reply(&sent[0], applied)])
+            .expect("ack");
+        let note = store
+            .get_note(sent[0].entity_id.parse().expect("id"))
+            .expect("note");
+        let echo = Record {
+            entity: Entity::Note,
+            id: note.id.to_string(),
+            version: Version(1),
+            cursor: Cursor(1),
+            purged: false,
+            fields: sent[0].fields.clone(),
+        };
+        let mut changes = store.subscribe();
+        store.apply_pull_page(&[echo], Cursor(1)).expect("pull");
+        if let Ok(change) = changes.try_recv() {
+            assert!(
+                change.notes.is_empty(),
+                "no note changed, so the list is not refreshed: {change:?}"
+            );
+        }
+        assert_eq!(store.get_note(note.id).expect("note"), note);
     }
 }
