@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 /// The sync commands are async; the rest of the CLI is not, so each gets a small runtime.
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
+    // Two workers: a long pull fetches the next page while this one is written to disk.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")

@@ -192,22 +192,39 @@ async fn pull_all(
         report.reset = true;
         store.begin_reset()?;
     }
-    let mut cursor = store.cursor()?;
+    let cursor = store.cursor()?;
     let mut done = 0u64;
     let mut total = None;
-    loop {
+    // The next page is fetched while this one is applied: on a long first sync the network and
+    // the disk work at the same time.
+    let fetch = |cursor: Cursor| {
+        let client = client.clone();
+        let limit = cfg.pull_limit;
         let sent_at = store.wall_clock_ms();
-        let fetch_started = std::time::Instant::now();
-        let page = match client.pull(cursor, cfg.pull_limit).await {
+        AbortOnDrop(tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let page = client.pull(cursor, limit).await;
+            (sent_at, started.elapsed(), page)
+        }))
+    };
+    let mut next = fetch(cursor);
+    loop {
+        let (sent_at, fetched_in, page) = (&mut next.0)
+            .await
+            .map_err(|e| SyncError::Garbage(format!("the pull was cut short: {e}")))?;
+        let page = match page {
             Err(SyncError::ResetRequired(why)) if !report.reset => {
                 tracing::warn!(%why, "server asks for a re-download; keeping the outbox");
                 report.reset = true;
                 store.begin_reset()?;
-                cursor = Cursor(0);
+                next = fetch(Cursor(0));
                 continue;
             }
             other => other?,
         };
+        if page.has_more {
+            next = fetch(page.next_cursor);
+        }
         observe_server_time(store, page.server_time_ms, sent_at);
         let n = page.records.len() as u64;
         let total_now = *total.get_or_insert(n + page.remaining);
@@ -218,24 +235,33 @@ async fn pull_all(
                 total: total_now.max(done),
             });
         }
-        let fetched_in = fetch_started.elapsed();
+        let apply_started = std::time::Instant::now();
         let applied = store.apply_pull_page(&page.records, page.next_cursor)?;
         tracing::debug!(
             records = n,
             cursor = %page.next_cursor,
             fetch_ms = fetched_in.as_millis() as u64,
-            apply_ms = (fetch_started.elapsed() - fetched_in).as_millis() as u64,
+            apply_ms = apply_started.elapsed().as_millis() as u64,
             "pulled a page"
         );
         report.pulled += page.records.len();
         merge_applied(&mut report.applied, applied);
-        cursor = page.next_cursor;
         if !page.has_more {
             if report.reset {
                 store.finish_reset()?;
             }
             return Ok(());
         }
+    }
+}
+
+/// A background fetch that stops when the cycle stops (an error, shutdown) instead of
+/// finishing a download nobody will apply.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
