@@ -103,6 +103,22 @@ impl std::fmt::Debug for SyncClient {
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Push bodies from this size on are sent gzip-compressed.
+const COMPRESS_FROM_BYTES: usize = 4096;
+
+fn gzip(bytes: &[u8]) -> Result<Vec<u8>, SyncError> {
+    use std::io::Write;
+    // The fastest level: most of the gain, little CPU on a slow laptop.
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 3),
+        flate2::Compression::fast(),
+    );
+    encoder
+        .write_all(bytes)
+        .and_then(|()| encoder.finish())
+        .map_err(|e| SyncError::Store(crate::Error::Data(format!("compressing a push: {e}"))))
+}
+
 impl SyncClient {
     pub fn new(
         base: &str,
@@ -245,12 +261,21 @@ impl SyncClient {
     }
 
     pub async fn push(&self, mutations: Vec<Mutation>) -> Result<PushResponse, SyncError> {
-        let resp = self
+        let json = serde_json::to_vec(&PushRequest { mutations })
+            .map_err(|e| SyncError::Store(crate::Error::Data(format!("a push: {e}"))))?;
+        let request = self
             .request(reqwest::Method::POST, "/v1/sync/push")?
-            .json(&PushRequest { mutations })
-            .send()
-            .await
-            .map_err(network)?;
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        // Notes are text and compress three to five times: on a 2G link that is minutes saved
+        // on a big outbox. Tiny pushes (one edit) go as they are.
+        let request = if json.len() >= COMPRESS_FROM_BYTES {
+            request
+                .header(reqwest::header::CONTENT_ENCODING, "gzip")
+                .body(gzip(&json)?)
+        } else {
+            request.body(json)
+        };
+        let resp = request.send().await.map_err(network)?;
         Self::decode(resp).await
     }
 
@@ -339,5 +364,31 @@ impl SyncClient {
             futures_util::stream::iter(out)
         });
         Ok(stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn a_compressed_push_body_is_smaller_and_decodes_to_the_same_json() {
+        let json = serde_json::to_vec(&serde_json::json!({
+            "body": "Pump 3 pressure 240 kPa, seal worn. ".repeat(200)
+        }))
+        .expect("json");
+        let packed = gzip(&json).expect("gzip");
+        assert!(
+            packed.len() * 3 < json.len(),
+            "{} of {}",
+            packed.len(),
+            json.len()
+        );
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&packed[..])
+            .read_to_end(&mut back)
+            .expect("gunzip");
+        assert_eq!(back, json);
     }
 }

@@ -158,12 +158,15 @@ async fn push_all(
     // Everything about to leave the device must survive a power cut first (see db::Synchronous).
     store.durable_barrier()?;
     loop {
+        let started = std::time::Instant::now();
         let batch = store.take_batch(cfg.push_batch_count, cfg.push_batch_bytes)?;
         if batch.is_empty() {
             return Ok(());
         }
         let sent_at = store.wall_clock_ms();
+        let taken = started.elapsed();
         let reply = client.push(batch.iter().map(to_mutation).collect()).await?;
+        let answered = started.elapsed();
         crate::testhook::pause_at(crate::testhook::PUSH_SENT);
         observe_server_time(store, reply.server_time_ms, sent_at);
         if reply.results.len() != batch.len() {
@@ -176,7 +179,13 @@ async fn push_all(
         let applied = store.apply_push_results(&batch, &reply.results)?;
         report.pushed += batch.len();
         merge_applied(&mut report.applied, applied);
-        tracing::debug!(mutations = batch.len(), "pushed a batch");
+        tracing::debug!(
+            mutations = batch.len(),
+            take_ms = taken.as_millis() as u64,
+            request_ms = (answered - taken).as_millis() as u64,
+            apply_ms = (started.elapsed() - answered).as_millis() as u64,
+            "pushed a batch"
+        );
     }
 }
 
