@@ -275,52 +275,45 @@ impl SyncClient {
         } else {
             request.body(json)
         };
+        Self::call(request).await
+    }
+
+    /// Sends a prepared request and decodes the reply (or sorts its error).
+    async fn call<T: serde::de::DeserializeOwned>(
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, SyncError> {
         let resp = request.send().await.map_err(network)?;
         Self::decode(resp).await
     }
 
     /// The sync doctor: the account summed up bucket by bucket.
     pub async fn digest(&self) -> Result<DigestResponse, SyncError> {
-        let resp = self
-            .request(reqwest::Method::GET, "/v1/sync/digest")?
-            .send()
-            .await
-            .map_err(network)?;
-        Self::decode(resp).await
+        Self::call(self.request(reqwest::Method::GET, "/v1/sync/digest")?).await
     }
 
     /// The sync doctor: one line per record of the given buckets.
     pub async fn digest_entries(&self, buckets: Vec<u8>) -> Result<EntriesResponse, SyncError> {
-        let resp = self
-            .request(reqwest::Method::POST, "/v1/sync/digest/entries")?
-            .json(&EntriesRequest { buckets })
-            .send()
-            .await
-            .map_err(network)?;
-        Self::decode(resp).await
+        let body = EntriesRequest { buckets };
+        Self::call(
+            self.request(reqwest::Method::POST, "/v1/sync/digest/entries")?
+                .json(&body),
+        )
+        .await
     }
 
     /// The current records of some keys, for a repair.
     pub async fn fetch_records(&self, keys: Vec<Key>) -> Result<FetchResponse, SyncError> {
-        let resp = self
-            .request(reqwest::Method::POST, "/v1/sync/records")?
-            .json(&FetchRequest { keys })
-            .send()
-            .await
-            .map_err(network)?;
-        Self::decode(resp).await
+        let body = FetchRequest { keys };
+        Self::call(
+            self.request(reqwest::Method::POST, "/v1/sync/records")?
+                .json(&body),
+        )
+        .await
     }
 
     pub async fn pull(&self, cursor: Cursor, limit: u32) -> Result<PullResponse, SyncError> {
-        let resp = self
-            .request(
-                reqwest::Method::GET,
-                &format!("/v1/sync/pull?cursor={}&limit={limit}", cursor.0),
-            )?
-            .send()
-            .await
-            .map_err(network)?;
-        Self::decode(resp).await
+        let path = format!("/v1/sync/pull?cursor={}&limit={limit}", cursor.0);
+        Self::call(self.request(reqwest::Method::GET, &path)?).await
     }
 
     /// Opens the server's poke stream; yields each announced cursor until the stream ends.
