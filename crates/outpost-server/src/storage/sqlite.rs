@@ -5,12 +5,12 @@
 //! `synchronous = FULL`: a push is acknowledged only after its commit reached the disk, because
 //! the device deletes what the server acknowledged (L2).
 
-use super::{NewToken, Poke, PullPage, PushOutcome, Result, Storage, StorageError, TokenOwner};
+use super::{
+    NewToken, Poke, PullPage, PulledRecord, PushOutcome, Result, Storage, StorageError, TokenOwner,
+};
 use crate::plan::{self, Key, Loaded, StoredRecord};
 use async_trait::async_trait;
-use outpost_protocol::api::{
-    AccountId, Cursor, Mutation, MutationNumber, Outcome, Record, Version,
-};
+use outpost_protocol::api::{AccountId, Cursor, Mutation, MutationNumber, Outcome, Version};
 use outpost_protocol::{ClientId, Entity, MutationId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use rusqlite_migration::{M, Migrations};
@@ -373,14 +373,14 @@ fn pull_in(
         let mut records = Vec::with_capacity(limit as usize);
         for row in rows {
             let (entity, id, version, cur, purged, fields) = row?;
-            records.push(Record {
-                entity: parse_entity(&entity)?,
+            records.push(PulledRecord::new(
+                parse_entity(&entity)?,
                 id,
-                version: Version(version),
-                cursor: Cursor(cur),
+                Version(version),
+                Cursor(cur),
                 purged,
-                fields: serde_json::from_str(&fields).map_err(bad_data)?,
-            });
+                fields,
+            )?);
         }
         records
     };
