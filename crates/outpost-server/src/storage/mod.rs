@@ -13,7 +13,8 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 
-#[derive(Debug, thiserror::Error)]
+/// Clone: a failed group commit gives each of its pushes the same error.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     #[error("an account with this email exists")]
     EmailTaken,
