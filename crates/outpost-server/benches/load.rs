@@ -25,7 +25,8 @@
 //! Flags (after `--`): `--backend sqlite|postgres|all` (default all), `push` or `pull` to run
 //! only that part. Environment: `OUTPOST_BENCH_QUICK=1` runs a small version in seconds (as
 //! does running the binary without `--bench`, e.g. under `cargo test --benches`);
-//! `OUTPOST_BENCH_SECONDS` (timed seconds per push case, default 10) and
+//! `OUTPOST_BENCH_SECONDS` (timed seconds per push case, default 10),
+//! `OUTPOST_BENCH_DEVICES` (default `1,10,100`), `OUTPOST_BENCH_BATCHES` (default `200,1`) and
 //! `OUTPOST_BENCH_PULL_NOTES` (default 100,000) override the sizes.
 //!
 //! PostgreSQL: `OUTPOST_TEST_PG_URL` (a superuser URL) if set, used as it is; else a throwaway
@@ -116,6 +117,25 @@ fn env_number(name: &str) -> Result<Option<f64>> {
     }
 }
 
+/// A comma-separated list of counts from 1 to `max`.
+fn env_list(name: &str, max: usize) -> Result<Option<Vec<usize>>> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => {
+            v.split(',')
+                .map(|n| {
+                    let n: usize = n.trim().parse().with_context(|| {
+                        format!("{name} must be numbers like 1,10,100, got {v:?}")
+                    })?;
+                    ensure!((1..=max).contains(&n), "{name}: {n} is not 1 to {max}");
+                    Ok(n)
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
 impl Config {
     fn from_args() -> Result<Config> {
         let args: Vec<String> = std::env::args().skip(1).collect();
@@ -167,8 +187,9 @@ impl Config {
             backends,
             push,
             pull,
-            devices: vec![1, 10, 100],
-            batches: vec![ENGINE_PUSH_BATCH, 1],
+            devices: env_list("OUTPOST_BENCH_DEVICES", 10_000)?.unwrap_or(vec![1, 10, 100]),
+            batches: env_list("OUTPOST_BENCH_BATCHES", MAX_PUSH_MUTATIONS)?
+                .unwrap_or(vec![ENGINE_PUSH_BATCH, 1]),
             warmup: Duration::from_secs_f64(if quick { 0.3 } else { 2.0 }),
             seconds: Duration::from_secs_f64(seconds),
             pull_notes,
