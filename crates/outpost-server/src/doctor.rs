@@ -6,7 +6,7 @@
 //! read twice; keeping the newest version of each key makes the result exact for every record
 //! that did not change meanwhile, which is all a diagnosis can ask of a live account.
 
-use crate::storage::{Result, Storage};
+use crate::storage::{PulledRecord, Result, Storage, StorageError};
 use outpost_protocol::api::{AccountId, Cursor, MAX_PULL_LIMIT, Record};
 use outpost_protocol::digest::{self, Entry, Key, Summary};
 use outpost_protocol::{ClientId, Entity};
@@ -26,7 +26,8 @@ async fn scan<T>(
         let page = storage
             .pull(account, client, cursor, MAX_PULL_LIMIT)
             .await?;
-        for rec in &page.records {
+        for rec in page.records.iter().map(to_record) {
+            let rec = &rec?;
             let key = Key {
                 entity: rec.entity,
                 id: rec.id.clone(),
@@ -44,6 +45,20 @@ async fn scan<T>(
             return Ok((kept, cursor));
         }
     }
+}
+
+/// A pulled record with its fields parsed (pull hands them on as stored, unparsed).
+fn to_record(rec: &PulledRecord) -> Result<Record> {
+    let fields = serde_json::from_str(rec.fields.get())
+        .map_err(|e| StorageError::Internal(format!("stored fields of {}: {e}", rec.id)))?;
+    Ok(Record {
+        entity: rec.entity,
+        id: rec.id.clone(),
+        version: rec.version,
+        cursor: rec.cursor,
+        purged: rec.purged,
+        fields,
+    })
 }
 
 fn in_trash(rec: &Record) -> bool {

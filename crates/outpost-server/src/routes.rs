@@ -18,12 +18,14 @@ use outpost_protocol::api::{
     PushRequest, PushResponse, Session, codes,
 };
 // Named only in the OpenAPI attributes (`#[utoipa::path]`) of the handlers.
+use crate::storage::PulledRecord;
+use outpost_protocol::api::MutationNumber;
 use outpost_protocol::api::{ErrorBody, PullQuery};
 use outpost_protocol::digest::{
     DigestResponse, EntriesRequest, EntriesResponse, FetchRequest, FetchResponse,
     MAX_ENTRY_BUCKETS, MAX_FETCH_KEYS,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -310,6 +312,19 @@ pub struct PullParams {
 
 pub const DEFAULT_PULL_LIMIT: u32 = 1000;
 
+/// A pull's reply as sent: `PullResponse` (the type the OpenAPI document and clients know),
+/// with records whose stored fields are passed through as JSON text (see [`PulledRecord`]).
+/// Same fields in the same order, so the same JSON; the tests below hold it to that.
+#[derive(Debug, Serialize)]
+pub struct PullReply {
+    pub records: Vec<PulledRecord>,
+    pub next_cursor: Cursor,
+    pub has_more: bool,
+    pub remaining: u64,
+    pub last_mutation_number: MutationNumber,
+    pub server_time_ms: u64,
+}
+
 /// Pull changes
 ///
 /// The account's records changed after `cursor`, in commit order, each at its newest version,
@@ -334,7 +349,7 @@ pub async fn pull(
     State(state): State<AppState>,
     auth: Auth,
     query: Result<Query<PullParams>, QueryRejection>,
-) -> Result<Json<PullResponse>, ApiError> {
+) -> Result<Json<PullReply>, ApiError> {
     let Query(params) = query?;
     if params.cursor < 0 {
         return Err(ApiError::bad_request("cursor must be 0 or more"));
@@ -349,7 +364,7 @@ pub async fn pull(
         .storage
         .pull(auth.account, auth.client, Cursor(params.cursor), limit)
         .await?;
-    Ok(Json(PullResponse {
+    Ok(Json(PullReply {
         records: page.records,
         next_cursor: page.next_cursor,
         has_more: page.has_more,
@@ -522,4 +537,123 @@ pub async fn fetch_records(
     let (records, cursor) =
         doctor::records(state.storage.as_ref(), auth.account, auth.client, &req.keys).await?;
     Ok(Json(FetchResponse { cursor, records }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outpost_protocol::api::{Record, Version};
+    use outpost_protocol::{ClientId, Entity, FieldChange, Fields, Stamp};
+    use serde_json::json;
+
+    fn fields(pairs: &[(&str, serde_json::Value)], stamp: Stamp) -> Fields {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    (*k).to_owned(),
+                    FieldChange {
+                        value: v.clone(),
+                        stamp,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// A pull page passed through from stored text is byte for byte the `PullResponse` the
+    /// protocol defines, and decodes as one.
+    #[test]
+    fn a_passed_through_page_is_the_protocol_page() {
+        let stamp = Stamp {
+            physical_ms: 1_732_000_000_000,
+            counter: 7,
+            node: ClientId::new(),
+        };
+        let records = vec![
+            Record {
+                entity: Entity::Note,
+                id: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".into(),
+                version: Version(4),
+                cursor: Cursor(118),
+                purged: false,
+                fields: fields(
+                    &[
+                        ("title", json!("Pump \"3\" — ça va 🚰")),
+                        ("body", json!("line\n\tnext \u{0} end")),
+                        ("tags", json!(["a", "b"])),
+                        ("notebook_id", json!(null)),
+                        ("pinned", json!(true)),
+                    ],
+                    stamp,
+                ),
+            },
+            Record {
+                entity: Entity::Pref,
+                id: "editor.font_size".into(),
+                version: Version(1),
+                cursor: Cursor(119),
+                purged: false,
+                fields: fields(&[("value", json!({"n": 14, "x": [1.5, -2]}))], stamp),
+            },
+            Record {
+                entity: Entity::Note,
+                id: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a60".into(),
+                version: Version(7),
+                cursor: Cursor(121),
+                purged: true,
+                fields: Fields::new(),
+            },
+        ];
+        let protocol = PullResponse {
+            records: records.clone(),
+            next_cursor: Cursor(121),
+            has_more: true,
+            remaining: 2480,
+            last_mutation_number: MutationNumber(43),
+            server_time_ms: 1_732_000_005_123,
+        };
+        // What storage does: the text it stored (serde_json of the fields), passed through.
+        let passed = PullReply {
+            records: records
+                .iter()
+                .map(|r| {
+                    PulledRecord::new(
+                        r.entity,
+                        r.id.clone(),
+                        r.version,
+                        r.cursor,
+                        r.purged,
+                        serde_json::to_string(&r.fields).expect("fields to JSON"),
+                    )
+                    .expect("stored JSON")
+                })
+                .collect(),
+            next_cursor: protocol.next_cursor,
+            has_more: protocol.has_more,
+            remaining: protocol.remaining,
+            last_mutation_number: protocol.last_mutation_number,
+            server_time_ms: protocol.server_time_ms,
+        };
+        let sent = serde_json::to_string(&passed).expect("serialise");
+        assert_eq!(sent, serde_json::to_string(&protocol).expect("serialise"));
+        let decoded: PullResponse = serde_json::from_str(&sent).expect("decodes");
+        assert_eq!(decoded, protocol);
+    }
+
+    #[test]
+    fn stored_fields_that_are_not_json_fail_the_request() {
+        let bad = PulledRecord::new(
+            Entity::Note,
+            "x".into(),
+            Version(1),
+            Cursor(1),
+            false,
+            "{\"title\": ".into(),
+        );
+        assert!(matches!(
+            bad,
+            Err(crate::storage::StorageError::Internal(_))
+        ));
+    }
 }

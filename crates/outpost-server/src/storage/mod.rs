@@ -7,11 +7,14 @@ pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use outpost_protocol::ClientId;
-use outpost_protocol::api::{AccountId, Cursor, Mutation, MutationNumber, MutationResult, Record};
+use outpost_protocol::api::{AccountId, Cursor, Mutation, MutationNumber, MutationResult, Version};
+use outpost_protocol::{ClientId, Entity};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 
-#[derive(Debug, thiserror::Error)]
+/// Clone: a failed group commit gives each of its pushes the same error.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     #[error("an account with this email exists")]
     EmailTaken,
@@ -68,9 +71,49 @@ pub struct PushOutcome {
     pub new_cursor: Option<Cursor>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// A record as a pull sends it: the protocol's `Record` with `fields` kept as the JSON text
+/// stored with it. The server wrote that text itself, with serde_json from `Fields`, so it is
+/// already what serialising the parsed fields would give; passing it through saves parsing and
+/// re-serialising every field of every record, which was most of a pull's CPU time (see
+/// BENCHMARKS.md, "Sync server"). Same fields in the same order as `Record`, so the same JSON
+/// (`routes::tests` holds it to that).
+#[derive(Debug, Clone, Serialize)]
+pub struct PulledRecord {
+    pub entity: Entity,
+    pub id: String,
+    pub version: Version,
+    pub cursor: Cursor,
+    pub purged: bool,
+    pub fields: Box<RawValue>,
+}
+
+impl PulledRecord {
+    /// `fields` is the stored text. It is checked to be JSON (cheap: nothing is built), so a
+    /// damaged row still fails the request rather than the device's parser.
+    pub fn new(
+        entity: Entity,
+        id: String,
+        version: Version,
+        cursor: Cursor,
+        purged: bool,
+        fields: String,
+    ) -> Result<PulledRecord> {
+        let fields = RawValue::from_string(fields)
+            .map_err(|e| StorageError::Internal(format!("stored data unreadable: {e}")))?;
+        Ok(PulledRecord {
+            entity,
+            id,
+            version,
+            cursor,
+            purged,
+            fields,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct PullPage {
-    pub records: Vec<Record>,
+    pub records: Vec<PulledRecord>,
     pub next_cursor: Cursor,
     pub has_more: bool,
     pub remaining: u64,

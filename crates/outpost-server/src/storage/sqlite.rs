@@ -4,21 +4,28 @@
 //!
 //! `synchronous = FULL`: a push is acknowledged only after its commit reached the disk, because
 //! the device deletes what the server acknowledged (L2).
+//!
+//! Group commit: pushes that arrive while the writer is busy wait in a queue, and the next
+//! writer turn applies all of them (up to [`GROUP_MUTATIONS`]) in one transaction, each in its
+//! own savepoint, then commits once: one disk sync for the group instead of one per push. Each
+//! push is still all or nothing (a push refused as a whole rolls back its savepoint only), its
+//! writes and the device's last mutation number still commit together (S1), and no push is
+//! answered before the commit that holds it is on disk. A push alone waits for nothing.
 
-use super::{NewToken, Poke, PullPage, PushOutcome, Result, Storage, StorageError, TokenOwner};
+use super::{
+    NewToken, Poke, PullPage, PulledRecord, PushOutcome, Result, Storage, StorageError, TokenOwner,
+};
 use crate::plan::{self, Key, Loaded, StoredRecord};
 use async_trait::async_trait;
-use outpost_protocol::api::{
-    AccountId, Cursor, Mutation, MutationNumber, Outcome, Record, Version,
-};
+use outpost_protocol::api::{AccountId, Cursor, Mutation, MutationNumber, Outcome, Version};
 use outpost_protocol::{ClientId, Entity, MutationId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use rusqlite_migration::{M, Migrations};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE accounts (
@@ -76,12 +83,28 @@ CREATE TABLE login_attempts (
 
 const READERS: usize = 4;
 
+/// The most mutations one group commit applies (whole pushes; a push is never split). Enough
+/// to spread a disk sync over ten of the sync engine's batches, small enough that the first
+/// push of a group waits for the others for a fraction of a second at most.
+pub const GROUP_MUTATIONS: usize = 2_000;
+
+/// A push waiting for its turn at the writer.
+struct QueuedPush {
+    account: AccountId,
+    client: ClientId,
+    mutations: Vec<Mutation>,
+    now_ms: u64,
+    reply: oneshot::Sender<Result<PushOutcome>>,
+}
+
 pub struct SqliteStorage {
     path: PathBuf,
     writer: Arc<Mutex<Connection>>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
     pokes: broadcast::Sender<Poke>,
+    /// Pushes waiting for the writer, oldest first (see the module doc).
+    queue: Arc<Mutex<VecDeque<QueuedPush>>>,
 }
 
 fn open_connection(path: &Path) -> Result<Connection> {
@@ -120,6 +143,7 @@ impl SqliteStorage {
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
             pokes: broadcast::channel(1024).0,
+            queue: Arc::new(Mutex::new(VecDeque::new())),
         })
     }
 
@@ -185,25 +209,25 @@ fn last_number(conn: &Connection, account: AccountId, client: ClientId) -> Resul
     ))
 }
 
+/// Applies one push inside the caller's transaction (a savepoint of a group commit).
 fn push_in(
-    conn: &mut Connection,
+    tx: &Connection,
     account: AccountId,
     client: ClientId,
     mutations: Vec<Mutation>,
     now_ms: u64,
 ) -> Result<PushOutcome> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let acc = account.to_string();
     let cli = client.to_string();
     let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
-    let (account_cursor, _) = account_cursor(&tx, account)?;
+    let (account_cursor, _) = account_cursor(tx, account)?;
     tx.prepare_cached(
         "INSERT INTO clients (account_id, client_id, last_number, last_seen_ms)
          VALUES (?1, ?2, 0, ?3)
          ON CONFLICT (account_id, client_id) DO UPDATE SET last_seen_ms = excluded.last_seen_ms",
     )?
     .execute(params![acc, cli, now])?;
-    let last = last_number(&tx, account, client)?;
+    let last = last_number(tx, account, client)?;
 
     let keys: HashSet<Key> = mutations
         .iter()
@@ -327,12 +351,82 @@ fn push_in(
     .execute(params![acc, cli, plan.last_number.0])?;
     tx.prepare_cached("UPDATE accounts SET cursor = ?2 WHERE id = ?1")?
         .execute(params![acc, plan.account_cursor.0])?;
-    tx.commit()?;
     Ok(PushOutcome {
         results: plan.results,
         last_number: plan.last_number,
         new_cursor: (plan.account_cursor > account_cursor).then_some(plan.account_cursor),
     })
+}
+
+/// Takes the oldest queued pushes, up to [`GROUP_MUTATIONS`] mutations (at least one push).
+fn take_group(queue: &Mutex<VecDeque<QueuedPush>>) -> Vec<QueuedPush> {
+    let mut queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut group = Vec::new();
+    let mut mutations = 0;
+    while let Some(next) = queue.front() {
+        if !group.is_empty() && mutations + next.mutations.len() > GROUP_MUTATIONS {
+            break;
+        }
+        mutations += next.mutations.len();
+        group.extend(queue.pop_front());
+    }
+    group
+}
+
+/// Applies `group` in one transaction, a savepoint per push, commits once, then answers every
+/// push and pokes. Nothing is answered before the commit; if the commit fails, every push of
+/// the group gets the error (nothing of the group was stored).
+fn push_group(conn: &mut Connection, group: Vec<QueuedPush>, pokes: &broadcast::Sender<Poke>) {
+    let mut answers = Vec::with_capacity(group.len());
+    let committed = (|| -> Result<()> {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for push in group {
+            let QueuedPush {
+                account,
+                client,
+                mutations,
+                now_ms,
+                reply,
+            } = push;
+            let outcome = (|| {
+                let savepoint = tx.savepoint()?;
+                let outcome = push_in(&savepoint, account, client, mutations, now_ms)?;
+                savepoint.commit()?;
+                Ok(outcome)
+            })();
+            // Some errors (a full disk, an I/O error) make SQLite roll back the whole
+            // transaction: the pushes before this one are gone too, and the ones after would
+            // run outside any transaction. The whole group fails then.
+            let whole_group_lost = outcome.is_err() && tx.is_autocommit();
+            answers.push((account, reply, outcome));
+            if whole_group_lost {
+                return Err(StorageError::Unavailable(
+                    "the database rolled back the transaction".into(),
+                ));
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    })();
+    if answers.len() > 1 {
+        tracing::debug!(pushes = answers.len(), "group commit");
+    }
+    for (account, reply, outcome) in answers {
+        let outcome = match &committed {
+            Ok(()) => outcome,
+            Err(e) => Err(e.clone()),
+        };
+        if let Ok(PushOutcome {
+            new_cursor: Some(cursor),
+            ..
+        }) = &outcome
+        {
+            // Nobody listening is fine.
+            let _ = pokes.send((account, *cursor));
+        }
+        // The device may have hung up; its push is applied all the same.
+        let _ = reply.send(outcome);
+    }
 }
 
 fn pull_in(
@@ -373,14 +467,14 @@ fn pull_in(
         let mut records = Vec::with_capacity(limit as usize);
         for row in rows {
             let (entity, id, version, cur, purged, fields) = row?;
-            records.push(Record {
-                entity: parse_entity(&entity)?,
+            records.push(PulledRecord::new(
+                parse_entity(&entity)?,
                 id,
-                version: Version(version),
-                cursor: Cursor(cur),
+                Version(version),
+                Cursor(cur),
                 purged,
-                fields: serde_json::from_str(&fields).map_err(bad_data)?,
-            });
+                fields,
+            )?);
         }
         records
     };
@@ -534,14 +628,31 @@ impl Storage for SqliteStorage {
         mutations: Vec<Mutation>,
         now_ms: u64,
     ) -> Result<PushOutcome> {
-        let outcome = self
-            .write(move |conn| push_in(conn, account, client, mutations, now_ms))
-            .await?;
-        if let Some(cursor) = outcome.new_cursor {
-            // Nobody listening is fine.
-            let _ = self.pokes.send((account, cursor));
-        }
-        Ok(outcome)
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(QueuedPush {
+                account,
+                client,
+                mutations,
+                now_ms,
+                reply,
+            });
+        // One writer turn per queued push, so every push is taken by some turn: by this one, or
+        // by an earlier one that found it queued (then this turn takes later pushes, or none).
+        // Detached: the push completes even if this request is dropped.
+        let (writer, queue, pokes) = (self.writer.clone(), self.queue.clone(), self.pokes.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let group = take_group(&queue);
+            if !group.is_empty() {
+                push_group(&mut conn, group, &pokes);
+            }
+        });
+        answer
+            .await
+            .map_err(|_| StorageError::Internal("the push was dropped by a failed writer".into()))?
     }
 
     async fn pull(
@@ -562,5 +673,155 @@ impl Storage for SqliteStorage {
 
     fn pokes(&self) -> broadcast::Receiver<Poke> {
         self.pokes.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outpost_protocol::mutation::names;
+    use outpost_protocol::{FieldChange, MUTATION_SCHEMA_VERSION, NoteId, Stamp};
+    use std::time::Duration;
+
+    const NOW: u64 = 1_800_000_000_000;
+
+    fn put(number: i64, note: NoteId, node: ClientId) -> Mutation {
+        let stamp = Stamp {
+            physical_ms: NOW,
+            counter: 0,
+            node,
+        };
+        Mutation {
+            id: MutationId::new(),
+            number: MutationNumber(number),
+            name: names::NOTE_PUT.into(),
+            schema_version: MUTATION_SCHEMA_VERSION,
+            entity: Entity::Note,
+            entity_id: note.to_string(),
+            fields: [(
+                "title".to_owned(),
+                FieldChange {
+                    value: serde_json::json!(format!("note {number}")),
+                    stamp,
+                },
+            )]
+            .into(),
+            base_version: None,
+        }
+    }
+
+    fn queued(mutations: usize) -> (QueuedPush, oneshot::Receiver<Result<PushOutcome>>) {
+        let (reply, answer) = oneshot::channel();
+        let client = ClientId::new();
+        let push = QueuedPush {
+            account: AccountId(uuid::Uuid::now_v7()),
+            client,
+            mutations: (1..=mutations as i64)
+                .map(|n| put(n, NoteId::new(), client))
+                .collect(),
+            now_ms: NOW,
+            reply,
+        };
+        (push, answer)
+    }
+
+    #[test]
+    fn a_group_takes_whole_pushes_oldest_first_up_to_the_cap() {
+        let queue = Mutex::new(VecDeque::new());
+        for n in [1500, 400, 200, 10] {
+            queue.lock().expect("queue").push_back(queued(n).0);
+        }
+        let sizes = |g: Vec<QueuedPush>| g.iter().map(|p| p.mutations.len()).collect::<Vec<_>>();
+        assert_eq!(sizes(take_group(&queue)), [1500, 400]);
+        assert_eq!(sizes(take_group(&queue)), [200, 10]);
+        assert!(take_group(&queue).is_empty());
+        // A push larger than the cap still goes, alone.
+        for n in [GROUP_MUTATIONS + 1, 1] {
+            queue.lock().expect("queue").push_back(queued(n).0);
+        }
+        assert_eq!(sizes(take_group(&queue)), [GROUP_MUTATIONS + 1]);
+        assert_eq!(sizes(take_group(&queue)), [1]);
+    }
+
+    /// Pushes that queue while the writer is busy commit as one group: each gets its own
+    /// outcome, cursors stay gap-free per account, and a push refused as a whole stores
+    /// nothing while the others of its group are kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_pushes_commit_together_and_a_refused_one_stores_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = Arc::new(SqliteStorage::open(dir.path()).expect("open"));
+        let a = storage.create_account("a@x.org", "h", 0).await.expect("a");
+        let b = storage.create_account("b@x.org", "h", 0).await.expect("b");
+        let first = ClientId::new();
+        let shared = NoteId::new();
+        storage
+            .push(a, first, vec![put(1, shared, first)], NOW)
+            .await
+            .expect("a's note");
+
+        // Hold the writer, so the next pushes queue.
+        let (held, is_held) = oneshot::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let writer = storage.writer.clone();
+        let holder = tokio::task::spawn_blocking(move || {
+            let _conn = writer.lock().expect("writer");
+            let _ = held.send(());
+            let _ = released.recv();
+        });
+        is_held.await.expect("held");
+        let mut pushes = Vec::new();
+        for i in 0..6 {
+            let (account, client) = (if i < 4 { a } else { b }, ClientId::new());
+            let storage = storage.clone();
+            let mut mutations = vec![put(1, NoteId::new(), client), put(2, NoteId::new(), client)];
+            if i == 5 {
+                // b touches a's note: the whole push is refused.
+                mutations.push(put(3, shared, client));
+            }
+            pushes.push(tokio::spawn(async move {
+                storage.push(account, client, mutations, NOW).await
+            }));
+        }
+        while storage.queue.lock().expect("queue").len() < 6 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        release.send(()).expect("release");
+        holder.await.expect("holder");
+
+        let mut a_cursors = Vec::new();
+        let mut b_cursors = Vec::new();
+        for (i, push) in pushes.into_iter().enumerate() {
+            let outcome = push.await.expect("task");
+            if i == 5 {
+                assert!(
+                    matches!(outcome, Err(StorageError::Forbidden(_))),
+                    "{outcome:?}"
+                );
+                continue;
+            }
+            let outcome = outcome.expect("applied");
+            assert_eq!(outcome.last_number, MutationNumber(2));
+            let cursors = outcome.results.iter().map(|r| match &r.outcome {
+                Outcome::Applied { cursor, .. } => cursor.0,
+                other => panic!("not applied: {other:?}"),
+            });
+            if i < 4 {
+                a_cursors.extend(cursors);
+            } else {
+                b_cursors.extend(cursors);
+            }
+        }
+        a_cursors.sort_unstable();
+        b_cursors.sort_unstable();
+        assert_eq!(a_cursors, (2..=9).collect::<Vec<_>>());
+        assert_eq!(b_cursors, [1, 2]);
+        assert_eq!(storage.cursor(a).await.expect("a"), Cursor(9));
+        // Nothing of the refused push: b holds only the other push's two notes.
+        assert_eq!(storage.cursor(b).await.expect("b"), Cursor(2));
+        let page = storage
+            .pull(b, ClientId::new(), Cursor(0), 100)
+            .await
+            .expect("pull");
+        assert_eq!(page.records.len(), 2);
     }
 }
