@@ -119,6 +119,15 @@ fn gzip(bytes: &[u8]) -> Result<Vec<u8>, SyncError> {
         .map_err(|e| SyncError::Store(crate::Error::Data(format!("compressing a push: {e}"))))
 }
 
+fn http_client(connect: Duration, read: Duration) -> Result<reqwest::Client, SyncError> {
+    reqwest::Client::builder()
+        .connect_timeout(connect)
+        .read_timeout(read)
+        .user_agent(concat!("outpost/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| SyncError::Offline(format!("no HTTP client: {e}")))
+}
+
 impl SyncClient {
     pub fn new(
         base: &str,
@@ -131,18 +140,21 @@ impl SyncClient {
                 "the server address must start with http:// or https://, got {base:?}"
             ))));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
-            .user_agent(concat!("outpost/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| SyncError::Offline(format!("no HTTP client: {e}")))?;
+        let http = http_client(CONNECT_TIMEOUT, READ_TIMEOUT)?;
         Ok(SyncClient {
             http,
             base,
             client_id,
             token,
         })
+    }
+
+    /// The same client with other timeouts. The product keeps [`CONNECT_TIMEOUT`] and
+    /// [`READ_TIMEOUT`]; tests of a stalled link use a short read timeout so they do not wait
+    /// 30 s for each stalled request (see `EngineConfig::read_timeout`).
+    pub fn with_timeouts(mut self, connect: Duration, read: Duration) -> Result<Self, SyncError> {
+        self.http = http_client(connect, read)?;
+        Ok(self)
     }
 
     pub fn base(&self) -> &str {
@@ -364,6 +376,31 @@ impl SyncClient {
 mod tests {
     use super::*;
     use std::io::Read;
+
+    /// A server that accepts the connection and never answers (a stalled link): the request
+    /// fails as offline after the read timeout, not never.
+    #[tokio::test]
+    async fn a_stalled_server_times_out_as_offline_after_the_read_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        // Accepts (the kernel completes the handshake from the backlog), never reads or writes.
+        let client = SyncClient::new(&url, ClientId::new(), Some("token".into()))
+            .expect("client")
+            .with_timeouts(Duration::from_secs(1), Duration::from_millis(200))
+            .expect("timeouts");
+        let started = std::time::Instant::now();
+        let result = client.pull(Cursor(0), 10).await;
+        assert!(
+            matches!(&result, Err(SyncError::Offline(m)) if m.contains("in time")),
+            "{result:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(listener);
+    }
 
     #[test]
     fn a_compressed_push_body_is_smaller_and_decodes_to_the_same_json() {

@@ -28,6 +28,9 @@ pub struct EngineConfig {
     pub debounce: Duration,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// The sync client's read timeout; `None` keeps the product's `client::READ_TIMEOUT`
+    /// (30 s). Tests of a stalled link set a short one so they finish in seconds.
+    pub read_timeout: Option<Duration>,
 }
 
 impl Default for EngineConfig {
@@ -39,6 +42,7 @@ impl Default for EngineConfig {
             debounce: Duration::from_millis(300),
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
+            read_timeout: None,
         }
     }
 }
@@ -447,6 +451,12 @@ async fn run_loop(inner: Arc<Inner>) {
             inner.publish(|s| s.state = EngineState::SignedOut);
             continue;
         };
+        let client = match inner.cfg.read_timeout {
+            Some(read) => session
+                .client
+                .with_timeouts(super::client::CONNECT_TIMEOUT, read),
+            None => Ok(session.client),
+        };
         inner.publish(|s| {
             s.state = EngineState::Syncing;
             s.progress = None;
@@ -455,7 +465,12 @@ async fn run_loop(inner: Arc<Inner>) {
             let inner = inner.clone();
             move |p: Progress| inner.status.send_modify(|s| s.progress = Some(p))
         };
-        match run_cycle(&inner.store, &session.client, &inner.cfg, &progress).await {
+        let cycle = async {
+            let client = client?;
+            run_cycle(&inner.store, &client, &inner.cfg, &progress).await
+        }
+        .await;
+        match cycle {
             Ok(report) => {
                 backoff = inner.cfg.min_backoff;
                 retry_in = None;
