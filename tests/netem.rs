@@ -1,6 +1,6 @@
 //! Bad networks, played by `outpost-netem` between devices and a real in-process server (issue 6):
 //! the airplane switch in the middle of a push and of a pull, a stalled link, a first sync on 2G,
-//! and connectivity flapping while two devices edit. Each scenario ends with the sync doctor
+//! connectivity flapping while two devices edit, and the server killed mid-batch. Each scenario ends with the sync doctor
 //! proving that device and server agree, and with every note present exactly once.
 //!
 //! Each test prints its run time (`cargo test -p outpost-e2e --test netem -- --nocapture`).
@@ -458,4 +458,106 @@ async fn flapping_connectivity_while_two_devices_edit_converges_exactly_once() {
         typed.len()
     );
     took("flapping connectivity", started);
+}
+
+/// The real `outpost-server` on `port`, its database in `dir`; returns once it answers.
+async fn spawn_server(dir: &std::path::Path, port: u16) -> std::process::Child {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut child = std::process::Command::new(outpost_e2e::bin("outpost-server"))
+            .arg("--data-dir")
+            .arg(dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start outpost-server");
+        // Up when /v1/health answers; gone if it exited (the port not free yet after a kill).
+        loop {
+            let health = answers_health(port).await;
+            if health {
+                return child;
+            }
+            if child.try_wait().expect("server status").is_some() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "outpost-server never came up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(Instant::now() < deadline, "outpost-server never came up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether something answers HTTP on the port (a raw request: no client library needed).
+async fn answers_health(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let request = "GET /v1/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    if conn.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut reply = Vec::new();
+    let _ = conn.read_to_end(&mut reply).await;
+    reply.starts_with(b"HTTP/1.1 200")
+}
+
+/// What the user sees: a laptop sends 3,000 notes; in the middle, the server machine loses
+/// power (kill -9, a batch in flight). The sync says offline; the notes the server acknowledged
+/// are no longer pending. When the server is back (same database, same address) the next sync
+/// sends the rest, each note is on the server exactly once, and the doctor finds nothing to
+/// repair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_killed_mid_batch_and_restarted_loses_and_doubles_nothing() {
+    const NOTES: usize = 3_000;
+    let started = Instant::now();
+    let data = tempfile::tempdir().expect("server dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut server = spawn_server(data.path(), port).await;
+    let url = format!("http://127.0.0.1:{port}");
+    let a = Device::new(&url, "ann@example.org", true).await;
+    a.store.import_notes(drafts("Sent", NOTES)).expect("import");
+    let cfg = EngineConfig {
+        push_batch_count: 100,
+        ..Default::default()
+    };
+    let (failed, ()) = tokio::join!(a.sync_with(&cfg, &|_| {}), async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while pending(&a) == NOTES as i64 {
+            assert!(Instant::now() < deadline, "the first batch never went up");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        server.kill().expect("kill -9 the server");
+        server.wait().expect("reap the server");
+    });
+    assert!(
+        matches!(failed, Err(SyncError::Offline(_))),
+        "the cycle fails as offline: {failed:?}"
+    );
+    let left = pending(&a);
+    assert!(
+        (1..NOTES as i64).contains(&left),
+        "acknowledged batches left the outbox, the others wait: {left} pending"
+    );
+
+    let mut server = spawn_server(data.path(), port).await;
+    a.sync_with(&cfg, &|_| {})
+        .await
+        .expect("sync after the restart");
+    assert_eq!(pending(&a), 0, "outbox empty");
+    let diagnosis = doctor_agrees(&a).await;
+    assert_eq!(diagnosis.server.notes, NOTES as u64, "each note once");
+    let b = Device::new(&url, "ann@example.org", false).await;
+    b.sync().await;
+    assert_eq!(each_title_once(&b), NOTES);
+    assert_eq!(b.snapshot(), a.snapshot());
+    let _ = server.kill();
+    let _ = server.wait();
+    took("server killed mid-batch", started);
 }
