@@ -1,7 +1,8 @@
 //! Bad networks, played by `outpost-netem` between devices and a real in-process server (issue 6):
 //! the airplane switch in the middle of a push and of a pull, a stalled link, a first sync on 2G,
-//! connectivity flapping while two devices edit, and the server killed mid-batch. Each scenario ends with the sync doctor
-//! proving that device and server agree, and with every note present exactly once.
+//! connectivity flapping while two devices edit, and (with the real `outpost-server` process)
+//! the server killed mid-batch. Each scenario ends with the sync doctor proving that device and
+//! server agree, and with every note present exactly once.
 //!
 //! Each test prints its run time (`cargo test -p outpost-e2e --test netem -- --nocapture`).
 
