@@ -407,13 +407,27 @@ pub async fn events(
             .json_data(Poke { cursor })
             .unwrap_or_else(|_| Event::default().event("poke"))
     };
+    // Pokes can arrive late or twice (this instance's own commit, then the same commit through
+    // PostgreSQL's NOTIFY), and the subscription above sees commits older than `current`. A
+    // device is only told of a cursor newer than the last one it was told.
+    let newest_sent = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(current.0));
     let stream = futures_util::stream::once(async move { Ok(event(current)) })
-        .chain(pokes.filter_map(move |poke| async move {
-            match poke {
-                Ok((a, cursor)) if a == account => Some(Ok(event(cursor))),
-                // Another account's poke, or this listener fell behind: the next poke (or the
-                // device's timer) catches up.
-                _ => None,
+        .chain(pokes.filter_map(move |poke| {
+            let newest_sent = newest_sent.clone();
+            async move {
+                match poke {
+                    Ok((a, cursor))
+                        if a == account
+                            && newest_sent
+                                .fetch_max(cursor.0, std::sync::atomic::Ordering::SeqCst)
+                                < cursor.0 =>
+                    {
+                        Some(Ok(event(cursor)))
+                    }
+                    // Another account's poke, an old one, or this listener fell behind: the next
+                    // poke (or the device's timer) catches up.
+                    _ => None,
+                }
             }
         }))
         .take_until(async move {
