@@ -593,3 +593,129 @@ impl Tx<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::temp_store;
+    use crate::{NoteDraft, NoteId};
+    use outpost_protocol::api::{Cursor, Outcome};
+
+    /// A note created here and acknowledged at version 1; returns it and its first push.
+    fn synced(store: &Store) -> (NoteId, Fields) {
+        let note = store
+            .create_note(NoteDraft {
+                title: "Pump 4".into(),
+                body: "Seal leaking".into(),
+                ..Default::default()
+            })
+            .expect("create");
+        let sent = store.take_batch(10, usize::MAX).expect("batch");
+        let reply = outpost_protocol::api::MutationResult {
+            id: sent[0].mutation_id,
+            number: outpost_protocol::api::MutationNumber(sent[0].mutation_number),
+            outcome: Outcome::Applied {
+                version: Version(1),
+                cursor: Cursor(1),
+                clamped_skew_ms: None,
+            },
+        };
+        store.apply_push_results(&sent, &[reply]).expect("ack");
+        (note.id, sent[0].fields.clone())
+    }
+
+    fn record(id: NoteId, version: i64, fields: Fields) -> Record {
+        Record {
+            entity: Entity::Note,
+            id: id.to_string(),
+            version: Version(version),
+            cursor: Cursor(version),
+            purged: false,
+            fields,
+        }
+    }
+
+    #[test]
+    fn a_repair_takes_the_servers_copy_but_keeps_and_resends_a_newer_local_field() {
+        let (_dir, store) = temp_store();
+        let (id, mut server) = synced(&store);
+        // The server has a newer body (another device); this device has a newer title that
+        // never reached its outbox (the damage the doctor exists for).
+        let first = server["body"].stamp;
+        let later = |ms: u64| Stamp {
+            physical_ms: first.physical_ms + ms,
+            ..first
+        };
+        server.insert(
+            "body".into(),
+            FieldChange {
+                value: Value::String("Seal replaced".into()),
+                stamp: later(10),
+            },
+        );
+        store
+            .write(|tx| {
+                tx.tx
+                    .execute(
+                        "UPDATE notes SET title = 'Pump 4 (renamed)', title_stamp = ?2
+                         WHERE id = ?1",
+                        rusqlite::params![id.to_string(), later(20).to_string()],
+                    )
+                    .at(tx.path)?;
+                Ok(())
+            })
+            .expect("damage");
+
+        let done = store
+            .repair_from_server(&[record(id, 2, server)])
+            .expect("repair");
+        assert_eq!((done.rewritten, done.requeued, done.skipped), (1, 1, 0));
+        let note = store.get_note(id).expect("note");
+        assert_eq!(note.body, "Seal replaced", "the server's newer body");
+        assert_eq!(
+            note.title, "Pump 4 (renamed)",
+            "the newer local title stays"
+        );
+        let queued = store.outbox_for(&id.to_string()).expect("outbox");
+        assert_eq!(queued.len(), 1);
+        assert_eq!(
+            queued[0].fields.keys().collect::<Vec<_>>(),
+            vec!["title"],
+            "only the title goes back to the server"
+        );
+        assert_eq!(queued[0].base_version, Some(2));
+    }
+
+    #[test]
+    fn a_note_with_a_pending_edit_is_left_alone_and_a_purged_one_removed() {
+        let (_dir, store) = temp_store();
+        let (kept, fields) = synced(&store);
+        let (gone, _) = synced(&store);
+        store
+            .update_note(
+                kept,
+                crate::NotePatch {
+                    body: Some("typed since the check".into()),
+                    ..Default::default()
+                },
+            )
+            .expect("edit");
+        let purged = Record {
+            purged: true,
+            fields: Fields::new(),
+            ..record(gone, 3, Fields::new())
+        };
+        let done = store
+            .repair_from_server(&[record(kept, 2, fields), purged])
+            .expect("repair");
+        assert_eq!((done.skipped, done.removed), (1, 1));
+        assert_eq!(
+            store.get_note(kept).expect("kept").body,
+            "typed since the check"
+        );
+        assert_eq!(
+            store.get_note(gone).expect_err("purged").code(),
+            "not_found"
+        );
+    }
+}
