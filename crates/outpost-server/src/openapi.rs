@@ -2,9 +2,10 @@
 //! `GET /v1/openapi.json`: the operations come from the `#[utoipa::path]` attributes on the
 //! handlers in [`crate::routes`], the schemas from the protocol types themselves
 //! (`outpost-protocol`'s `openapi` feature). Here is only what those cannot say: the bearer
-//! scheme, the two headers, the reply every endpoint can give (`internal`), the server's
-//! default page size, and one thing utoipa does not carry over from serde (see [`Protocol`]). `tests/openapi.rs` holds the document to the router, and example values
-//! of the real types to its schemas.
+//! scheme, the two headers, the replies every endpoint can give (`internal`; `unauthorized` and
+//! `forbidden` wherever a token is needed), the server's default page size, and one thing
+//! utoipa does not carry over from serde (see [`Protocol`]). `tests/openapi.rs` holds the
+//! document to the router, and example values of the real types to its schemas.
 
 use crate::routes;
 use axum::Json;
@@ -125,6 +126,7 @@ impl Modify for Protocol {
         for item in doc.paths.paths.values_mut() {
             for op in operations(item) {
                 add_headers(op);
+                add_auth_errors(op);
                 add_internal_error(op);
             }
         }
@@ -223,13 +225,14 @@ fn add_headers(op: &mut Operation) {
 
 /// A handler that panics, or storage that fails, answers 500 `internal` (see `lib.rs`'s
 /// `CatchPanicLayer` and `error.rs`): any endpoint can.
-fn add_internal_error(op: &mut Operation) {
+/// An error reply with an `ErrorBody`, unless the operation declares its own for `status`.
+fn add_error(op: &mut Operation, status: &str, description: &str) {
     op.responses
         .responses
-        .entry("500".into())
+        .entry(status.into())
         .or_insert_with(|| {
             ResponseBuilder::new()
-                .description("`internal`: the server failed; nothing was stored, try again.")
+                .description(description)
                 .content(
                     "application/json",
                     ContentBuilder::new()
@@ -239,4 +242,32 @@ fn add_internal_error(op: &mut Operation) {
                 .build()
                 .into()
         });
+}
+
+fn add_internal_error(op: &mut Operation) {
+    add_error(
+        op,
+        "500",
+        "`internal`: the server failed; nothing was stored, try again.",
+    );
+}
+
+/// The two ways every endpoint that takes a device token can refuse it (an endpoint with more
+/// to say about 403 declares its own).
+fn add_auth_errors(op: &mut Operation) {
+    if !is_authenticated(op) {
+        return;
+    }
+    add_error(
+        op,
+        "401",
+        "`unauthorized`: no device token was sent, or it is not valid (unknown or signed out): \
+         sign in again.",
+    );
+    add_error(
+        op,
+        "403",
+        "`forbidden`: the token belongs to another device than `x-outpost-client`, or the \
+         account no longer exists.",
+    );
 }

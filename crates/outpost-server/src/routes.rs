@@ -213,8 +213,6 @@ async fn issue_token(
     responses(
         (status = 204, description = "Signed out: the token no longer works."),
         (status = 400, description = "`bad_request`: the `x-outpost-protocol` or `x-outpost-client` header is missing, or the client id is not a UUID; `unsupported_protocol`: the server does not speak the protocol version in `x-outpost-protocol`.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: no device token was sent, or it is not valid (unknown or signed out): sign in again.", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the token belongs to another device than `x-outpost-client`, or the account no longer exists.", body = ErrorBody),
         (status = 503, description = "`unavailable`: the database is busy; nothing was stored, retry later.", body = ErrorBody),
     ),
 )]
@@ -242,7 +240,6 @@ pub async fn logout(State(state): State<AppState>, auth: Auth) -> Result<StatusC
     responses(
         (status = 200, description = "Handled: one result per mutation, in the order sent.", body = PushResponse),
         (status = 400, description = "`bad_request`: the `x-outpost-protocol` or `x-outpost-client` header is missing, or the client id is not a UUID, or mutation numbers do not increase within the batch, or the body cannot be read (e.g. broken gzip); `unsupported_protocol`: the server does not speak the protocol version in `x-outpost-protocol`; `invalid_json`: the body is not a `PushRequest` (syntax, types, unknown or missing fields, bad UTF-8); `empty_batch`: no mutations.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: no device token was sent, or it is not valid (unknown or signed out): sign in again.", body = ErrorBody),
         (status = 403, description = "`forbidden`: the token belongs to another device than `x-outpost-client`, or the account no longer exists; or the batch touches a note or notebook id that belongs to another account (nothing is stored).", body = ErrorBody),
         (status = 413, description = "`batch_too_large`: more than `MAX_PUSH_MUTATIONS` (500) mutations; `payload_too_large`: the body is over `MAX_REQUEST_BYTES` (32 MiB) after decompression.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: the body is not sent as `Content-Type: application/json`.", body = ErrorBody),
@@ -339,8 +336,6 @@ pub struct PullReply {
     responses(
         (status = 200, description = "A page of changes.", body = PullResponse),
         (status = 400, description = "`bad_request`: the `x-outpost-protocol` or `x-outpost-client` header is missing, or the client id is not a UUID, or `cursor` is negative or not a number, `limit` is not 1 to `MAX_PULL_LIMIT` (5000), or the query has an unknown parameter; `unsupported_protocol`: the server does not speak the protocol version in `x-outpost-protocol`; `cursor_from_the_future`: the cursor is ahead of the account's newest change (the server's data was replaced): re-download from 0, keeping the outbox.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: no device token was sent, or it is not valid (unknown or signed out): sign in again.", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the token belongs to another device than `x-outpost-client`, or the account no longer exists.", body = ErrorBody),
         (status = 410, description = "`reset_required`: changes after this cursor were compacted away: re-download from 0, keeping the outbox.", body = ErrorBody),
         (status = 503, description = "`unavailable`: the database is busy; nothing was stored, retry later.", body = ErrorBody),
     ),
@@ -387,8 +382,6 @@ pub async fn pull(
     responses(
         (status = 200, description = "The event stream: `event: poke` / `data: {\"cursor\": 17}` per event; each `data` is a `Poke`.", content_type = "text/event-stream", body = String),
         (status = 400, description = "`bad_request`: the `x-outpost-protocol` or `x-outpost-client` header is missing, or the client id is not a UUID; `unsupported_protocol`: the server does not speak the protocol version in `x-outpost-protocol`.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: no device token was sent, or it is not valid (unknown or signed out): sign in again.", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the token belongs to another device than `x-outpost-client`, or the account no longer exists.", body = ErrorBody),
         (status = 503, description = "`unavailable`: the database is busy; nothing was stored, retry later.", body = ErrorBody),
     ),
 )]
@@ -458,8 +451,6 @@ pub async fn not_found(parts: Parts) -> ApiError {
     responses(
         (status = 200, description = "The account's sums.", body = DigestResponse),
         (status = 400, description = "`bad_request`: the `x-outpost-protocol` or `x-outpost-client` header is missing, or the client id is not a UUID; `unsupported_protocol`: the server does not speak the protocol version in `x-outpost-protocol`.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: no device token was sent, or it is not valid (unknown or signed out): sign in again.", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the token belongs to another device than `x-outpost-client`, or the account no longer exists.", body = ErrorBody),
         (status = 503, description = "`unavailable`: the database is busy; retry later.", body = ErrorBody),
     ),
 )]
@@ -492,8 +483,6 @@ pub async fn digest(
     responses(
         (status = 200, description = "The entries, by kind and id.", body = EntriesResponse),
         (status = 400, description = "`invalid_json`: the body is not an `EntriesRequest` (a bucket is 0 to 255); `bad_request`: more than 256 buckets, or a header is missing; `unsupported_protocol`.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: no device token was sent, or it is not valid: sign in again.", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the token belongs to another device than `x-outpost-client`, or the account no longer exists.", body = ErrorBody),
         (status = 503, description = "`unavailable`: the database is busy; retry later.", body = ErrorBody),
     ),
 )]
@@ -532,8 +521,6 @@ pub async fn digest_entries(
     responses(
         (status = 200, description = "The records that exist, in commit order.", body = FetchResponse),
         (status = 400, description = "`invalid_json`: the body is not a `FetchRequest`; `bad_request`: more than 1000 keys, or a header is missing; `unsupported_protocol`.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: no device token was sent, or it is not valid: sign in again.", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the token belongs to another device than `x-outpost-client`, or the account no longer exists.", body = ErrorBody),
         (status = 503, description = "`unavailable`: the database is busy; retry later.", body = ErrorBody),
     ),
 )]
