@@ -6,6 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// A note's sync state, derived from the outbox and the conflicts (never stored by hand).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum SyncState {
     Synced,
@@ -37,6 +38,7 @@ impl SyncState {
 
 /// A whole note.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Note {
     pub id: NoteId,
     pub notebook_id: Option<NotebookId>,
@@ -56,6 +58,7 @@ pub struct Note {
 
 /// What a list shows of a note: no body, a short preview instead.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct NoteSummary {
     pub id: NoteId,
     pub notebook_id: Option<NotebookId>,
@@ -72,6 +75,7 @@ pub struct NoteSummary {
 
 /// A new note. Fields left out take their defaults.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct NoteDraft {
     pub notebook_id: Option<NotebookId>,
@@ -83,6 +87,7 @@ pub struct NoteDraft {
 
 /// A partial update: only the fields given change (and only those go to the server).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct NotePatch {
     /// `Some(None)` moves the note out of any notebook.
@@ -112,6 +117,7 @@ where
 
 /// Which notes a list shows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum NoteView {
     /// Not archived, not in the Trash.
@@ -122,6 +128,7 @@ pub enum NoteView {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct ListQuery {
     pub view: NoteView,
@@ -131,6 +138,8 @@ pub struct ListQuery {
     pub limit: u32,
     /// The `next` token of the previous page.
     pub after: Option<String>,
+    /// Rows to skip instead (not with `after`).
+    pub offset: u32,
 }
 
 impl ListQuery {
@@ -145,12 +154,14 @@ impl Default for ListQuery {
             tag: None,
             limit: 100,
             after: None,
+            offset: 0,
         }
     }
 }
 
 /// One page of a list, pinned first, then most recently changed first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct NotePage {
     pub items: Vec<NoteSummary>,
     /// Pass as `after` for the next page; `None` on the last page.
@@ -159,12 +170,14 @@ pub struct NotePage {
 
 /// A run of snippet text, highlighted where it matched the query.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SnippetPart {
     pub text: String,
     pub hit: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SearchHit {
     pub note: NoteSummary,
     pub title: Vec<SnippetPart>,
@@ -172,6 +185,7 @@ pub struct SearchHit {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Notebook {
     pub id: NotebookId,
     pub name: String,
@@ -183,6 +197,7 @@ pub struct Notebook {
 
 /// A mutation waiting in the outbox, as the diagnostics screen and `outpost outbox ls` show it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct OutboxEntry {
     pub seq: i64,
     pub mutation_id: MutationId,
@@ -205,6 +220,7 @@ pub struct OutboxEntry {
 
 /// What a committed write changed; the app forwards these to the UI, which re-reads.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Change {
     pub notes: Vec<NoteId>,
     pub notebooks: Vec<NotebookId>,
@@ -224,6 +240,7 @@ impl Change {
 
 /// Counts for the status bar and `outpost status`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LocalStatus {
     pub client_id: String,
     pub data_dir: String,

@@ -580,7 +580,10 @@ impl Store {
         })
     }
 
-    /// One page of notes: pinned first, then most recently changed.
+    /// One page of notes: pinned first, then most recently changed. A page starts after the
+    /// `after` token of the previous one, or `offset` rows in (the window's virtual list jumps
+    /// straight to where the scrollbar was dropped; the list index makes that a skip over
+    /// index entries, not rows).
     pub fn list_notes(&self, query: &ListQuery) -> Result<NotePage> {
         if query.limit == 0 || query.limit > ListQuery::MAX_LIMIT {
             return Err(Error::Invalid(format!(
@@ -589,25 +592,13 @@ impl Store {
                 query.limit
             )));
         }
-        let mut sql = format!("SELECT {SUMMARY_COLUMNS}, pinned FROM note_state WHERE ");
-        let mut args: Vec<SqlValue> = Vec::new();
-        sql.push_str(match query.view {
-            NoteView::Active => "deleted = 0 AND archived = 0",
-            NoteView::Archived => "deleted = 0 AND archived = 1",
-            NoteView::Trash => "deleted = 1",
-        });
-        if let Some(nb) = query.notebook_id {
-            sql.push_str(" AND notebook_id = ?");
-            args.push(SqlValue::Text(nb.to_string()));
-        }
-        if let Some(tag) = &query.tag {
-            sql.push_str(
-                " AND EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ? COLLATE NOCASE)",
-            );
-            args.push(SqlValue::Text(
-                tag.trim().trim_start_matches('#').to_owned(),
+        if query.after.is_some() && query.offset > 0 {
+            return Err(Error::Invalid(
+                "give either a page token (after) or an offset, not both".into(),
             ));
         }
+        let mut sql = format!("SELECT {SUMMARY_COLUMNS}, pinned FROM note_state WHERE ");
+        let mut args = list_filter(query, &mut sql);
         if let Some(token) = &query.after {
             let (pinned, updated, id) = parse_page_token(token)?;
             sql.push_str(" AND (pinned, updated_ms, id) < (?, ?, ?)");
@@ -617,9 +608,10 @@ impl Store {
                 SqlValue::Text(id),
             ]);
         }
-        sql.push_str(" ORDER BY pinned DESC, updated_ms DESC, id DESC LIMIT ?");
+        sql.push_str(" ORDER BY pinned DESC, updated_ms DESC, id DESC LIMIT ? OFFSET ?");
         // One more than asked tells whether there is a next page.
         args.push(SqlValue::Integer(i64::from(query.limit) + 1));
+        args.push(SqlValue::Integer(i64::from(query.offset)));
         self.read(|conn, path| {
             let mut stmt = conn.prepare_cached(&sql).at(path)?;
             let mut items = stmt
@@ -635,6 +627,18 @@ impl Store {
                 None
             };
             Ok(NotePage { items, next })
+        })
+    }
+
+    /// How many notes a list holds (its `limit`, `after` and `offset` aside): the length of the
+    /// window's scrollable list.
+    pub fn count_notes(&self, query: &ListQuery) -> Result<i64> {
+        let mut sql = String::from("SELECT count(*) FROM notes WHERE ");
+        let args = list_filter(query, &mut sql);
+        self.read(|conn, path| {
+            conn.prepare_cached(&sql)
+                .and_then(|mut s| s.query_row(params_from_iter(args), |r| r.get(0)))
+                .at(path)
         })
     }
 
@@ -676,6 +680,27 @@ impl Store {
             Ok(hits)
         })
     }
+}
+
+/// Appends the WHERE conditions of a list (view, notebook, tag) to `sql`; returns their values.
+fn list_filter(query: &ListQuery, sql: &mut String) -> Vec<SqlValue> {
+    let mut args = Vec::new();
+    sql.push_str(match query.view {
+        NoteView::Active => "deleted = 0 AND archived = 0",
+        NoteView::Archived => "deleted = 0 AND archived = 1",
+        NoteView::Trash => "deleted = 1",
+    });
+    if let Some(nb) = query.notebook_id {
+        sql.push_str(" AND notebook_id = ?");
+        args.push(SqlValue::Text(nb.to_string()));
+    }
+    if let Some(tag) = &query.tag {
+        sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ? COLLATE NOCASE)");
+        args.push(SqlValue::Text(
+            tag.trim().trim_start_matches('#').to_owned(),
+        ));
+    }
+    args
 }
 
 fn purge_in(tx: &mut Tx<'_>, note: &Note) -> Result<()> {

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum PrefScope {
     /// Follows the account to every device.
     Synced,
@@ -115,6 +116,7 @@ pub(crate) fn is_synced_key(key: &str) -> bool {
 
 /// A preference with its current value.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Pref {
     pub key: &'static str,
     pub value: Value,

@@ -165,6 +165,7 @@ pub struct Bucket {
 /// How many of each an account holds (live records; notes in Trash apart).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Counts {
     pub notes: u64,

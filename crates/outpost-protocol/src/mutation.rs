@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 /// What a mutation changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Entity {
     Note,
@@ -49,10 +50,12 @@ pub mod names {
 /// One field's new value and the clock stamp of the edit (field-level last-writer-wins).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct FieldChange {
     /// Any JSON value; which ones a field takes depends on the entity and the field name.
     pub value: serde_json::Value,
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub stamp: Stamp,
 }
 

@@ -342,6 +342,31 @@ fn lists_page_in_order_pinned_first_and_filter_by_notebook_and_tag() {
         ..Default::default()
     });
     assert_eq!(bad.expect_err("bad token").code(), "invalid_input");
+
+    // The window's virtual list: a count for the scrollbar, then any window by offset, in the
+    // same order as paging by token.
+    assert_eq!(store.count_notes(&ListQuery::default()).expect("count"), 249);
+    let count_nb = ListQuery {
+        notebook_id: Some(nb.id),
+        ..Default::default()
+    };
+    assert_eq!(store.count_notes(&count_nb).expect("count"), 124);
+    let window = store
+        .list_notes(&ListQuery {
+            offset: 200,
+            limit: 100,
+            ..Default::default()
+        })
+        .expect("window");
+    let ids_in_window: Vec<NoteId> = window.items.iter().map(|n| n.id).collect();
+    assert_eq!(ids_in_window, seen[200..], "the last 49 notes, in list order");
+    assert_eq!(window.next, None);
+    let both = store.list_notes(&ListQuery {
+        offset: 1,
+        after: window.next.or(Some("1:2:3".into())),
+        ..Default::default()
+    });
+    assert_eq!(both.expect_err("after and offset").code(), "invalid_input");
 }
 
 #[test]

@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, HashSet};
 /// How a record differs between device and server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum Problem {
     /// The server has it; this device does not.
     MissingOnDevice,
@@ -46,6 +47,7 @@ impl Problem {
 
 /// One record that differs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Difference {
     pub entity: Entity,
     pub id: String,
@@ -58,6 +60,7 @@ pub struct Difference {
 
 /// The result of a check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Diagnosis {
     pub server_cursor: i64,
     pub device_cursor: i64,
@@ -81,6 +84,7 @@ impl Diagnosis {
 
 /// What a repair did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Repair {
     /// Records rewritten from the server's copy.
     pub rewritten: usize,

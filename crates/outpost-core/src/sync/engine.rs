@@ -49,6 +49,7 @@ impl Default for EngineConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum EngineState {
     SignedOut,
     Paused,
@@ -60,6 +61,7 @@ pub enum EngineState {
 
 /// Progress of a long pull: records applied of those announced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Progress {
     pub done: u64,
     pub total: u64,
@@ -67,6 +69,7 @@ pub struct Progress {
 
 /// What the status bar shows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SyncStatus {
     pub state: EngineState,
     pub pending: i64,

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 /// An open conflict: both sides of a body edit, and their common ancestor.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Conflict {
     pub note_id: NoteId,
     pub title: String,
