@@ -6,8 +6,12 @@
 //! `generate_context!` and in the Tauri CLI (`TAURI_APP_PATH=src-tauri`). Reading it as
 //! `../tauri.conf.json` would make them relative to the root for cargo but not for the CLI.
 
+/// The app's commands, from the one list the code and its tests also read.
+const COMMANDS: &[&str] = &include!("commands.list");
+
 fn main() {
-    let manifest = tauri_build::AppManifest::new().commands(&["list_notes", "create_note"]);
+    println!("cargo:rerun-if-changed=commands.list");
+    let manifest = tauri_build::AppManifest::new().commands(COMMANDS);
     let attributes = tauri_build::Attributes::new().app_manifest(manifest);
     if let Err(err) = tauri_build::try_build(attributes) {
         // Build scripts report by panicking; print the whole chain so the cause is visible.

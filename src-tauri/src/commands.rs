@@ -1,117 +1,459 @@
-//! The IPC commands the window may call, and the state they run against.
+//! The IPC commands the window may call: one per core operation.
 //!
 //! Each command parses its arguments into the core's types (serde does that, refusing unknown
-//! fields), calls the core and maps the error; nothing else. The logic is in plain functions over
-//! a [`Store`], so tests run it against a temp database without a window. Store calls block on
-//! SQLite, so the commands run them on the blocking thread pool, not on the async workers.
+//! fields), calls the core and maps the error; nothing else. Store calls block on SQLite, so
+//! they run on the blocking thread pool, not on the async workers. Argument names are snake_case
+//! on both sides (`rename_all`), like the fields of the generated TypeScript types.
+//!
+//! Adding a command: write it here, list it in `COMMANDS` (build.rs reads the same names to
+//! generate its permission), in `main.rs`'s `generate_handler!`, in the capability file and in
+//! `ui/src/api.ts`; `tests::every_command_is_granted_and_wrapped` checks the last three.
 
-use std::sync::Arc;
+use std::time::Duration;
 
-use outpost_core::{ListQuery, Note, NoteDraft, NotePage, Store};
+use outpost_core::sync::doctor::{self, Diagnosis, Repair};
+use outpost_core::sync::{Conflict, Resolution, SyncError, SyncStatus, account};
+use outpost_core::{
+    ListQuery, LocalStatus, MutationId, Note, NoteDraft, NoteId, NotePage, NotePatch, Notebook,
+    NotebookId, OutboxEntry, Pref, SearchHit,
+};
+use serde::Serialize;
 use tauri::State;
 
 use crate::error::AppError;
+use crate::state::{AppState, Outpost};
 
-/// What the commands run against: the open store, or why it could not be opened.
-pub enum StoreState {
-    Open(Arc<Store>),
-    Unavailable { code: &'static str, message: String },
+/// Every command, by name. build.rs generates an `allow-<name>` permission for each.
+#[cfg(test)]
+pub const COMMANDS: &[&str] = &include!("../commands.list");
+
+/// Runs a store call on the blocking thread pool.
+async fn blocking<T, F>(state: State<'_, AppState>, call: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Outpost) -> Result<T, AppError> + Send + 'static,
+{
+    let app = state.app()?;
+    tauri::async_runtime::spawn_blocking(move || call(&app)).await?
 }
 
-impl StoreState {
-    fn store(&self) -> Result<Arc<Store>, AppError> {
-        match self {
-            StoreState::Open(store) => Ok(Arc::clone(store)),
-            StoreState::Unavailable { code, message } => Err(AppError::StoreUnavailable {
-                code,
-                message: message.clone(),
-            }),
-        }
-    }
+// ---- Notes ----------------------------------------------------------------------------------
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn list_notes(
+    state: State<'_, AppState>,
+    query: Option<ListQuery>,
+) -> Result<NotePage, AppError> {
+    blocking(state, move |app| {
+        Ok(app.store.list_notes(&query.unwrap_or_default())?)
+    })
+    .await
 }
 
-/// One page of notes; the first page of the active notes when `query` is left out.
-pub fn list_notes_in(store: &Store, query: Option<ListQuery>) -> Result<NotePage, AppError> {
-    Ok(store.list_notes(&query.unwrap_or_default())?)
+#[tauri::command(rename_all = "snake_case")]
+pub async fn count_notes(
+    state: State<'_, AppState>,
+    query: Option<ListQuery>,
+) -> Result<i64, AppError> {
+    blocking(state, move |app| {
+        Ok(app.store.count_notes(&query.unwrap_or_default())?)
+    })
+    .await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn get_note(state: State<'_, AppState>, id: NoteId) -> Result<Note, AppError> {
+    blocking(state, move |app| Ok(app.store.get_note(id)?)).await
 }
 
 /// Creates a note. The core validates it and queues it for sync in the same transaction; the
 /// window learns of it through `notes-changed`, like of any other change.
-pub fn create_note_in(store: &Store, draft: NoteDraft) -> Result<Note, AppError> {
-    Ok(store.create_note(draft)?)
+#[tauri::command(rename_all = "snake_case")]
+pub async fn create_note(state: State<'_, AppState>, note: NoteDraft) -> Result<Note, AppError> {
+    blocking(state, move |app| Ok(app.store.create_note(note)?)).await
 }
 
-/// Runs a store call on the blocking thread pool.
-async fn blocking<T, F>(state: State<'_, StoreState>, call: F) -> Result<T, AppError>
-where
-    T: Send + 'static,
-    F: FnOnce(&Store) -> Result<T, AppError> + Send + 'static,
-{
-    let store = state.store()?;
-    tauri::async_runtime::spawn_blocking(move || call(&store)).await?
+/// Changes only the fields given (the editor sends the body alone as the user types).
+#[tauri::command(rename_all = "snake_case")]
+pub async fn update_note(
+    state: State<'_, AppState>,
+    id: NoteId,
+    patch: NotePatch,
+) -> Result<Note, AppError> {
+    blocking(state, move |app| Ok(app.store.update_note(id, patch)?)).await
 }
 
-#[tauri::command]
-pub async fn list_notes(
-    state: State<'_, StoreState>,
-    query: Option<ListQuery>,
-) -> Result<NotePage, AppError> {
-    blocking(state, move |store| list_notes_in(store, query)).await
+#[tauri::command(rename_all = "snake_case")]
+pub async fn trash_note(state: State<'_, AppState>, id: NoteId) -> Result<Note, AppError> {
+    blocking(state, move |app| Ok(app.store.trash_note(id)?)).await
 }
 
-#[tauri::command]
-pub async fn create_note(state: State<'_, StoreState>, note: NoteDraft) -> Result<Note, AppError> {
-    blocking(state, move |store| create_note_in(store, note)).await
+#[tauri::command(rename_all = "snake_case")]
+pub async fn restore_note(state: State<'_, AppState>, id: NoteId) -> Result<Note, AppError> {
+    blocking(state, move |app| Ok(app.store.restore_note(id)?)).await
 }
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn purge_note(state: State<'_, AppState>, id: NoteId) -> Result<(), AppError> {
+    blocking(state, move |app| Ok(app.store.purge_note(id)?)).await
+}
+
+/// Deletes every note in the Trash for good; answers how many.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn empty_trash(state: State<'_, AppState>) -> Result<usize, AppError> {
+    blocking(state, move |app| Ok(app.store.empty_trash()?)).await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn search_notes(
+    state: State<'_, AppState>,
+    text: String,
+    limit: Option<u32>,
+) -> Result<Vec<SearchHit>, AppError> {
+    blocking(state, move |app| {
+        Ok(app.store.search_notes(&text, limit.unwrap_or(50))?)
+    })
+    .await
+}
+
+// ---- Notebooks ------------------------------------------------------------------------------
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn list_notebooks(state: State<'_, AppState>) -> Result<Vec<Notebook>, AppError> {
+    blocking(state, move |app| Ok(app.store.list_notebooks()?)).await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn create_notebook(
+    state: State<'_, AppState>,
+    name: String,
+) -> Result<Notebook, AppError> {
+    blocking(state, move |app| Ok(app.store.create_notebook(&name)?)).await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn rename_notebook(
+    state: State<'_, AppState>,
+    id: NotebookId,
+    name: String,
+) -> Result<Notebook, AppError> {
+    blocking(state, move |app| Ok(app.store.rename_notebook(id, &name)?)).await
+}
+
+/// Deletes a notebook; its notes stay, outside any notebook.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn delete_notebook(state: State<'_, AppState>, id: NotebookId) -> Result<(), AppError> {
+    blocking(state, move |app| Ok(app.store.delete_notebook(id)?)).await
+}
+
+// ---- Preferences and local status -----------------------------------------------------------
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn list_prefs(state: State<'_, AppState>) -> Result<Vec<Pref>, AppError> {
+    blocking(state, move |app| Ok(app.store.list_prefs()?)).await
+}
+
+/// Sets a preference. "Work offline" goes through the engine, which pauses at once.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn set_pref(
+    state: State<'_, AppState>,
+    key: String,
+    value: serde_json::Value,
+) -> Result<Pref, AppError> {
+    blocking(state, move |app| {
+        if key == WORK_OFFLINE {
+            let paused = value.as_bool().unwrap_or(false);
+            if let Some(result) = app.with_engine(|engine| engine.set_paused(paused)) {
+                result?;
+            }
+        }
+        Ok(app.store.set_pref(&key, value)?)
+    })
+    .await
+}
+
+const WORK_OFFLINE: &str = "sync.work_offline";
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn local_status(state: State<'_, AppState>) -> Result<LocalStatus, AppError> {
+    blocking(state, move |app| Ok(app.store.local_status()?)).await
+}
+
+// ---- Sync -----------------------------------------------------------------------------------
+
+/// The status bar's state now; later changes arrive as `sync-status` events.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn sync_status(state: State<'_, AppState>) -> Result<SyncStatus, AppError> {
+    Ok(state.app()?.status())
+}
+
+/// "Sync now": at once, also while backing off after a failure.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn sync_now(state: State<'_, AppState>) -> Result<(), AppError> {
+    state.app()?.with_engine(|engine| engine.sync_now());
+    Ok(())
+}
+
+/// What waits in the outbox, oldest first (the diagnostics screen).
+#[tauri::command(rename_all = "snake_case")]
+pub async fn list_outbox(
+    state: State<'_, AppState>,
+    limit: Option<u32>,
+) -> Result<Vec<OutboxEntry>, AppError> {
+    blocking(state, move |app| {
+        Ok(app.store.outbox(limit.unwrap_or(500))?)
+    })
+    .await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn list_dead_letters(state: State<'_, AppState>) -> Result<Vec<OutboxEntry>, AppError> {
+    blocking(state, move |app| Ok(app.store.dead_letters()?)).await
+}
+
+/// Sends a refused change again, as a new mutation (after the user fixed what was wrong).
+#[tauri::command(rename_all = "snake_case")]
+pub async fn retry_dead_letter(
+    state: State<'_, AppState>,
+    mutation_id: MutationId,
+) -> Result<(), AppError> {
+    blocking(state, move |app| {
+        Ok(app.store.retry_dead_letter(mutation_id)?)
+    })
+    .await
+}
+
+/// Drops a refused change; the fields it carried go back to the server's version.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn discard_dead_letter(
+    state: State<'_, AppState>,
+    mutation_id: MutationId,
+) -> Result<(), AppError> {
+    blocking(state, move |app| {
+        Ok(app.store.discard_dead_letter(mutation_id)?)
+    })
+    .await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn list_conflicts(state: State<'_, AppState>) -> Result<Vec<Conflict>, AppError> {
+    blocking(state, move |app| Ok(app.store.conflicts()?)).await
+}
+
+/// Closes a conflict with mine, theirs, or the text edited in the merge view.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn resolve_conflict(
+    state: State<'_, AppState>,
+    note_id: NoteId,
+    resolution: Resolution,
+) -> Result<Note, AppError> {
+    blocking(state, move |app| {
+        Ok(app.store.resolve_conflict(note_id, resolution)?)
+    })
+    .await
+}
+
+/// What the sync doctor found, and what its repair did.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct DoctorReport {
+    pub diagnosis: Diagnosis,
+    pub repair: Option<Repair>,
+    /// The check after the repair (and the sync that sent what it re-queued).
+    pub after: Option<Diagnosis>,
+}
+
+/// The sync doctor: compares this device with the server record by record; with `repair`,
+/// rewrites what differs from the server, re-sends what only this device had, and checks again.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn run_doctor(
+    state: State<'_, AppState>,
+    repair: bool,
+) -> Result<DoctorReport, AppError> {
+    let app = state.app()?;
+    doctor_on(&app, repair).await
+}
+
+async fn doctor_on(app: &Outpost, repair: bool) -> Result<DoctorReport, AppError> {
+    let session = account::signed_in(&app.store, &app.vault)?.ok_or(SyncError::NotSignedIn)?;
+    app.settle(Duration::from_secs(20)).await;
+    let diagnosis = doctor::diagnose(&app.store, &session.client).await?;
+    if !repair || diagnosis.agrees() {
+        return Ok(DoctorReport {
+            diagnosis,
+            repair: None,
+            after: None,
+        });
+    }
+    let done = doctor::repair(&app.store, &session.client, &diagnosis).await?;
+    app.with_engine(|engine| engine.sync_now());
+    // Let the engine start the cycle that sends what the repair queued, then wait for it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.settle(Duration::from_secs(30)).await;
+    let after = doctor::diagnose(&app.store, &session.client).await?;
+    Ok(DoctorReport {
+        diagnosis,
+        repair: Some(done),
+        after: Some(after),
+    })
+}
+
+// ---- Account --------------------------------------------------------------------------------
+
+/// Who this device syncs as, if anyone.
+#[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct AccountInfo {
+    pub signed_in: bool,
+    pub server_url: Option<String>,
+    pub email: Option<String>,
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn account_info(state: State<'_, AppState>) -> Result<AccountInfo, AppError> {
+    blocking(state, move |app| {
+        Ok(match account::signed_in(&app.store, &app.vault)? {
+            Some(s) => AccountInfo {
+                signed_in: true,
+                server_url: Some(s.server_url),
+                email: Some(s.email),
+            },
+            None => AccountInfo::default(),
+        })
+    })
+    .await
+}
+
+/// Registers a new account (or, with `new_account` false, signs in to one) and syncs at once.
+/// The password goes to the server and nowhere else: it is not stored or logged.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn sign_in(
+    state: State<'_, AppState>,
+    server_url: String,
+    email: String,
+    password: String,
+    new_account: bool,
+) -> Result<AccountInfo, AppError> {
+    let app = state.app()?;
+    let session = if new_account {
+        account::register(&app.store, &app.vault, &server_url, &email, &password).await?
+    } else {
+        account::login(&app.store, &app.vault, &server_url, &email, &password).await?
+    };
+    app.with_engine(|engine| engine.sync_now());
+    Ok(AccountInfo {
+        signed_in: true,
+        server_url: Some(session.server_url),
+        email: Some(session.email),
+    })
+}
+
+/// Signs out: the token is revoked and deleted; notes and the outbox stay on this device.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn sign_out(state: State<'_, AppState>) -> Result<(), AppError> {
+    let app = state.app()?;
+    account::logout(&app.store, &app.vault).await?;
+    app.with_engine(|engine| engine.sync_now());
+    Ok(())
+}
+
+// ---- Files ----------------------------------------------------------------------------------
+
+/// Where the data directory and the logs are, for the diagnostics screen and bug reports.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct AppPaths {
+    pub data_dir: String,
+    pub log_dir: Option<String>,
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn app_paths(
+    state: State<'_, AppState>,
+    app_handle: tauri::AppHandle,
+) -> Result<AppPaths, AppError> {
+    use tauri::Manager;
+    let app = state.app()?;
+    Ok(AppPaths {
+        data_dir: app.store.data_dir().display().to_string(),
+        log_dir: app_handle
+            .path()
+            .app_log_dir()
+            .ok()
+            .map(|d| d.display().to_string()),
+    })
+}
+
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use outpost_core::Store;
+    use std::sync::Arc;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     #[test]
-    fn created_notes_are_listed() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let store = Store::open(dir.path())?;
-        assert!(list_notes_in(&store, None)?.items.is_empty());
-
-        // Parsed from JSON as the window sends it.
-        let draft: NoteDraft =
-            serde_json::from_str(r#"{"title": "Pump station 4", "body": "Valve B leaks."}"#)?;
-        create_note_in(&store, draft)?;
-
-        let page = list_notes_in(&store, None)?;
-        let titles: Vec<&str> = page.items.iter().map(|n| n.title.as_str()).collect();
-        assert_eq!(titles, ["Pump station 4"]);
-        assert_eq!(page.items[0].preview, "Valve B leaks.");
+    fn every_command_is_granted_and_wrapped() -> TestResult {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let capability = std::fs::read_to_string(root.join("capabilities/main-window.json"))?;
+        let main = std::fs::read_to_string(root.join("src/main.rs"))?;
+        let api = std::fs::read_to_string(root.join("../ui/src/api.ts"))?;
+        for name in COMMANDS {
+            let permission = format!("\"allow-{}\"", name.replace('_', "-"));
+            assert!(
+                capability.contains(&permission),
+                "{permission} missing in the capability"
+            );
+            assert!(
+                main.contains(&format!("commands::{name},"))
+                    || main.contains(&format!("commands::{name}\n")),
+                "{name} not registered in main.rs"
+            );
+            assert!(
+                api.contains(&format!("'{name}'")),
+                "{name} has no wrapper in ui/src/api.ts"
+            );
+        }
         Ok(())
     }
 
     #[test]
-    fn a_change_is_announced_after_create() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let store = Store::open(dir.path())?;
-        let mut changes = store.subscribe();
-        let note = create_note_in(&store, NoteDraft::default())?;
-        let change = changes.try_recv()?;
-        assert!(change.notes.contains(&note.id), "{change:?}");
+    fn drafts_and_patches_refuse_unknown_fields() {
+        let parsed = serde_json::from_str::<NoteDraft>(r#"{"title": "a", "colour": "red"}"#);
+        assert!(parsed.is_err());
+        let patch = serde_json::from_str::<NotePatch>(r#"{"body": "b", "colour": "red"}"#);
+        assert!(patch.is_err());
+    }
+
+    #[test]
+    fn resolutions_parse_as_the_merge_view_sends_them() -> TestResult {
+        let mine: Resolution = serde_json::from_str(r#"{"kind": "mine"}"#)?;
+        assert_eq!(mine, Resolution::Mine);
+        let text: Resolution = serde_json::from_str(r#"{"kind": "text", "text": "merged"}"#)?;
+        assert_eq!(text, Resolution::Text("merged".into()));
+        assert!(serde_json::from_str::<Resolution>(r#"{"kind": "both"}"#).is_err());
         Ok(())
     }
 
     #[test]
     fn an_unavailable_store_answers_with_its_code() {
-        let state = StoreState::Unavailable {
+        let state = AppState::Unavailable {
             code: "data_dir_in_use",
             message: "in use".into(),
         };
-        let err = state.store().err().map(|e| (e.code(), e.to_string()));
-        assert_eq!(err, Some(("data_dir_in_use", "in use".to_string())));
+        let err = state.app().err().map(|e| (e.code().to_owned(), e.to_string()));
+        assert_eq!(err, Some(("data_dir_in_use".to_owned(), "in use".to_string())));
     }
 
-    #[test]
-    fn drafts_refuse_unknown_fields() {
-        let parsed = serde_json::from_str::<NoteDraft>(r#"{"title": "a", "colour": "red"}"#);
-        assert!(parsed.is_err());
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_doctor_needs_an_account_and_says_so() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(Store::open(dir.path())?);
+        let app = Outpost::start(store);
+        let err = doctor_on(&app, false).await.err().ok_or("signed out")?;
+        assert_eq!(err.code(), "not_signed_in");
+        app.shutdown(Duration::from_secs(5)).await;
+        Ok(())
     }
 }

@@ -4,6 +4,7 @@
 //! stable, machine-readable string (the core's own code where the error comes from the core), so
 //! the UI can react to the kind of error instead of parsing a message meant for people.
 
+use outpost_core::sync::SyncError;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 /// Why a command failed.
@@ -12,6 +13,10 @@ pub enum AppError {
     /// The core refused or failed; its `code()` is passed on unchanged.
     #[error(transparent)]
     Core(#[from] outpost_core::Error),
+    /// Signing in, the doctor or another call to the server failed (`offline`, `signed_out`, the
+    /// server's own code…).
+    #[error(transparent)]
+    Sync(#[from] SyncError),
     /// The store could not be opened at start-up. Every command answers with that failure, so
     /// the window can say why (e.g. `data_dir_in_use`) instead of the app dying without a word.
     #[error("{message}")]
@@ -23,9 +28,10 @@ pub enum AppError {
 
 impl AppError {
     /// The stable code the UI switches on.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         match self {
             AppError::Core(err) => err.code(),
+            AppError::Sync(err) => err.code(),
             AppError::StoreUnavailable { code, .. } => code,
             AppError::Runtime(_) => "internal",
         }
@@ -41,6 +47,15 @@ impl Serialize for AppError {
     }
 }
 
+/// What the UI receives when a command fails (the TypeScript side of [`AppError`]).
+#[cfg(test)]
+#[derive(ts_rs::TS)]
+#[allow(dead_code)]
+pub struct CommandError {
+    pub code: String,
+    pub message: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +68,28 @@ mod tests {
             value,
             serde_json::json!({"code": "invalid_input", "message": "title is empty"})
         );
+        Ok(())
+    }
+
+    #[test]
+    fn sync_errors_keep_the_servers_code() -> Result<(), serde_json::Error> {
+        let err = AppError::from(SyncError::Server {
+            status: 409,
+            code: "email_taken".into(),
+            message: "an account with this email exists".into(),
+        });
+        let value = serde_json::to_value(&err)?;
+        assert_eq!(value["code"], "email_taken");
+        assert!(
+            value["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("an account with this email exists")),
+            "{value}"
+        );
+        let offline = serde_json::to_value(AppError::from(SyncError::Offline(
+            "cannot reach the server".into(),
+        )))?;
+        assert_eq!(offline["code"], "offline");
         Ok(())
     }
 

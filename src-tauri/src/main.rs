@@ -1,5 +1,6 @@
-//! Outpost's desktop app: opens the local store, exposes it to the window through IPC commands
-//! and forwards the core's change stream to the window as `notes-changed` events.
+//! Outpost's desktop app: opens the local store, starts the sync engine, exposes both to the
+//! window through IPC commands and forwards the core's change stream and sync status to the
+//! window as events.
 //!
 //! This crate is a thin adapter. What a note is, how it is stored and synced lives in
 //! `outpost-core`, which has no Tauri dependency and is tested headless.
@@ -7,37 +8,64 @@
 // Release builds on Windows must not open a console window next to the app.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod bindings;
 mod commands;
 mod error;
+mod events;
+mod logs;
+mod state;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use commands::StoreState;
 use error::AppError;
-use outpost_core::{Change, Store};
-use serde::Serialize;
-use tauri::{AppHandle, Emitter, Manager};
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use outpost_core::Store;
+use state::{AppState, Outpost};
+use tauri::{AppHandle, Manager, RunEvent};
 
 /// Overrides where the store lives; tests and QA point it at a temp dir.
 const DATA_DIR_ENV: &str = "OUTPOST_DATA_DIR";
-/// The event the UI listens to; on it, the UI re-reads what it shows.
-const NOTES_CHANGED: &str = "notes-changed";
+/// How long quitting waits for a sync cycle in progress; what is not sent stays queued.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(3);
 
 fn main() {
-    init_tracing();
-    let result = tauri::Builder::default()
+    let custom_data_dir = std::env::var_os(DATA_DIR_ENV).is_some_and(|d| !d.is_empty());
+    let mut builder = tauri::Builder::default();
+    // One app per user and data directory. The plugin knows only the app's identifier, so it
+    // guards the default data directory; a second instance on another OUTPOST_DATA_DIR (QA
+    // running two "devices" on one machine) is allowed, and one on the same directory is
+    // refused by the store's own lock with a clear message.
+    if !custom_data_dir {
+        builder = builder.plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            tracing::info!("a second launch: showing the running window instead");
+            if let Some(window) = app.get_webview_window("main") {
+                let _ = window.unminimize();
+                let _ = window.show();
+                let _ = window.set_focus();
+            }
+        }));
+    }
+    let app = builder
+        .plugin(tauri_plugin_window_state::Builder::default().build())
         .setup(|app| {
+            logs::init(app.handle());
             let state = match open_store(app.handle()) {
                 Ok(store) => {
-                    forward_changes(app.handle().clone(), store.subscribe());
-                    StoreState::Open(store)
+                    events::forward_changes(app.handle().clone(), store.subscribe());
+                    // The engine spawns its tasks on Tauri's tokio runtime.
+                    let outpost =
+                        tauri::async_runtime::block_on(async { Arc::new(Outpost::start(store)) });
+                    events::forward_sync_status(app.handle().clone(), outpost.subscribe_status());
+                    AppState::Ready(outpost)
                 }
                 Err(err) => {
                     tracing::error!(code = err.code(), error = %err, "could not open the store");
-                    StoreState::Unavailable {
-                        code: err.code(),
+                    AppState::Unavailable {
+                        code: match &err {
+                            AppError::Core(e) => e.code(),
+                            _ => "internal",
+                        },
                         message: err.to_string(),
                     }
                 }
@@ -47,21 +75,62 @@ fn main() {
         })
         .invoke_handler(tauri::generate_handler![
             commands::list_notes,
-            commands::create_note
+            commands::count_notes,
+            commands::get_note,
+            commands::create_note,
+            commands::update_note,
+            commands::trash_note,
+            commands::restore_note,
+            commands::purge_note,
+            commands::empty_trash,
+            commands::search_notes,
+            commands::list_notebooks,
+            commands::create_notebook,
+            commands::rename_notebook,
+            commands::delete_notebook,
+            commands::list_prefs,
+            commands::set_pref,
+            commands::local_status,
+            commands::sync_status,
+            commands::sync_now,
+            commands::list_outbox,
+            commands::list_dead_letters,
+            commands::retry_dead_letter,
+            commands::discard_dead_letter,
+            commands::list_conflicts,
+            commands::resolve_conflict,
+            commands::run_doctor,
+            commands::account_info,
+            commands::sign_in,
+            commands::sign_out,
+            commands::app_paths,
         ])
         // The symlink src-tauri/tauri.conf.json -> ../tauri.conf.json: see build.rs for why.
-        .run(tauri::generate_context!("tauri.conf.json"));
-    if let Err(err) = result {
-        tracing::error!(error = %err, "Outpost stopped with an error");
-        std::process::exit(1);
-    }
+        .build(tauri::generate_context!("tauri.conf.json"));
+    let app = match app {
+        Ok(app) => app,
+        Err(err) => {
+            tracing::error!(error = %err, "Outpost could not start");
+            eprintln!("Outpost could not start: {err}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|handle, event| {
+        if let RunEvent::Exit = event {
+            stop_engine(handle);
+        }
+    });
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // A second subscriber (e.g. in tests) is not an error worth stopping for.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+/// On quit: let a cycle in progress finish (briefly) so its replies are applied; anything not
+/// acknowledged stays in the outbox and goes with the next start.
+fn stop_engine(handle: &AppHandle) {
+    if let Some(state) = handle.try_state::<AppState>()
+        && let Ok(app) = state.app()
+    {
+        tauri::async_runtime::block_on(app.shutdown(SHUTDOWN_LIMIT));
+    }
+    tracing::info!("Outpost quit");
 }
 
 fn open_store(app: &AppHandle) -> Result<Arc<Store>, AppError> {
@@ -76,44 +145,4 @@ fn data_dir(app: &AppHandle) -> tauri::Result<PathBuf> {
         Some(dir) if !dir.is_empty() => Ok(PathBuf::from(dir)),
         _ => app.path().app_data_dir(),
     }
-}
-
-/// Payload of `notes-changed`. Changes that arrive together are sent as one batch, so a burst
-/// (an import, a sync page) costs the UI one re-read. `complete` is false when the channel
-/// overflowed and some changes were dropped: the UI must then re-read everything it shows.
-#[derive(Debug, Clone, Serialize)]
-struct NotesChanged {
-    changes: Vec<Change>,
-    complete: bool,
-}
-
-fn forward_changes(app: AppHandle, mut changes: broadcast::Receiver<Change>) {
-    tauri::async_runtime::spawn(async move {
-        loop {
-            let mut batch = NotesChanged {
-                changes: Vec::new(),
-                complete: true,
-            };
-            match changes.recv().await {
-                Ok(change) => batch.changes.push(change),
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "UI change stream lagged; asking for a full re-read");
-                    batch.complete = false;
-                }
-                Err(RecvError::Closed) => break,
-            }
-            // Take whatever else is already queued into the same batch.
-            loop {
-                match changes.try_recv() {
-                    Ok(change) => batch.changes.push(change),
-                    Err(TryRecvError::Lagged(_)) => batch.complete = false,
-                    Err(TryRecvError::Empty | TryRecvError::Closed) => break,
-                }
-            }
-            if let Err(err) = app.emit(NOTES_CHANGED, &batch) {
-                tracing::warn!(error = %err, "could not emit {NOTES_CHANGED}");
-            }
-        }
-        tracing::debug!("change stream closed");
-    });
 }

@@ -22,8 +22,11 @@ pub struct Conflict {
     pub created_ms: i64,
 }
 
-/// How to resolve a conflict.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How to resolve a conflict. As JSON: `{"kind": "mine"}`, `{"kind": "theirs"}` or
+/// `{"kind": "text", "text": "…"}` (the merge view's edited result).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(tag = "kind", content = "text", rename_all = "snake_case")]
 pub enum Resolution {
     Mine,
     Theirs,
