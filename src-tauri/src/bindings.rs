@@ -46,20 +46,24 @@ mod tests {
         Ok(())
     }
 
-    fn read_dir(dir: &Path) -> std::io::Result<BTreeMap<String, String>> {
-        let mut files = BTreeMap::new();
-        if !dir.exists() {
-            return Ok(files);
-        }
-        for entry in std::fs::read_dir(dir)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "ts") {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                files.insert(name, std::fs::read_to_string(&path)?);
+    /// Every `.ts` file under `dir`, by path relative to it (ts-rs puts `serde_json::Value` in
+    /// a subdirectory).
+    fn read_dir(dir: &Path) -> std::io::Result<BTreeMap<PathBuf, String>> {
+        fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) -> std::io::Result<()> {
+            for entry in std::fs::read_dir(dir)? {
+                let path = entry?.path();
+                if path.is_dir() {
+                    walk(root, &path, out)?;
+                } else if path.extension().is_some_and(|e| e == "ts") {
+                    let name = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+                    out.insert(name, std::fs::read_to_string(&path)?);
+                }
             }
+            Ok(())
+        }
+        let mut files = BTreeMap::new();
+        if dir.exists() {
+            walk(dir, dir, &mut files)?;
         }
         Ok(files)
     }
@@ -70,19 +74,23 @@ mod tests {
         let fresh_dir = tempfile::tempdir()?;
         export_all(fresh_dir.path())?;
         let fresh = read_dir(fresh_dir.path())?;
-        assert!(fresh.contains_key("Note.ts") && fresh.contains_key("SyncStatus.ts"));
+        assert!(fresh.contains_key(Path::new("Note.ts")) && fresh.contains_key(Path::new("SyncStatus.ts")));
         if std::env::var_os("OUTPOST_UPDATE_BINDINGS").is_some() {
             if committed_dir.exists() {
                 std::fs::remove_dir_all(&committed_dir)?;
             }
             std::fs::create_dir_all(&committed_dir)?;
             for (name, text) in &fresh {
-                std::fs::write(committed_dir.join(name), text)?;
+                let path = committed_dir.join(name);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::write(path, text)?;
             }
             return Ok(());
         }
         let committed = read_dir(&committed_dir)?;
-        let stale: Vec<&String> = fresh
+        let stale: Vec<&PathBuf> = fresh
             .keys()
             .chain(committed.keys())
             .filter(|name| fresh.get(*name) != committed.get(*name))

@@ -130,7 +130,10 @@ impl Store {
             .collect())
     }
 
-    /// Sends a dead letter's change again, as a new mutation (the old id was answered).
+    /// Sends a dead letter's change again, as a new mutation (the old id was answered). Fields
+    /// the user edited since (the usual fix: open the note, correct it, retry) are left out, as
+    /// the newer edit is already queued or sent; if nothing is left, the dead letter is simply
+    /// closed.
     pub fn retry_dead_letter(&self, mutation_id: MutationId) -> Result<()> {
         let entry = self.dead_letter(mutation_id)?;
         self.write(|tx| {
@@ -138,12 +141,31 @@ impl Store {
                 .prepare_cached("DELETE FROM outbox WHERE mutation_id = ?1")
                 .and_then(|mut s| s.execute([mutation_id.to_string()]))
                 .at(tx.path)?;
+            tx.change.outbox = true;
+            let mut fields = entry.fields.clone();
+            if entry.entity == Entity::Note
+                && entry.name == names::NOTE_PUT
+                && let Some(current) = tx.load_local(&entry.entity_id)?
+            {
+                fields.retain(|name, change| {
+                    current
+                        .fields
+                        .get(name)
+                        .is_none_or(|now| now.stamp <= change.stamp)
+                });
+            }
+            if fields.is_empty() {
+                if let Ok(id) = entry.entity_id.parse() {
+                    tx.change.notes.push(id);
+                }
+                return Ok(());
+            }
             let now = i64::try_from(tx.stamp().physical_ms).unwrap_or(i64::MAX);
             tx.requeue(
                 entry.entity,
                 &entry.entity_id,
                 &entry.name,
-                entry.fields.clone(),
+                fields,
                 entry.base_version,
                 now,
             )?;
@@ -256,6 +278,77 @@ mod tests {
     use crate::store::test_support::temp_store;
     use crate::{NoteDraft, NotePatch, SyncState};
     use outpost_protocol::api::{Cursor, MutationNumber, MutationResult, Outcome, Version};
+
+    #[test]
+    fn retrying_after_a_fix_sends_only_the_fields_the_user_did_not_fix() {
+        let (_dir, store) = temp_store();
+        let note = store
+            .create_note(NoteDraft {
+                title: "Pump 4".into(),
+                tags: vec!["valves".into()],
+                ..Default::default()
+            })
+            .expect("create");
+        let sent = store.take_batch(10, usize::MAX).expect("batch");
+        store
+            .mark_failed(sent[0].mutation_id, "note.tags: too long")
+            .expect("dead letter");
+        // The user opens the note from the diagnostics screen and fixes the tags.
+        store
+            .update_note(
+                note.id,
+                NotePatch {
+                    tags: Some(vec!["valve".into()]),
+                    ..Default::default()
+                },
+            )
+            .expect("fix");
+        store.retry_dead_letter(sent[0].mutation_id).expect("retry");
+        assert!(store.dead_letters().expect("dead").is_empty());
+        let queued = store.outbox(10).expect("outbox");
+        assert_eq!(queued.len(), 1, "the retry joins the queued fix: {queued:?}");
+        let fields = &queued[0].fields;
+        assert_eq!(fields["tags"].value, serde_json::json!(["valve"]), "the fix wins");
+        assert_eq!(fields["title"].value, "Pump 4", "the unfixed fields are sent again");
+        assert_eq!(
+            store.get_note(note.id).expect("note").sync_state,
+            SyncState::Pending
+        );
+    }
+
+    #[test]
+    fn retrying_when_every_field_was_edited_since_just_closes_the_dead_letter() {
+        let (_dir, store) = temp_store();
+        let note = store.create_note(NoteDraft::default()).expect("create");
+        let first = store.take_batch(10, usize::MAX).expect("batch");
+        let ack = MutationResult {
+            id: first[0].mutation_id,
+            number: MutationNumber(first[0].mutation_number),
+            outcome: Outcome::Applied {
+                version: Version(1),
+                cursor: Cursor(1),
+                clamped_skew_ms: None,
+            },
+        };
+        store.apply_push_results(&first, &[ack]).expect("ack");
+        let edit = |title: &str| NotePatch {
+            title: Some(title.into()),
+            ..Default::default()
+        };
+        store.update_note(note.id, edit("bad")).expect("edit");
+        let refused = store.take_batch(10, usize::MAX).expect("batch");
+        store
+            .mark_failed(refused[0].mutation_id, "refused")
+            .expect("dead letter");
+        store.update_note(note.id, edit("good")).expect("fix");
+        // While a dead letter waits, later changes of the same note wait behind it.
+        assert!(store.take_batch(10, usize::MAX).expect("batch").is_empty());
+        store.retry_dead_letter(refused[0].mutation_id).expect("retry");
+        assert!(store.dead_letters().expect("dead").is_empty());
+        let left = store.take_batch(10, usize::MAX).expect("batch");
+        assert_eq!(left.len(), 1, "only the fix: {left:?}");
+        assert_eq!(left[0].fields["title"].value, "good");
+    }
 
     #[test]
     fn discarding_a_dead_letter_puts_its_fields_back_to_the_servers_version() {
