@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { absoluteTime, duration, isoTime, relativeTime, shortId } from './format';
+import { absoluteTime, duration, formatSeconds, isoTime, relativeTime, shortId } from './format';
 
 const NOW = Date.UTC(2025, 5, 15, 12, 0, 0);
 
@@ -78,5 +78,22 @@ describe('shortId', () => {
     expect(shortId('theme')).toBe('theme');
     expect(shortId('editor.font_size')).toBe('editor.font_size');
     expect(shortId('a-b')).toBe('a-b');
+  });
+});
+
+describe('formatSeconds', () => {
+  it('reads as seconds, minutes and hours', () => {
+    expect(formatSeconds(15)).toBe('15 s');
+    expect(formatSeconds(60)).toBe('1 min');
+    expect(formatSeconds(90)).toBe('1 min 30 s');
+    expect(formatSeconds(300)).toBe('5 min');
+    expect(formatSeconds(3600)).toBe('1 h');
+    expect(formatSeconds(5400)).toBe('1 h 30 min');
+    expect(formatSeconds(7199)).toBe('2 h');
+    expect(formatSeconds(86_400)).toBe('24 h');
+  });
+
+  it('is empty for what is not a number', () => {
+    expect(formatSeconds(Number.NaN)).toBe('');
   });
 });

@@ -61,3 +61,19 @@ export function shortId(id: string): string {
   const last = id.split('-').pop() ?? id;
   return /^[0-9a-f]{12}$/i.test(last) && id.length === 36 ? last : id;
 }
+
+/** A number of seconds in words for a setting: "45 s", "5 min", "1 min 30 s", "2 h", "1 h 30 min". */
+export function formatSeconds(secs: number): string {
+  if (!Number.isFinite(secs)) return '';
+  const s = Math.max(0, Math.round(secs));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) {
+    const min = Math.floor(s / 60);
+    const rest = s % 60;
+    return rest ? `${min} min ${rest} s` : `${min} min`;
+  }
+  const h = Math.floor(s / 3600);
+  const min = Math.round((s % 3600) / 60);
+  if (min === 60) return `${h + 1} h`;
+  return min ? `${h} h ${min} min` : `${h} h`;
+}
