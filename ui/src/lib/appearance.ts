@@ -1,8 +1,56 @@
-// Placeholder until the settings panel lands.
-export function applyTheme(theme: string): void {
-  const dark = theme === 'dark' || (theme === 'system' && window.matchMedia?.('(prefers-color-scheme: dark)').matches);
-  document.documentElement.dataset.theme = dark ? 'dark' : 'light';
+// The window's look from the preferences: the colour theme (data-theme on <html>, which
+// style.css switches on) and the editor's font size (--font-size-editor). App calls these at
+// start-up, Settings whenever the preference changes.
+
+export type Theme = 'system' | 'light' | 'dark';
+
+const DARK_QUERY = '(prefers-color-scheme: dark)';
+
+let systemQuery: MediaQueryList | null = null;
+let followSystem: (() => void) | null = null;
+
+function darkQuery(): MediaQueryList | null {
+  return typeof window !== 'undefined' && typeof window.matchMedia === 'function'
+    ? window.matchMedia(DARK_QUERY)
+    : null;
 }
+
+/** 'light' or 'dark': the theme itself, or for 'system' (and anything unknown) the OS's. */
+export function resolveTheme(theme: string): 'light' | 'dark' {
+  if (theme === 'light' || theme === 'dark') return theme;
+  return darkQuery()?.matches ? 'dark' : 'light';
+}
+
+/**
+ * Sets `data-theme` on <html>. With 'system' the window also follows the OS when it switches
+ * between light and dark while the app runs.
+ */
+export function applyTheme(theme: string): void {
+  const root = document.documentElement;
+  if (followSystem && systemQuery) {
+    systemQuery.removeEventListener('change', followSystem);
+  }
+  followSystem = null;
+  systemQuery = null;
+  root.dataset.theme = resolveTheme(theme);
+  if (theme !== 'light' && theme !== 'dark') {
+    const query = darkQuery();
+    if (query && typeof query.addEventListener === 'function') {
+      followSystem = () => {
+        root.dataset.theme = query.matches ? 'dark' : 'light';
+      };
+      systemQuery = query;
+      query.addEventListener('change', followSystem);
+    }
+  }
+}
+
+export const FONT_SIZE_MIN = 8;
+export const FONT_SIZE_MAX = 40;
+
+/** Sets --font-size-editor (in px, kept within 8 to 40); a value that is not a number is ignored. */
 export function applyFontSize(px: number): void {
-  document.documentElement.style.setProperty('--font-size-editor', `${px}px`);
+  if (!Number.isFinite(px)) return;
+  const size = Math.min(FONT_SIZE_MAX, Math.max(FONT_SIZE_MIN, Math.round(px)));
+  document.documentElement.style.setProperty('--font-size-editor', `${size}px`);
 }

@@ -1,0 +1,58 @@
+// For component tests only (never imported by the app): Tauri's IPC faked with mockIPC, every
+// call recorded so a test can assert the exact command and arguments the UI sent.
+import { mockIPC } from '@tauri-apps/api/mocks';
+import { changes, sync, ui } from './state.svelte';
+
+export type Call = { cmd: string; args: Record<string, unknown> };
+type Handler = (args: Record<string, unknown>) => unknown;
+
+/**
+ * Answers each command with its handler (a handler that throws makes the command reject with
+ * what it threw, as an `AppError` from Rust would); a command without one rejects.
+ */
+export function fakeIpc(handlers: Record<string, Handler>) {
+  const calls: Call[] = [];
+  mockIPC((cmd, payload) => {
+    const args = (payload ?? {}) as Record<string, unknown>;
+    calls.push({ cmd, args });
+    const handler = handlers[cmd];
+    if (!handler) throw { code: 'internal', message: `no fake for ${cmd}` };
+    return handler(args);
+  });
+  return {
+    calls,
+    /** The arguments of every call of `cmd`, in order. */
+    argsOf: (cmd: string) => calls.filter((c) => c.cmd === cmd).map((c) => c.args),
+    count: (cmd: string) => calls.filter((c) => c.cmd === cmd).length,
+    /** Commands sent, in order, without the reads a test does not care about. */
+    sent: (...ignore: string[]) => calls.filter((c) => !ignore.includes(c.cmd)),
+  };
+}
+
+/** An error as a command rejects with it. */
+export function appError(code: string, message: string): { code: string; message: string } {
+  return { code, message };
+}
+
+/** A promise the test settles by hand, to see the UI while a command runs. */
+export function deferred<T>() {
+  let resolve!: (value: T) => void;
+  let reject!: (reason: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** The shared state back to how App starts. */
+export function resetState(): void {
+  ui.panel = 'notes';
+  ui.selectedId = null;
+  ui.conflictId = null;
+  ui.error = null;
+  ui.notice = null;
+  sync.status = null;
+  changes.version = 0;
+  changes.notes = new Set();
+}
