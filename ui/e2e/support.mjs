@@ -11,7 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Builder, By, Capabilities, until } from 'selenium-webdriver';
+import { Builder, By, Capabilities, Key, until } from 'selenium-webdriver';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const DRIVER_PORT = 4444; // tauri-driver
@@ -215,4 +215,14 @@ export async function screenshot(driver, name) {
 
 export function removeDir(dir) {
   if (dir) rmSync(dir, { recursive: true, force: true });
+}
+
+/** Ctrl+A as real key presses (W3C actions: a chord through sendKeys can leave Ctrl held). */
+export async function selectAll(driver) {
+  await driver.actions().keyDown(Key.CONTROL).sendKeys('a').keyUp(Key.CONTROL).perform();
+}
+
+/** Text as key presses, each line break an Enter. */
+export function keys(text) {
+  return text.split('\n').flatMap((line, i) => (i === 0 ? [line] : [Key.ENTER, line]));
 }
