@@ -210,6 +210,7 @@ fn note(store: &Store, out: &Printer, cmd: &NoteCmd) -> Result<()> {
                 tag: tag.clone(),
                 limit: *limit,
                 after: after.clone(),
+                offset: 0,
             };
             let mut page = store.list_notes(&query)?;
             if *all {
