@@ -282,7 +282,7 @@ fn walk(root: &Path, skipped: &mut Vec<SkippedFile>) -> Result<Vec<Found>> {
                     ));
                     continue;
                 }
-                let notebook = folder.clone().or_else(|| Some(name));
+                let notebook = folder.clone().or(Some(name));
                 subfolders.push((path, notebook));
             } else if meta.is_file() && is_note_file(&path) {
                 found.push(Found {
