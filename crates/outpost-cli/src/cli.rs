@@ -40,6 +40,18 @@ pub enum Command {
     Outbox(OutboxCmd),
     /// Counts: notes, pending and failed changes, conflicts.
     Status,
+    /// Write every note not in the Trash to DIR as Markdown, one subfolder per notebook. DIR
+    /// must be new, empty, or an earlier export (whose files are the only ones replaced).
+    Export {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Import the .md, .markdown and .txt files under DIR (a first-level subfolder becomes the
+    /// notebook); notes already here (same id) and unreadable files are skipped and listed.
+    Import {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Create N test notes, each in its own transaction, as a typing user would (QA helper).
     Seed(SeedArgs),
     /// Create an account on a sync server and sign this device in.

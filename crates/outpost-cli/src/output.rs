@@ -2,7 +2,8 @@
 
 use anyhow::Result;
 use outpost_core::{
-    LocalStatus, Note, NotePage, Notebook, OutboxEntry, Pref, SearchHit, SyncState,
+    LocalStatus, MarkdownExport, MarkdownImport, Note, NotePage, Notebook, OutboxEntry, Pref,
+    SearchHit, SyncState,
 };
 use serde::Serialize;
 use std::io::Write;
@@ -260,6 +261,32 @@ impl Printer {
         Ok(())
     }
 
+    pub fn exported(&self, export: &MarkdownExport) -> Result<()> {
+        if self.json {
+            return json_line(export);
+        }
+        println!(
+            "exported {} notes ({} notebook folders) to {}",
+            export.notes, export.notebooks, export.dir
+        );
+        Ok(())
+    }
+
+    pub fn imported(&self, import: &MarkdownImport) -> Result<()> {
+        if self.json {
+            return json_line(import);
+        }
+        println!(
+            "imported {} notes; skipped {} files",
+            import.imported,
+            import.skipped.len()
+        );
+        for file in &import.skipped {
+            println!("  {}: {}", file.path, file.reason);
+        }
+        Ok(())
+    }
+
     /// A one-line outcome for commands that change something but return nothing to show.
     pub fn message(&self, text: &str, json: serde_json::Value) -> Result<()> {
         if self.json {
@@ -273,7 +300,7 @@ impl Printer {
 pub fn core_exit_code(err: &outpost_core::Error) -> u8 {
     match err.code() {
         "not_found" => 3,
-        "invalid_input" | "too_large" => 4,
+        "invalid_input" | "too_large" | "folder_not_empty" | "not_text" => 4,
         "data_dir_in_use" | "busy" => 5,
         "not_a_database" | "database_corrupt" | "database_too_new" => 6,
         "disk_full" | "read_only" => 7,

@@ -21,6 +21,8 @@ pub fn run(args: &Args) -> Result<()> {
         Command::Pref(cmd) => pref(&store, &out, cmd),
         Command::Outbox(OutboxCmd::Ls { limit }) => out.outbox(&store.outbox(*limit)?),
         Command::Status => status(&store, &out),
+        Command::Export { dir } => out.exported(&store.export_markdown(dir)?),
+        Command::Import { dir } => out.imported(&store.import_markdown(dir)?),
         Command::Seed(seed_args) => seed(&store, &out, seed_args),
         Command::Register(auth) => sync::sign_in(&store, &out, auth, true),
         Command::Login(auth) => sync::sign_in(&store, &out, auth, false),

@@ -52,6 +52,15 @@ pub enum Error {
     #[error("the database {} is busy (another writer holds it); try again", path.display())]
     Busy { path: PathBuf },
 
+    #[error(
+        "the folder {} is not empty and was not written by an Outpost export; choose an empty or new folder",
+        path.display()
+    )]
+    FolderNotEmpty { path: PathBuf },
+
+    #[error("{} is not UTF-8 text", path.display())]
+    NotText { path: PathBuf },
+
     #[error("{} : {source}", path.display())]
     Io {
         path: PathBuf,
@@ -83,6 +92,8 @@ impl Error {
             Error::DiskFull { .. } => "disk_full",
             Error::ReadOnly { .. } => "read_only",
             Error::Busy { .. } => "busy",
+            Error::FolderNotEmpty { .. } => "folder_not_empty",
+            Error::NotText { .. } => "not_text",
             Error::Io { .. } => "io",
             Error::Sqlite(_) => "database",
             Error::Migration(_) => "migration",
@@ -94,6 +105,18 @@ impl Error {
         Error::NotFound {
             what,
             id: id.to_string(),
+        }
+    }
+
+    /// A file-system error on `path`, with the meanings a user acts on (a missing or read-only
+    /// place, a full disk) given their own codes.
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        let path = path.to_path_buf();
+        match source.kind() {
+            K::StorageFull => Error::DiskFull { path },
+            K::ReadOnlyFilesystem => Error::ReadOnly { path },
+            _ => Error::Io { path, source },
         }
     }
 

@@ -1,12 +1,18 @@
 //! Outpost's core: the local store (SQLite, the UI's source of truth), the outbox, the hybrid
 //! logical clock and the change stream; the sync engine joins it in a later issue.
 //!
+//! Beside the store: Markdown import and export of a folder ([`Store::export_markdown`],
+//! [`Store::import_markdown`]) and editing notes in an external editor ([`ExternalEdits`]).
+//!
 //! It knows nothing of Tauri: the desktop app, the CLI, tests and benchmarks all drive this
 //! crate directly. Start at [`Store::open`].
 
 pub mod clock;
 mod db;
 mod error;
+mod external;
+mod files;
+mod markdown;
 mod meta;
 mod model;
 mod notebooks;
@@ -21,6 +27,8 @@ pub mod testhook;
 
 pub use db::Synchronous;
 pub use error::{Error, Result};
+pub use external::{ExternalEdits, ExternalEvent, ExternalOutcome};
+pub use markdown::{MarkdownExport, MarkdownImport, SkippedFile};
 pub use model::{
     Change, ListQuery, LocalStatus, Note, NoteDraft, NotePage, NotePatch, NoteSummary, NoteView,
     Notebook, OutboxEntry, SearchHit, SnippetPart, SyncState,

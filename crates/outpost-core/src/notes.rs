@@ -264,6 +264,14 @@ fn load_note(conn: &Connection, path: &Path, id: NoteId) -> Result<Note> {
         .ok_or_else(|| Error::not_found("note", id))
 }
 
+/// Runs the checks [`Store::import_notes`] runs on each draft, so that a caller importing many
+/// files can set one bad file aside instead of failing the whole batch.
+pub(crate) fn check_draft(draft: &NoteDraft) -> Result<()> {
+    check_title(&draft.title)?;
+    check_body(&draft.body)?;
+    normalize_tags(draft.tags.clone()).map(drop)
+}
+
 /// A draft whose title, body and tags passed the checks.
 struct CheckedDraft {
     draft: NoteDraft,

@@ -345,7 +345,10 @@ fn lists_page_in_order_pinned_first_and_filter_by_notebook_and_tag() {
 
     // The window's virtual list: a count for the scrollbar, then any window by offset, in the
     // same order as paging by token.
-    assert_eq!(store.count_notes(&ListQuery::default()).expect("count"), 249);
+    assert_eq!(
+        store.count_notes(&ListQuery::default()).expect("count"),
+        249
+    );
     let count_nb = ListQuery {
         notebook_id: Some(nb.id),
         ..Default::default()
@@ -359,7 +362,11 @@ fn lists_page_in_order_pinned_first_and_filter_by_notebook_and_tag() {
         })
         .expect("window");
     let ids_in_window: Vec<NoteId> = window.items.iter().map(|n| n.id).collect();
-    assert_eq!(ids_in_window, seen[200..], "the last 49 notes, in list order");
+    assert_eq!(
+        ids_in_window,
+        seen[200..],
+        "the last 49 notes, in list order"
+    );
     assert_eq!(window.next, None);
     let both = store.list_notes(&ListQuery {
         offset: 1,
