@@ -25,7 +25,10 @@ fn main() -> ExitCode {
     match result {
         Ok(1) => ExitCode::SUCCESS,
         Ok(n) => {
-            eprintln!("poison_outbox: {n} unsent entries of note {note} in {}", db.display());
+            eprintln!(
+                "poison_outbox: {n} unsent entries of note {note} in {}",
+                db.display()
+            );
             ExitCode::FAILURE
         }
         Err(err) => {

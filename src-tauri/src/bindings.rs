@@ -11,8 +11,8 @@ mod tests {
 
     use outpost_core::sync::{Conflict, Resolution, SyncStatus};
     use outpost_core::{
-        ListQuery, LocalStatus, Note, NoteDraft, NotePage, NotePatch, Notebook, OutboxEntry, Pref,
-        SearchHit,
+        ExternalEvent, ListQuery, LocalStatus, MarkdownExport, MarkdownImport, Note, NoteDraft,
+        NotePage, NotePatch, Notebook, OutboxEntry, Pref, SearchHit,
     };
     use ts_rs::{Config, TS};
 
@@ -43,13 +43,20 @@ mod tests {
         AppPaths::export_all(&cfg)?;
         NotesChanged::export_all(&cfg)?;
         CommandError::export_all(&cfg)?;
+        MarkdownExport::export_all(&cfg)?;
+        MarkdownImport::export_all(&cfg)?;
+        ExternalEvent::export_all(&cfg)?;
         Ok(())
     }
 
     /// Every `.ts` file under `dir`, by path relative to it (ts-rs puts `serde_json::Value` in
     /// a subdirectory).
     fn read_dir(dir: &Path) -> std::io::Result<BTreeMap<PathBuf, String>> {
-        fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) -> std::io::Result<()> {
+        fn walk(
+            root: &Path,
+            dir: &Path,
+            out: &mut BTreeMap<PathBuf, String>,
+        ) -> std::io::Result<()> {
             for entry in std::fs::read_dir(dir)? {
                 let path = entry?.path();
                 if path.is_dir() {
@@ -74,7 +81,10 @@ mod tests {
         let fresh_dir = tempfile::tempdir()?;
         export_all(fresh_dir.path())?;
         let fresh = read_dir(fresh_dir.path())?;
-        assert!(fresh.contains_key(Path::new("Note.ts")) && fresh.contains_key(Path::new("SyncStatus.ts")));
+        assert!(
+            fresh.contains_key(Path::new("Note.ts"))
+                && fresh.contains_key(Path::new("SyncStatus.ts"))
+        );
         if std::env::var_os("OUTPOST_UPDATE_BINDINGS").is_some() {
             if committed_dir.exists() {
                 std::fs::remove_dir_all(&committed_dir)?;

@@ -9,13 +9,14 @@
 //! generate its permission), in `main.rs`'s `generate_handler!`, in the capability file and in
 //! `ui/src/api.ts`; `tests::every_command_is_granted_and_wrapped` checks the last three.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use outpost_core::sync::doctor::{self, Diagnosis, Repair};
 use outpost_core::sync::{Conflict, Resolution, SyncError, SyncStatus, account};
 use outpost_core::{
-    ListQuery, LocalStatus, MutationId, Note, NoteDraft, NoteId, NotePage, NotePatch, Notebook,
-    NotebookId, OutboxEntry, Pref, SearchHit,
+    ListQuery, LocalStatus, MarkdownExport, MarkdownImport, MutationId, Note, NoteDraft, NoteId,
+    NotePage, NotePatch, Notebook, NotebookId, OutboxEntry, Pref, SearchHit,
 };
 use serde::Serialize;
 use tauri::State;
@@ -137,7 +138,10 @@ pub async fn rename_notebook(
     id: NotebookId,
     name: String,
 ) -> Result<Notebook, AppError> {
-    blocking(state, move |app| Ok(app.store.rename_notebook(id, &name)?)).await
+    blocking(state, move |app| {
+        Ok(app.store.rename_notebook(id, &name)?)
+    })
+    .await
 }
 
 /// Deletes a notebook; its notes stay, outside any notebook.
@@ -359,6 +363,78 @@ pub async fn sign_out(state: State<'_, AppState>) -> Result<(), AppError> {
 
 // ---- Files ----------------------------------------------------------------------------------
 
+/// Writes the note to a Markdown file, opens it in the user's default editor for `.md` files and
+/// watches it: each save there comes back through the normal write path (and syncs), reported
+/// as an `external-edit` event. Answers the file's path.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn open_in_editor(
+    state: State<'_, AppState>,
+    app_handle: tauri::AppHandle,
+    id: NoteId,
+) -> Result<String, AppError> {
+    let forward = app_handle.clone();
+    let path = blocking(state, move |app| {
+        let edits = app.external_edits(|edits| {
+            crate::events::forward_external_edits(forward, edits.subscribe());
+        })?;
+        Ok(edits.open(id)?)
+    })
+    .await?;
+    use tauri_plugin_opener::OpenerExt;
+    app_handle
+        .opener()
+        .open_path(path.display().to_string(), None::<&str>)
+        .map_err(|e| AppError::Open(format!("{}: {e}", path.display())))?;
+    Ok(path.display().to_string())
+}
+
+/// A folder for import or export: the one given (tests, scripts), else the user picks one.
+async fn folder(
+    app_handle: &tauri::AppHandle,
+    dir: Option<String>,
+    title: &str,
+) -> Result<PathBuf, AppError> {
+    if let Some(dir) = dir.filter(|d| !d.trim().is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    use tauri_plugin_dialog::DialogExt;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    app_handle
+        .dialog()
+        .file()
+        .set_title(title)
+        .pick_folder(move |picked| {
+            let _ = tx.send(picked);
+        });
+    let picked = rx.await.ok().flatten().ok_or(AppError::Cancelled)?;
+    picked
+        .into_path()
+        .map_err(|e| AppError::Open(format!("the chosen folder: {e}")))
+}
+
+/// Writes every note (not the Trash) as Markdown files, a folder per notebook.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn export_markdown(
+    state: State<'_, AppState>,
+    app_handle: tauri::AppHandle,
+    dir: Option<String>,
+) -> Result<MarkdownExport, AppError> {
+    let dir = folder(&app_handle, dir, "Export notes to a folder").await?;
+    blocking(state, move |app| Ok(app.store.export_markdown(&dir)?)).await
+}
+
+/// Reads every Markdown file of a folder as a new note (a first-level folder is a notebook);
+/// files it cannot take are listed with the reason.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn import_markdown(
+    state: State<'_, AppState>,
+    app_handle: tauri::AppHandle,
+    dir: Option<String>,
+) -> Result<MarkdownImport, AppError> {
+    let dir = folder(&app_handle, dir, "Import Markdown files from a folder").await?;
+    blocking(state, move |app| Ok(app.store.import_markdown(&dir)?)).await
+}
+
 /// Where the data directory and the logs are, for the diagnostics screen and bug reports.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -383,7 +459,6 @@ pub async fn app_paths(
             .map(|d| d.display().to_string()),
     })
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -442,8 +517,14 @@ mod tests {
             code: "data_dir_in_use",
             message: "in use".into(),
         };
-        let err = state.app().err().map(|e| (e.code().to_owned(), e.to_string()));
-        assert_eq!(err, Some(("data_dir_in_use".to_owned(), "in use".to_string())));
+        let err = state
+            .app()
+            .err()
+            .map(|e| (e.code().to_owned(), e.to_string()));
+        assert_eq!(
+            err,
+            Some(("data_dir_in_use".to_owned(), "in use".to_string()))
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

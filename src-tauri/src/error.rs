@@ -21,6 +21,12 @@ pub enum AppError {
     /// the window can say why (e.g. `data_dir_in_use`) instead of the app dying without a word.
     #[error("{message}")]
     StoreUnavailable { code: &'static str, message: String },
+    /// The user closed a folder picker without choosing: the window says nothing.
+    #[error("no folder was chosen")]
+    Cancelled,
+    /// The system could not open a file or folder (no editor for `.md`, a broken picker).
+    #[error("could not open {0}")]
+    Open(String),
     /// Tauri itself failed, e.g. no app data dir, or a blocking task that panicked.
     #[error("internal error: {0}")]
     Runtime(#[from] tauri::Error),
@@ -33,6 +39,8 @@ impl AppError {
             AppError::Core(err) => err.code(),
             AppError::Sync(err) => err.code(),
             AppError::StoreUnavailable { code, .. } => code,
+            AppError::Cancelled => "cancelled",
+            AppError::Open(_) => "cannot_open",
             AppError::Runtime(_) => "internal",
         }
     }

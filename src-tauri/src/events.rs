@@ -1,8 +1,8 @@
 //! The events the window listens to: `notes-changed` (batched store changes) and
 //! `sync-status` (the status bar). Their payload types are exported to TypeScript.
 
-use outpost_core::Change;
 use outpost_core::sync::SyncStatus;
+use outpost_core::{Change, ExternalEvent};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
@@ -12,6 +12,8 @@ use tokio::sync::watch;
 pub const NOTES_CHANGED: &str = "notes-changed";
 /// On it, the status bar redraws; the payload is the whole [`SyncStatus`].
 pub const SYNC_STATUS: &str = "sync-status";
+/// A save in an external editor was taken in, or could not be ([`ExternalEvent`]).
+pub const EXTERNAL_EDIT: &str = "external-edit";
 
 /// Payload of `notes-changed`. Changes that arrive together are sent as one batch, so a burst
 /// (an import, a sync page) costs the UI one re-read. `complete` is false when the channel
@@ -24,7 +26,10 @@ pub struct NotesChanged {
 }
 
 /// Drains everything already queued after `first` into one batch.
-fn batch(first: Result<Change, RecvError>, changes: &mut broadcast::Receiver<Change>) -> NotesChanged {
+fn batch(
+    first: Result<Change, RecvError>,
+    changes: &mut broadcast::Receiver<Change>,
+) -> NotesChanged {
     let mut batch = NotesChanged {
         changes: Vec::new(),
         complete: true,
@@ -74,6 +79,24 @@ pub fn forward_sync_status(app: AppHandle, mut status: watch::Receiver<SyncStatu
             }
             if status.changed().await.is_err() {
                 break;
+            }
+        }
+    });
+}
+
+pub fn forward_external_edits(app: AppHandle, mut events: broadcast::Receiver<ExternalEvent>) {
+    tauri::async_runtime::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if let Err(err) = app.emit(EXTERNAL_EDIT, &event) {
+                        tracing::warn!(error = %err, "could not emit {EXTERNAL_EDIT}");
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "external edit events lagged");
+                }
+                Err(RecvError::Closed) => break,
             }
         }
     });

@@ -69,7 +69,10 @@ mod tests {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(files.len(), 1, "{files:?}");
-        assert!(files[0].starts_with("outpost.") && files[0].ends_with(".log"), "{files:?}");
+        assert!(
+            files[0].starts_with("outpost.") && files[0].ends_with(".log"),
+            "{files:?}"
+        );
         let text = std::fs::read_to_string(logs.join(&files[0]))?;
         assert!(text.contains("sync cycle done"));
         Ok(())
@@ -77,7 +80,9 @@ mod tests {
 
     #[test]
     fn an_unwritable_log_dir_is_a_clear_error() {
-        let err = appender(Path::new("/proc/outpost-logs")).err().unwrap_or_default();
+        let err = appender(Path::new("/proc/outpost-logs"))
+            .err()
+            .unwrap_or_default();
         assert!(err.contains("/proc/outpost-logs"), "{err}");
     }
 }

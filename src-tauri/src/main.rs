@@ -48,6 +48,10 @@ fn main() {
     }
     let app = builder
         .plugin(tauri_plugin_window_state::Builder::default().build())
+        // Used from Rust only (no JavaScript permission granted): the folder picker of import
+        // and export, and opening a note's file in the user's editor.
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_opener::init())
         .setup(|app| {
             logs::init(app.handle());
             let state = match open_store(app.handle()) {
@@ -104,6 +108,9 @@ fn main() {
             commands::sign_in,
             commands::sign_out,
             commands::app_paths,
+            commands::open_in_editor,
+            commands::export_markdown,
+            commands::import_markdown,
         ])
         // The symlink src-tauri/tauri.conf.json -> ../tauri.conf.json: see build.rs for why.
         .build(tauri::generate_context!("tauri.conf.json"));

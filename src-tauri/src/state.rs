@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use outpost_core::sync::vault::TokenVault;
 use outpost_core::sync::{EngineConfig, EngineState, SyncEngine, SyncStatus};
-use outpost_core::{APP_IDENTIFIER, Store};
+use outpost_core::{APP_IDENTIFIER, ExternalEdits, Store};
 use tokio::sync::watch;
 
 use crate::error::AppError;
@@ -17,6 +17,8 @@ pub struct Outpost {
     pub vault: TokenVault,
     engine: Mutex<Option<SyncEngine>>,
     status: watch::Receiver<SyncStatus>,
+    /// Notes open in an external editor, started on first use.
+    external: Mutex<Option<Arc<ExternalEdits>>>,
 }
 
 impl Outpost {
@@ -36,6 +38,7 @@ impl Outpost {
             vault,
             engine: Mutex::new(Some(engine)),
             status,
+            external: Mutex::new(None),
         }
     }
 
@@ -51,6 +54,23 @@ impl Outpost {
     pub fn with_engine<T>(&self, f: impl FnOnce(&SyncEngine) -> T) -> Option<T> {
         let engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
         engine.as_ref().map(f)
+    }
+
+    /// The watcher of notes open in an external editor; `started` is called once, with it, the
+    /// first time (the app forwards its events to the window).
+    pub fn external_edits(
+        &self,
+        started: impl FnOnce(&ExternalEdits),
+    ) -> outpost_core::Result<Arc<ExternalEdits>> {
+        let mut slot = self.external.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(edits) = slot.as_ref() {
+            return Ok(Arc::clone(edits));
+        }
+        let dir = self.store.data_dir().join("open-in-editor");
+        let edits = Arc::new(ExternalEdits::start(Arc::clone(&self.store), dir)?);
+        started(&edits);
+        *slot = Some(Arc::clone(&edits));
+        Ok(edits)
     }
 
     /// Waits until no cycle is running (at most `limit`), so a check of the store against the
@@ -76,7 +96,10 @@ impl Outpost {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(engine) = engine {
-            if tokio::time::timeout(limit, engine.shutdown()).await.is_err() {
+            if tokio::time::timeout(limit, engine.shutdown())
+                .await
+                .is_err()
+            {
                 tracing::warn!(?limit, "sync engine did not stop in time; quitting anyway");
             } else {
                 tracing::info!("sync engine stopped");

@@ -10,8 +10,11 @@ import type { AppPaths } from './bindings/AppPaths';
 import type { CommandError } from './bindings/CommandError';
 import type { Conflict } from './bindings/Conflict';
 import type { DoctorReport } from './bindings/DoctorReport';
+import type { ExternalEvent } from './bindings/ExternalEvent';
 import type { ListQuery } from './bindings/ListQuery';
 import type { LocalStatus } from './bindings/LocalStatus';
+import type { MarkdownExport } from './bindings/MarkdownExport';
+import type { MarkdownImport } from './bindings/MarkdownImport';
 import type { MutationId } from './bindings/MutationId';
 import type { Note } from './bindings/Note';
 import type { NoteDraft } from './bindings/NoteDraft';
@@ -34,6 +37,9 @@ export type * from './bindings/Diagnosis';
 export type * from './bindings/Difference';
 export type * from './bindings/DoctorReport';
 export type * from './bindings/EngineState';
+export type * from './bindings/ExternalEvent';
+export type * from './bindings/MarkdownExport';
+export type * from './bindings/MarkdownImport';
 export type * from './bindings/ListQuery';
 export type * from './bindings/LocalStatus';
 export type * from './bindings/Note';
@@ -130,6 +136,14 @@ export const signIn = (server_url: string, email: string, password: string, new_
   invoke<AccountInfo>('sign_in', { server_url, email, password, new_account });
 export const signOut = () => invoke<null>('sign_out');
 
+// ---- Files ----
+
+/** Opens the note in the system's editor for .md files; its saves come back as edits. */
+export const openInEditor = (id: NoteId) => invoke<string>('open_in_editor', { id });
+/** Without `dir` the user picks a folder; a closed picker rejects with code `cancelled`. */
+export const exportMarkdown = (dir?: string) => invoke<MarkdownExport>('export_markdown', { dir });
+export const importMarkdown = (dir?: string) => invoke<MarkdownImport>('import_markdown', { dir });
+
 // ---- Events ----
 
 /** Calls `onChange` whenever the core reports that notes changed (batched). */
@@ -140,4 +154,9 @@ export function onNotesChanged(onChange: (batch: NotesChanged) => void): Promise
 /** Calls `onStatus` with every new sync status (the status bar). */
 export function onSyncStatus(onStatus: (status: SyncStatus) => void): Promise<UnlistenFn> {
   return listen<SyncStatus>('sync-status', (event) => onStatus(event.payload));
+}
+
+/** Calls `onEdit` when a save in an external editor was taken in (or could not be). */
+export function onExternalEdit(onEdit: (event: ExternalEvent) => void): Promise<UnlistenFn> {
+  return listen<ExternalEvent>('external-edit', (event) => onEdit(event.payload));
 }

@@ -306,10 +306,21 @@ mod tests {
         store.retry_dead_letter(sent[0].mutation_id).expect("retry");
         assert!(store.dead_letters().expect("dead").is_empty());
         let queued = store.outbox(10).expect("outbox");
-        assert_eq!(queued.len(), 1, "the retry joins the queued fix: {queued:?}");
+        assert_eq!(
+            queued.len(),
+            1,
+            "the retry joins the queued fix: {queued:?}"
+        );
         let fields = &queued[0].fields;
-        assert_eq!(fields["tags"].value, serde_json::json!(["valve"]), "the fix wins");
-        assert_eq!(fields["title"].value, "Pump 4", "the unfixed fields are sent again");
+        assert_eq!(
+            fields["tags"].value,
+            serde_json::json!(["valve"]),
+            "the fix wins"
+        );
+        assert_eq!(
+            fields["title"].value, "Pump 4",
+            "the unfixed fields are sent again"
+        );
         assert_eq!(
             store.get_note(note.id).expect("note").sync_state,
             SyncState::Pending
@@ -343,7 +354,9 @@ mod tests {
         store.update_note(note.id, edit("good")).expect("fix");
         // While a dead letter waits, later changes of the same note wait behind it.
         assert!(store.take_batch(10, usize::MAX).expect("batch").is_empty());
-        store.retry_dead_letter(refused[0].mutation_id).expect("retry");
+        store
+            .retry_dead_letter(refused[0].mutation_id)
+            .expect("retry");
         assert!(store.dead_letters().expect("dead").is_empty());
         let left = store.take_batch(10, usize::MAX).expect("batch");
         assert_eq!(left.len(), 1, "only the fix: {left:?}");
