@@ -16,7 +16,7 @@ mod tests {
     };
     use ts_rs::{Config, TS};
 
-    use crate::commands::{AccountInfo, AppPaths, DoctorReport};
+    use crate::commands::{AccountInfo, AppPaths, DoctorReport, EditorFile};
     use crate::error::CommandError;
     use crate::events::NotesChanged;
 
@@ -41,6 +41,7 @@ mod tests {
         DoctorReport::export_all(&cfg)?;
         AccountInfo::export_all(&cfg)?;
         AppPaths::export_all(&cfg)?;
+        EditorFile::export_all(&cfg)?;
         NotesChanged::export_all(&cfg)?;
         CommandError::export_all(&cfg)?;
         MarkdownExport::export_all(&cfg)?;

@@ -363,15 +363,26 @@ pub async fn sign_out(state: State<'_, AppState>) -> Result<(), AppError> {
 
 // ---- Files ----------------------------------------------------------------------------------
 
+/// A note's file for an external editor, and whether the system could open it.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct EditorFile {
+    pub path: String,
+    /// False when no app is set to open `.md` files: the window then shows the path, and saves
+    /// made to it by any editor still come back.
+    pub opened: bool,
+    pub problem: Option<String>,
+}
+
 /// Writes the note to a Markdown file, opens it in the user's default editor for `.md` files and
 /// watches it: each save there comes back through the normal write path (and syncs), reported
-/// as an `external-edit` event. Answers the file's path.
+/// as an `external-edit` event.
 #[tauri::command(rename_all = "snake_case")]
 pub async fn open_in_editor(
     state: State<'_, AppState>,
     app_handle: tauri::AppHandle,
     id: NoteId,
-) -> Result<String, AppError> {
+) -> Result<EditorFile, AppError> {
     let forward = app_handle.clone();
     let path = blocking(state, move |app| {
         let edits = app.external_edits(|edits| {
@@ -380,12 +391,26 @@ pub async fn open_in_editor(
         Ok(edits.open(id)?)
     })
     .await?;
+    let path = path.display().to_string();
     use tauri_plugin_opener::OpenerExt;
-    app_handle
-        .opener()
-        .open_path(path.display().to_string(), None::<&str>)
-        .map_err(|e| AppError::Open(format!("{}: {e}", path.display())))?;
-    Ok(path.display().to_string())
+    let problem = if std::env::var_os("OUTPOST_NO_EXTERNAL_OPEN").is_some() {
+        // The real-window tests play the editor themselves.
+        Some("opening editors is turned off (OUTPOST_NO_EXTERNAL_OPEN)".to_owned())
+    } else {
+        app_handle
+            .opener()
+            .open_path(&path, None::<&str>)
+            .err()
+            .map(|e| e.to_string())
+    };
+    if let Some(problem) = &problem {
+        tracing::warn!(%problem, "could not open the note's file in an editor");
+    }
+    Ok(EditorFile {
+        opened: problem.is_none(),
+        path,
+        problem,
+    })
 }
 
 /// A folder for import or export: the one given (tests, scripts), else the user picks one.

@@ -2,6 +2,8 @@
 // create, edit, search, pin, trash and restore; the IPC path and the CSP that keeps the window
 // off the network.
 import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { By, Key } from 'selenium-webdriver';
 import {
@@ -18,7 +20,7 @@ describe('the notes window', { timeout: 180_000 }, () => {
   before(async () => {
     dataDir = tempDir('outpost-window-');
     seed(dataDir, SEEDED);
-    app = await openApp({ OUTPOST_DATA_DIR: dataDir });
+    app = await openApp({ OUTPOST_DATA_DIR: dataDir, OUTPOST_NO_EXTERNAL_OPEN: '1' });
     driver = app.driver;
   });
 
@@ -93,6 +95,43 @@ describe('the notes window', { timeout: 180_000 }, () => {
     await screenshot(driver, 'notes');
   });
 
+  it('takes in a save from an external editor, as if typed', async () => {
+    const row = (await rows(driver)).find((r) => r.title === 'Generator 7 service');
+    await driver.findElement(By.css(`[data-testid="note-row"][data-id="${row.id}"]`)).click();
+    await waitFor('editor on it', async () =>
+      (await driver.findElement(byTestId('editor-title')).getAttribute('value')) === 'Generator 7 service');
+    await click(driver, 'open-in-editor');
+    // No editor app under Xvfb: the window says where the file is, and the test is the editor.
+    const notice = await waitFor('file path shown', () => textOf(driver, 'notice'));
+    const file = notice.match(/Edit (.+\.md): each/)?.[1];
+    assert.ok(file && existsSync(file), notice);
+    assert.equal(readFileSync(file, 'utf8'), 'Oil changed. Coolant low on the east tank.');
+    writeFileSync(file, 'Oil changed. Coolant topped up on the east tank.\n');
+    await waitFor('saved from the editor', async () => (await textOf(driver, 'notice')) === 'Saved from your editor');
+    await waitFor('the editor shows it', async () =>
+      (await driver.findElement(byTestId('editor-body')).getText()).includes('Coolant topped up'));
+  });
+
+  it('exports every note as Markdown files and imports a folder', async () => {
+    const out = path.join(dataDir, 'export');
+    const done = await driver.executeAsyncScript(`
+      const done = arguments[arguments.length - 1];
+      window.__TAURI_INTERNALS__.invoke('export_markdown', { dir: arguments[0] }).then(done, (e) => done({ error: e }));
+    `, out);
+    assert.equal(done.notes, 3, JSON.stringify(done));
+    assert.match(readFileSync(path.join(out, 'Generator 7 service.md'), 'utf8'), /Coolant topped up/);
+    const inbox = path.join(dataDir, 'from-another-app');
+    mkdirSync(path.join(inbox, 'Site visits'), { recursive: true });
+    writeFileSync(path.join(inbox, 'Site visits', 'Dam 3.md'), '# Dam 3 spillway\n\nCrack at gate 2, 40 cm.\n');
+    const imported = await driver.executeAsyncScript(`
+      const done = arguments[arguments.length - 1];
+      window.__TAURI_INTERNALS__.invoke('import_markdown', { dir: arguments[0] }).then(done, (e) => done({ error: e }));
+    `, inbox);
+    assert.equal(imported.imported, 1, JSON.stringify(imported));
+    await waitFor('imported note listed', async () => (await rows(driver)).some((r) => r.title === 'Dam 3 spillway'));
+    await waitFor('its notebook listed', async () => (await textOf(driver, 'notebooks'))?.includes('Site visits'));
+  });
+
   it('lets the IPC through on its own scheme, without the postMessage fallback', async () => {
     // Tauri's IPC script calls the global fetch on `ipc://localhost/<cmd>` and falls back to
     // postMessage for good if that fails (e.g. a CSP that blocks `ipc:`). Watch one command.
@@ -114,7 +153,7 @@ describe('the notes window', { timeout: 180_000 }, () => {
     `);
     assert.deepEqual(seen.violations, []);
     assert.ok(seen.urls.some((u) => u.startsWith('ipc://localhost/count_notes')), JSON.stringify(seen));
-    assert.equal(seen.result.ok, 3, JSON.stringify(seen));
+    assert.equal(seen.result.ok, 4, JSON.stringify(seen));
   });
 
   it('cannot reach the network: the CSP blocks fetch', async () => {

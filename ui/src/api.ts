@@ -10,6 +10,7 @@ import type { AppPaths } from './bindings/AppPaths';
 import type { CommandError } from './bindings/CommandError';
 import type { Conflict } from './bindings/Conflict';
 import type { DoctorReport } from './bindings/DoctorReport';
+import type { EditorFile } from './bindings/EditorFile';
 import type { ExternalEvent } from './bindings/ExternalEvent';
 import type { ListQuery } from './bindings/ListQuery';
 import type { LocalStatus } from './bindings/LocalStatus';
@@ -36,6 +37,7 @@ export type * from './bindings/Conflict';
 export type * from './bindings/Diagnosis';
 export type * from './bindings/Difference';
 export type * from './bindings/DoctorReport';
+export type * from './bindings/EditorFile';
 export type * from './bindings/EngineState';
 export type * from './bindings/ExternalEvent';
 export type * from './bindings/MarkdownExport';
@@ -139,7 +141,7 @@ export const signOut = () => invoke<null>('sign_out');
 // ---- Files ----
 
 /** Opens the note in the system's editor for .md files; its saves come back as edits. */
-export const openInEditor = (id: NoteId) => invoke<string>('open_in_editor', { id });
+export const openInEditor = (id: NoteId) => invoke<EditorFile>('open_in_editor', { id });
 /** Without `dir` the user picks a folder; a closed picker rejects with code `cancelled`. */
 export const exportMarkdown = (dir?: string) => invoke<MarkdownExport>('export_markdown', { dir });
 export const importMarkdown = (dir?: string) => invoke<MarkdownImport>('import_markdown', { dir });
