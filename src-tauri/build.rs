@@ -11,6 +11,10 @@ const COMMANDS: &[&str] = &include!("commands.list");
 
 fn main() {
     println!("cargo:rerun-if-changed=commands.list");
+    // The window's files are embedded at compile time by `generate_context!`, which cargo does
+    // not track: rebuild when they change (and see the non-incremental profile of this crate in
+    // the workspace Cargo.toml).
+    println!("cargo:rerun-if-changed=../ui/dist");
     let manifest = tauri_build::AppManifest::new().commands(COMMANDS);
     let attributes = tauri_build::Attributes::new().app_manifest(manifest);
     if let Err(err) = tauri_build::try_build(attributes) {
