@@ -43,3 +43,15 @@ export function showNotice(message: string, ms = 4000): void {
   clearTimeout(noticeTimer);
   noticeTimer = setTimeout(() => (ui.notice = null), ms);
 }
+
+/** Work to finish before the window closes (the editor's unsaved keystrokes). */
+const beforeClose = new Set<() => Promise<void>>();
+
+export function onBeforeClose(flush: () => Promise<void>): () => void {
+  beforeClose.add(flush);
+  return () => beforeClose.delete(flush);
+}
+
+export async function finishBeforeClose(): Promise<void> {
+  await Promise.allSettled([...beforeClose].map((flush) => flush()));
+}
