@@ -144,7 +144,10 @@ describe('syncing from the window', { timeout: 300_000 }, () => {
     await waitFor('saved', async () => (await textOf(driver, 'save-state')) === 'Saved on this device');
     const id = (await waitFor('listed', () => rowOf('Substation B fence'))).id;
     // An older build queued a tag the server refuses.
-    execFileSync(bin('examples/poison_outbox'), [dataDir, id]);
+    await waitFor('the queued change poisoned', () => {
+      execFileSync(bin('examples/poison_outbox'), [dataDir, id], { stdio: 'pipe' });
+      return true;
+    });
     await click(driver, 'work-offline');
     await waitFor('refused shown', async () => (await textOf(driver, 'failed-count'))?.startsWith('1 refused'), 20_000);
     assert.equal((await rowOf('Substation B fence')).state, 'failed');
