@@ -18,6 +18,8 @@ APP_APT_PACKAGES=(
 WINDOW_TEST_APT_PACKAGES=(xvfb xauth webkit2gtk-driver)
 # What the server tests add: PostgreSQL, run as a throw-away cluster by scripts/pg-test-cluster.
 SERVER_TEST_APT_PACKAGES=(postgresql)
+# What scripts/check-deb adds: a virtual X server, xwininfo, desktop-file-validate.
+DEB_CHECK_APT_PACKAGES=(xvfb xauth x11-utils desktop-file-utils)
 
 # Vite 8 needs this; Debian 12's own nodejs (18) is too old.
 NODE_MIN_MAJOR=20
