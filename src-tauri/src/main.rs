@@ -75,6 +75,7 @@ fn main() {
                 }
             };
             app.manage(state);
+            quit_on_terminate(app.handle().clone());
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -128,6 +129,27 @@ fn main() {
         }
     });
 }
+
+/// SIGTERM (a logout, a shutdown, `kill`) quits like the window's close button does, so the
+/// engine stops after its cycle instead of the process vanishing mid-request.
+#[cfg(unix)]
+fn quit_on_terminate(handle: AppHandle) {
+    tauri::async_runtime::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                if term.recv().await.is_some() {
+                    tracing::info!("SIGTERM: quitting");
+                    handle.exit(0);
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot listen for SIGTERM"),
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn quit_on_terminate(_handle: AppHandle) {}
 
 /// On quit: let a cycle in progress finish (briefly) so its replies are applied; anything not
 /// acknowledged stays in the outbox and goes with the next start.

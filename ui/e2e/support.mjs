@@ -54,6 +54,21 @@ export async function waitForPort(port, timeoutMs) {
   }
 }
 
+/** Resolves true once nothing accepts connections on the port (false after `timeoutMs`). */
+async function portClosed(port, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const open = await new Promise((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port });
+      socket.once('connect', () => { socket.destroy(); resolve(true); });
+      socket.once('error', () => resolve(false));
+    });
+    if (!open) return true;
+    await sleep(100);
+  }
+  return false;
+}
+
 /** A port nothing listens on right now (the server restarts on the same one). */
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -147,6 +162,12 @@ export async function openApp(env) {
         const exited = new Promise((r) => driverProcess.once('exit', r));
         driverProcess.kill();
         await Promise.race([exited, sleep(5000)]);
+        // tauri-driver's WebKitWebDriver can outlive it for a moment; the next session needs
+        // its port (one session at a time), so wait for it to go, and end it if it lingers.
+        if (!(await portClosed(NATIVE_PORT, 3000))) {
+          try { execFileSync('pkill', ['-f', `WebKitWebDriver.*${NATIVE_PORT}`]); } catch { /* gone */ }
+          await portClosed(NATIVE_PORT, 3000);
+        }
       }
     },
   };
