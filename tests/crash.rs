@@ -55,6 +55,7 @@ fn kill_9_during_a_burst_of_writes_loses_nothing_committed_and_splits_nothing() 
             .args([
                 "seed",
                 "1000000",
+                "--one-by-one",
                 "--body-bytes",
                 "2048",
                 "--edit-every",

@@ -52,7 +52,7 @@ pub enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
-    /// Create N test notes, each in its own transaction, as a typing user would (QA helper).
+    /// Create N realistic test notes quickly (QA helper); prints how many and how long it took.
     Seed(SeedArgs),
     /// Create an account on a sync server and sign this device in.
     Register(AuthArgs),
@@ -241,11 +241,24 @@ pub enum OutboxCmd {
 
 #[derive(Debug, ClapArgs)]
 pub struct SeedArgs {
+    /// How many notes.
     pub count: u32,
-    /// Body size of each note in bytes.
-    #[arg(long, default_value_t = 1024)]
-    pub body_bytes: usize,
-    /// After every K creates, edit an earlier note (0: never).
-    #[arg(long, default_value_t = 0, value_name = "K")]
+    /// Put the notes in this notebook (name or id; created if there is none of that name).
+    #[arg(long, short, value_name = "NAME")]
+    pub notebook: Option<String>,
+    /// Body size of each note in bytes [default: realistic bodies of a few hundred bytes; with
+    /// --one-by-one 1024 bytes of filler].
+    #[arg(long, value_name = "BYTES")]
+    pub body_bytes: Option<usize>,
+    /// Each note in its own transaction, as a typing user would (slower: for crash tests).
+    /// Without it, notes are imported a thousand per transaction.
+    #[arg(long)]
+    pub one_by_one: bool,
+    /// With --one-by-one: after every K creates, edit an earlier note (0: never).
+    #[arg(long, default_value_t = 0, value_name = "K", requires = "one_by_one")]
     pub edit_every: u32,
+    /// Makes the notes' text reproducible (default: a new seed each run, so seeding twice never
+    /// makes two notes with the same text).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
 }

@@ -5,6 +5,7 @@
 mod cli;
 mod output;
 mod run;
+mod seed;
 mod sync;
 
 use clap::Parser;

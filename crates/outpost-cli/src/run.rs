@@ -1,6 +1,6 @@
 //! Runs a parsed command against the store: parse, call the core, print.
 
-use crate::cli::{Args, BodyArgs, Command, NoteCmd, NotebookCmd, OutboxCmd, PrefCmd, SeedArgs};
+use crate::cli::{Args, BodyArgs, Command, NoteCmd, NotebookCmd, OutboxCmd, PrefCmd};
 use crate::output::Printer;
 use crate::sync;
 use anyhow::{Context, Result, anyhow};
@@ -23,7 +23,7 @@ pub fn run(args: &Args) -> Result<()> {
         Command::Status => status(&store, &out),
         Command::Export { dir } => out.exported(&store.export_markdown(dir)?),
         Command::Import { dir } => out.imported(&store.import_markdown(dir)?),
-        Command::Seed(seed_args) => seed(&store, &out, seed_args),
+        Command::Seed(seed_args) => crate::seed::seed(&store, &out, seed_args),
         Command::Register(auth) => sync::sign_in(&store, &out, auth, true),
         Command::Login(auth) => sync::sign_in(&store, &out, auth, false),
         Command::Logout => sync::sign_out(&store, &out),
@@ -265,89 +265,9 @@ fn pref(store: &Store, out: &Printer, cmd: &PrefCmd) -> Result<()> {
     }
 }
 
-/// Deterministic filler text, so seeded notes are searchable with known words.
-const WORDS: &[&str] = &[
-    "pump",
-    "valve",
-    "seal",
-    "pressure",
-    "inspection",
-    "north",
-    "site",
-    "meter",
-    "replaced",
-    "leak",
-    "cable",
-    "panel",
-    "reading",
-    "checked",
-    "tower",
-    "signal",
-    "battery",
-    "filter",
-    "gauge",
-    "report",
-    "tank",
-    "motor",
-    "bearing",
-    "access",
-    "road",
-    "gate",
-    "sample",
-    "field",
-];
-
-fn filler(seed: u32, bytes: usize) -> String {
-    let mut out = String::with_capacity(bytes + 16);
-    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
-    while out.len() < bytes {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        out.push_str(WORDS[x as usize % WORDS.len()]);
-        out.push(' ');
-    }
-    out.truncate(bytes);
-    out
-}
-
-fn seed(store: &Store, out: &Printer, args: &SeedArgs) -> Result<()> {
-    let mut ids = Vec::with_capacity(args.count as usize);
-    for i in 0..args.count {
-        let note = store.create_note(NoteDraft {
-            title: format!("Seed note {i}"),
-            body: filler(i, args.body_bytes),
-            ..Default::default()
-        })?;
-        ids.push(note.id);
-        if args.edit_every > 0 && (i + 1) % args.edit_every == 0 {
-            let target = ids[(i as usize * 7) % ids.len()];
-            store.update_note(
-                target,
-                NotePatch {
-                    title: Some(format!("Seed note {i} (edited)")),
-                    body: Some(filler(i + 1, args.body_bytes)),
-                    ..Default::default()
-                },
-            )?;
-        }
-    }
-    out.message(
-        &format!("created {} notes", args.count),
-        serde_json::json!({ "created": args.count }),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn filler_is_deterministic_and_sized() {
-        assert_eq!(filler(3, 100), filler(3, 100));
-        assert_eq!(filler(3, 100).len(), 100);
-        assert_ne!(filler(3, 100), filler(4, 100));
-    }
 
     #[test]
     fn tags_split_on_commas() {

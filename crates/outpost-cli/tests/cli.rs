@@ -169,11 +169,14 @@ fn a_foreign_file_in_place_of_the_database_is_named_and_kept() {
 #[test]
 fn a_second_process_on_the_same_data_dir_is_told_who_holds_it() {
     let dir = tempfile::tempdir().expect("dir");
-    let mut writer = common::command(dir.path(), &["seed", "1000000", "--body-bytes", "64"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn writer");
+    let mut writer = common::command(
+        dir.path(),
+        &["seed", "1000000", "--one-by-one", "--body-bytes", "64"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn writer");
     // Wait until the writer holds the lock (it writes its pid into the lock file).
     let lock = dir.path().join("outpost.lock");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -195,4 +198,92 @@ fn a_second_process_on_the_same_data_dir_is_told_who_holds_it() {
     // Once it is gone the directory opens, with whatever it had committed intact.
     let status = json(dir.path(), &["status"]);
     assert_eq!(status["notes"], status["pending"]);
+}
+
+/// The QA helper: `outpost seed N` makes N realistic, distinct notes quickly, optionally in a
+/// notebook (made if missing), each with its outbox entry, and says how long it took.
+#[test]
+fn seed_makes_realistic_distinct_notes_quickly_in_a_notebook() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    let out = json(d, &["seed", "2500", "--notebook", "Site visits"]);
+    assert_eq!(out["created"], 2500, "{out}");
+    assert!(out["ms"].as_u64().is_some(), "it says how long: {out}");
+    let notebooks = json(d, &["notebook", "ls"]);
+    assert_eq!(notebooks[0]["name"], "Site visits", "{notebooks}");
+    assert_eq!(notebooks[0]["note_count"], 2500);
+    // Again into the same notebook: found by name, not made twice, and no text repeats.
+    let text = ok(d, &["seed", "500", "--notebook", "site visits"]);
+    assert!(
+        text.starts_with("created 500 notes in notebook \"site visits\" in "),
+        "{text}"
+    );
+    assert!(text.contains("notes/s"), "{text}");
+    assert_eq!(json(d, &["notebook", "ls"])[0]["note_count"], 3000);
+    let status = json(d, &["status"]);
+    // Each note queued once, and the notebook.
+    assert_eq!(
+        (&status["notes"], &status["pending"]),
+        (&3000.into(), &3001.into())
+    );
+
+    let listed = json(d, &["note", "ls", "--all", "--limit", "1000"]);
+    let titles: std::collections::BTreeSet<String> = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|n| n["title"].as_str().expect("title").to_owned())
+        .collect();
+    assert_eq!(titles.len(), 3000, "each title once");
+    let shown = json(
+        d,
+        &[
+            "note",
+            "show",
+            listed["items"][0]["id"].as_str().expect("id"),
+        ],
+    );
+    let body = shown["body"].as_str().expect("body");
+    assert!(body.starts_with("# ") && body.contains("\n- ["), "{body}");
+
+    // Reproducible with --seed, and sized with --body-bytes.
+    let other = tempfile::tempdir().expect("dir");
+    ok(
+        other.path(),
+        &["seed", "3", "--seed", "42", "--body-bytes", "300"],
+    );
+    let again = tempfile::tempdir().expect("dir");
+    ok(
+        again.path(),
+        &["seed", "3", "--seed", "42", "--body-bytes", "300"],
+    );
+    let bodies = |d: &std::path::Path| -> Vec<String> {
+        json(d, &["note", "ls"])["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|n| {
+                let id = n["id"].as_str().expect("id");
+                json(d, &["note", "show", id])["body"]
+                    .as_str()
+                    .expect("body")
+                    .to_owned()
+            })
+            .collect()
+    };
+    let (first, second) = (bodies(other.path()), bodies(again.path()));
+    assert_eq!(first.len(), 3);
+    assert!(first.iter().all(|b| b.len() == 300));
+    let mut sorted = (first.clone(), second.clone());
+    sorted.0.sort();
+    sorted.1.sort();
+    assert_eq!(sorted.0, sorted.1, "the same seed, the same notes");
+
+    // --edit-every needs --one-by-one.
+    let usage = outpost(d, &["seed", "3", "--edit-every", "2"]);
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&usage.stderr).contains("--one-by-one"),
+        "{usage:?}"
+    );
 }

@@ -3,6 +3,7 @@
 //!
 //! Tests start it on `127.0.0.1:0` with a temp database; `main.rs` adds flags and signals.
 
+pub mod audit;
 pub mod auth;
 pub mod doctor;
 pub mod error;

@@ -2,7 +2,7 @@
 //! SQLite); with `--database-url postgres://...` several instances can share one database.
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use outpost_server::storage::Storage;
 use outpost_server::storage::postgres::PgStorage;
 use outpost_server::storage::sqlite::SqliteStorage;
@@ -12,8 +12,34 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Debug, Parser)]
-#[command(name = "outpost-server", version, about = "The Outpost sync server")]
+#[command(
+    name = "outpost-server",
+    version,
+    about = "The Outpost sync server",
+    args_conflicts_with_subcommands = true,
+    after_help = "Without a command it serves. `outpost-server audit --help` for the check QA runs."
+)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check that each note is stored once: per account, count the notes and name any note id
+    /// stored twice, any mutation handled twice, and notes whose title and body appear under
+    /// more than one id. Read-only; may run beside a running server.
+    #[command(
+        after_help = "Exit codes: 0 each note counted once, 1 error, 2 usage, 3 something is doubled."
+    )]
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
     /// Directory of the embedded SQLite database (created if missing).
     #[arg(
         long,
@@ -34,6 +60,54 @@ struct Args {
     /// Log as JSON lines (for log collectors).
     #[arg(long)]
     log_json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct AuditArgs {
+    /// The server's --data-dir (its SQLite database).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "OUTPOST_SERVER_DATA_DIR",
+        conflicts_with = "database_url"
+    )]
+    data_dir: Option<PathBuf>,
+
+    /// The server's PostgreSQL database instead.
+    #[arg(long, value_name = "URL", env = "OUTPOST_DATABASE_URL")]
+    database_url: Option<String>,
+
+    /// Print the audit as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Exit code of an audit that found something doubled.
+const EXIT_DOUBLED: i32 = 3;
+
+async fn audit(args: &AuditArgs) -> Result<()> {
+    let audit = match (&args.database_url, &args.data_dir) {
+        (Some(url), _) => outpost_server::audit::postgres(url)
+            .await
+            .context("auditing the PostgreSQL database")?,
+        (None, dir) => {
+            let dir = match dir {
+                Some(dir) => dir.clone(),
+                None => dirs_default()
+                    .context("no --data-dir given and no home directory to default to")?,
+            };
+            outpost_server::audit::sqlite(&dir).context("auditing the SQLite database")?
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&audit)?);
+    } else {
+        print!("{}", audit.to_text());
+    }
+    if !audit.clean {
+        std::process::exit(EXIT_DOUBLED);
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -57,7 +131,7 @@ async fn shutdown_signal() {
     }
 }
 
-async fn open_storage(args: &Args) -> Result<Arc<dyn Storage>> {
+async fn open_storage(args: &ServeArgs) -> Result<Arc<dyn Storage>> {
     if let Some(url) = &args.database_url {
         let storage = PgStorage::connect(url)
             .await
@@ -82,7 +156,13 @@ fn dirs_default() -> Option<PathBuf> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let args = Args::parse();
+    let Args {
+        command,
+        serve: args,
+    } = Args::parse();
+    if let Some(Command::Audit(audit_args)) = command {
+        return audit(&audit_args).await;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("OUTPOST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info"));
     if args.log_json {

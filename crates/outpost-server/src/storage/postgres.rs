@@ -279,6 +279,62 @@ impl PgStorage {
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         Ok(self.pool.get().await?)
     }
+
+    /// What `outpost-server audit` reads (see [`crate::audit`]), from one snapshot.
+    pub async fn audit_rows(&self) -> Result<crate::audit::Rows> {
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let accounts = tx
+            .query("SELECT id::text, email FROM accounts", &[])
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let notes = tx
+            .query(
+                "SELECT account_id::text, entity_id, purged, fields FROM records
+                 WHERE entity = 'note'",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(crate::audit::NoteRow {
+                    account_id: r.try_get(0)?,
+                    id: r.try_get(1)?,
+                    purged: r.try_get(2)?,
+                    fields: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let results = tx
+            .query(
+                "SELECT account_id::text, client_id::text, number, mutation_id::text FROM results",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(crate::audit::ResultRow {
+                    account_id: r.try_get(0)?,
+                    client_id: r.try_get(1)?,
+                    number: r.try_get(2)?,
+                    mutation_id: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        tx.commit().await?;
+        Ok(crate::audit::Rows {
+            accounts,
+            notes,
+            results,
+        })
+    }
 }
 
 async fn migrate(client: &mut deadpool_postgres::Object) -> Result<()> {
