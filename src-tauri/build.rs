@@ -44,7 +44,10 @@ fn main() {
     // environment then makes cargo recompile the crate (see also the non-incremental profile of
     // this crate in the workspace Cargo.toml).
     println!("cargo:rerun-if-changed=../ui/dist");
-    println!("cargo:rustc-env=OUTPOST_UI_STAMP={}", ui_stamp(Path::new("../ui/dist")));
+    println!(
+        "cargo:rustc-env=OUTPOST_UI_STAMP={}",
+        ui_stamp(Path::new("../ui/dist"))
+    );
     let manifest = tauri_build::AppManifest::new().commands(COMMANDS);
     let attributes = tauri_build::Attributes::new().app_manifest(manifest);
     if let Err(err) = tauri_build::try_build(attributes) {
