@@ -102,9 +102,10 @@ describe('the notes window', { timeout: 180_000 }, () => {
       (await driver.findElement(byTestId('editor-title')).getAttribute('value')) === 'Generator 7 service');
     await click(driver, 'open-in-editor');
     // No editor app under Xvfb: the window says where the file is, and the test is the editor.
-    const notice = await waitFor('file path shown', () => textOf(driver, 'notice'));
-    const file = notice.match(/Edit (.+\.md): each/)?.[1];
-    assert.ok(file && existsSync(file), notice);
+    // The notice of the previous step may still be up: wait for this one's.
+    const file = await waitFor('file path shown', async () =>
+      (await textOf(driver, 'notice'))?.match(/Edit (.+\.md): each/)?.[1]);
+    assert.ok(existsSync(file), file);
     assert.equal(readFileSync(file, 'utf8'), 'Oil changed. Coolant low on the east tank.');
     writeFileSync(file, 'Oil changed. Coolant topped up on the east tank.\n');
     await waitFor('saved from the editor', async () => (await textOf(driver, 'notice')) === 'Saved from your editor');
