@@ -13,7 +13,7 @@ use outpost_core::sync::{
     EngineConfig, EngineState, Progress, SyncEngine, SyncError, SyncStatus, account,
 };
 use outpost_e2e::device::{Device, body};
-use outpost_e2e::server::Server;
+use outpost_e2e::server::{Server, spawn_server};
 use outpost_netem::{Mode, Netem};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -351,8 +351,8 @@ async fn a_first_sync_on_2g_completes_with_progress() {
     took("2G first sync", started);
 }
 
-/// How long connectivity flaps (the issue says a minute; 20 s keeps CI fast).
-const FLAP_FOR: Duration = Duration::from_secs(20);
+/// How long connectivity flaps: a minute, as the issue asks.
+const FLAP_FOR: Duration = Duration::from_secs(60);
 /// Offline, then online, each this long.
 const FLAP_EVERY: Duration = Duration::from_millis(300);
 
@@ -459,51 +459,6 @@ async fn flapping_connectivity_while_two_devices_edit_converges_exactly_once() {
         typed.len()
     );
     took("flapping connectivity", started);
-}
-
-/// The real `outpost-server` on `port`, its database in `dir`; returns once it answers.
-async fn spawn_server(dir: &std::path::Path, port: u16) -> std::process::Child {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let mut child = std::process::Command::new(outpost_e2e::bin("outpost-server"))
-            .arg("--data-dir")
-            .arg(dir)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start outpost-server");
-        // Up when /v1/health answers; gone if it exited (the port not free yet after a kill).
-        loop {
-            let health = answers_health(port).await;
-            if health {
-                return child;
-            }
-            if child.try_wait().expect("server status").is_some() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "outpost-server never came up");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(Instant::now() < deadline, "outpost-server never came up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Whether something answers HTTP on the port (a raw request: no client library needed).
-async fn answers_health(port: u16) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return false;
-    };
-    let request = "GET /v1/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    if conn.write_all(request.as_bytes()).await.is_err() {
-        return false;
-    }
-    let mut reply = Vec::new();
-    let _ = conn.read_to_end(&mut reply).await;
-    reply.starts_with(b"HTTP/1.1 200")
 }
 
 /// What the user sees: a laptop sends 3,000 notes; in the middle, the server machine loses

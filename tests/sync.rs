@@ -234,3 +234,43 @@ async fn an_edit_on_one_online_device_reaches_the_other_through_the_poke() {
     engine_a.shutdown().await;
     engine_b.shutdown().await;
 }
+
+/// What the user sees: a conflict closed with "keep theirs" is the end of it. Both devices show
+/// the other device's text, nothing is pending, and the sync doctor finds device and server
+/// the same. (Found by the simulation: the text kept was the server's, so nothing was sent, but
+/// this device stamped it anew; the doctor reported the note as different for good.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeping_their_text_in_a_conflict_leaves_device_and_server_the_same() {
+    use outpost_core::sync::account;
+    use outpost_core::sync::doctor::diagnose;
+    let server = server().await;
+    let a = Device::new(&server.url, "ann@example.org", true).await;
+    let b = Device::new(&server.url, "ann@example.org", false).await;
+    let id = a.note("Reading", "Meter: 100\n");
+    converge(&[&a, &b]).await;
+    a.edit(id, body("Meter: 140\n"));
+    b.edit(id, body("Meter: 150\n"));
+    a.sync().await;
+    assert_eq!(b.sync().await.applied.conflicts, vec![id]);
+    b.store
+        .resolve_conflict(id, outpost_core::sync::Resolution::Theirs)
+        .expect("keep theirs");
+    converge(&[&a, &b]).await;
+    for device in [&a, &b] {
+        assert_eq!(
+            device.store.get_note(id).expect("note").body,
+            "Meter: 140\n"
+        );
+        let session = account::signed_in(&device.store, &device.vault)
+            .expect("session")
+            .expect("signed in");
+        let diagnosis = diagnose(&device.store, &session.client)
+            .await
+            .expect("doctor");
+        assert!(
+            diagnosis.agrees(),
+            "device and server the same: {:?}",
+            diagnosis.differences
+        );
+    }
+}

@@ -95,7 +95,14 @@ impl Device {
     ) -> Result<CycleReport, SyncError> {
         let session =
             account::signed_in(&self.store, &self.vault)?.ok_or(SyncError::NotSignedIn)?;
-        run_cycle(&self.store, &session.client, cfg, progress).await
+        // As the engine does: a read timeout set in the configuration replaces the product's.
+        let client = match cfg.read_timeout {
+            Some(read) => session
+                .client
+                .with_timeouts(outpost_core::sync::client::CONNECT_TIMEOUT, read)?,
+            None => session.client,
+        };
+        run_cycle(&self.store, &client, cfg, progress).await
     }
 
     pub fn note(&self, title: &str, body: &str) -> NoteId {

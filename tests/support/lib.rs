@@ -4,6 +4,7 @@
 pub mod device;
 pub mod proxy;
 pub mod server;
+pub mod sim;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,11 +14,13 @@ use std::time::{Duration, Instant};
 /// profile as the running test. `scripts/test-all` builds every binary before the tests run.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile> directory");
+    // target/<profile>/deps/<test> or target/<profile>/<bin> -> target/<profile>/<name>
+    let dir = exe.parent().expect("the binary's directory");
+    let profile_dir = if dir.ends_with("deps") {
+        dir.parent().expect("target/<profile> directory")
+    } else {
+        dir
+    };
     let path = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),

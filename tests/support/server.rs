@@ -1,9 +1,11 @@
 //! A real sync server on 127.0.0.1 with an ephemeral port and its own SQLite database in a temp
 //! directory. The listener is bound before the server starts, so it is ready when this returns.
+//! Or the real `outpost-server` process ([`spawn_server`]), for scenarios that kill it with -9.
 
 use outpost_server::storage::sqlite::SqliteStorage;
 use outpost_server::{AppState, serve};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// A running server; dropping it shuts it down.
@@ -63,4 +65,49 @@ impl Server {
             _stop: stop,
         }
     }
+}
+
+/// The real `outpost-server` on `port`, its database in `dir`; returns once it answers.
+pub async fn spawn_server(dir: &std::path::Path, port: u16) -> std::process::Child {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut child = std::process::Command::new(crate::bin("outpost-server"))
+            .arg("--data-dir")
+            .arg(dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start outpost-server");
+        // Up when /v1/health answers; gone if it exited (the port not free yet after a kill).
+        loop {
+            let health = answers_health(port).await;
+            if health {
+                return child;
+            }
+            if child.try_wait().expect("server status").is_some() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "outpost-server never came up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(Instant::now() < deadline, "outpost-server never came up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether something answers HTTP on the port (a raw request: no client library needed).
+pub async fn answers_health(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let request = "GET /v1/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    if conn.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut reply = Vec::new();
+    let _ = conn.read_to_end(&mut reply).await;
+    reply.starts_with(b"HTTP/1.1 200")
 }

@@ -86,8 +86,8 @@ impl Tx<'_> {
 }
 
 impl Tx<'_> {
-    /// Queues an older change again (a dead letter retried, a conflicted push): if a newer
-    /// unsent entry of the same entity exists, the old fields go under it (newer values win);
+    /// Queues a change again (a dead letter retried, a conflicted push): if an unsent entry
+    /// of the same entity exists, the fields go into it (per field, the later stamp wins);
     /// otherwise a new entry with a new id and number.
     pub(crate) fn requeue(
         &mut self,
@@ -103,10 +103,21 @@ impl Tx<'_> {
             && newest_name == name
             && state == "queued"
         {
-            let newer: Fields = serde_json::from_str(&newer)
+            let mut merged: Fields = serde_json::from_str(&newer)
                 .map_err(|e| Error::Data(format!("outbox entry {seq}: {e}")))?;
-            let mut merged = fields;
-            merged.extend(newer);
+            // Field by field, the later edit wins by its stamp. The queued entry is usually the
+            // newer one, but not always: when two sent entries of a note both come back as
+            // conflicts, the first one's requeue is the queued entry when the second, later,
+            // edit is requeued (found by the simulation: the earlier text was sent and the
+            // later one lost).
+            for (name, change) in fields {
+                if merged
+                    .get(&name)
+                    .is_none_or(|queued| change.stamp > queued.stamp)
+                {
+                    merged.insert(name, change);
+                }
+            }
             self.tx
                 .prepare_cached("UPDATE outbox SET fields = ?1, updated_ms = ?2 WHERE seq = ?3")
                 .and_then(|mut s| s.execute(params![to_json(&merged)?, now_ms, seq]))

@@ -310,6 +310,25 @@ fn put(
     let mut fields = current.fields.clone();
     let mut body_changed = false;
     let mut any = false;
+    // The same body text from another writer (a merge that came out as the server's text, or
+    // the same edit made on two devices): the text stays, and the record takes the newer of the
+    // two stamps under a new version, so that every replica, the sender included, pulls the
+    // same record (the sync doctor compares stamps too).
+    let mut restamped = false;
+    if let (Some(old), Some(change)) = (fields.get("body"), incoming.get("body"))
+        && old.value == change.value
+        && old.stamp != change.stamp
+    {
+        let stamp = old.stamp.max(change.stamp);
+        fields.insert(
+            "body".into(),
+            FieldChange {
+                value: change.value.clone(),
+                stamp,
+            },
+        );
+        restamped = true;
+    }
     for (name, change) in &incoming {
         let wins = match fields.get(name) {
             None => true,
@@ -350,7 +369,7 @@ fn put(
             );
         }
     }
-    if !any {
+    if !any && !restamped {
         return Applied::Unchanged(current.clone());
     }
     let version = Version(current.version.0 + 1);

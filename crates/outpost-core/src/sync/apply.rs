@@ -71,6 +71,15 @@ pub(super) fn parse_stamp(s: &str) -> Stamp {
 /// would never converge. A field with a pending edit is compared, since that edit has not reached
 /// the server yet; so is every field of a record older than the version this device has (the
 /// first reply of a duplicate, replayed late).
+fn outcome_name(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Applied { .. } => "applied",
+        Outcome::Duplicate { .. } => "duplicate",
+        Outcome::Conflict { .. } => "conflict",
+        Outcome::Rejected { .. } => "rejected",
+    }
+}
+
 fn takes_theirs(theirs: Stamp, mine: Stamp, contested: bool) -> bool {
     if contested {
         theirs > mine
@@ -406,7 +415,8 @@ impl Tx<'_> {
             }
         }
 
-        let mut body_edit: Option<String> = None;
+        // The body this merge leaves, and whether it is new text that the server lacks.
+        let mut body_edit: Option<(FieldChange, bool)> = None;
         let in_conflict: bool = self
             .tx
             .prepare_cached("SELECT 1 FROM conflicts WHERE note_id = ?1")
@@ -437,8 +447,19 @@ impl Tx<'_> {
                 if pending_fields.contains("body") {
                     let base = self.base_body(id)?.unwrap_or_default();
                     match merge3(&base, &mine, theirs_text) {
+                        // Their text already holds this device's edit (it came back merged by
+                        // another device, or both made the same change): take it as it is,
+                        // stamp included, so that device and server keep the same record.
+                        Merge::Clean(merged) if merged == theirs_text => {
+                            body_edit = Some((theirs.clone(), false));
+                            out.merged.push(note_id);
+                        }
                         Merge::Clean(merged) => {
-                            body_edit = Some(merged);
+                            let change = FieldChange {
+                                value: Value::String(merged),
+                                stamp: self.stamp(),
+                            };
+                            body_edit = Some((change, true));
                             out.merged.push(note_id);
                         }
                         Merge::Conflict => {
@@ -459,24 +480,41 @@ impl Tx<'_> {
                     fields.insert("body".into(), theirs.clone());
                     changed = true;
                 }
+            } else if mine == theirs_text && !pending_fields.contains("body") {
+                // The same text: hold the server's stamp for it, which may be this device's own
+                // clamped (a clock too far ahead), so that device and server keep the same record.
+                fields.insert("body".into(), theirs.clone());
             }
         }
-        if let Some(merged) = body_edit {
-            let stamp = self.stamp();
-            let change = FieldChange {
-                value: Value::String(merged),
-                stamp,
-            };
+        if let Some((change, new_text)) = body_edit {
             fields.insert("body".into(), change.clone());
             changed = true;
             let newest = pending
                 .iter()
                 .rev()
                 .find(|(_, name, _, sent)| name == names::NOTE_PUT && !sent);
-            if let Some((seq, _, f, _)) = newest {
-                let mut f = f.clone();
-                f.insert("body".into(), change);
-                self.rewrite_entry(*seq, &f, Some(rec.version.0))?;
+            match newest {
+                // A queued edit sends the merge instead of the text it was made from.
+                Some((seq, _, f, _)) => {
+                    let mut f = f.clone();
+                    f.insert("body".into(), change);
+                    self.rewrite_entry(*seq, &f, Some(rec.version.0))?;
+                }
+                // The edit is in flight (sent, its reply not in yet) and cannot be rewritten
+                // (L3): the merge goes up as an edit of its own, or it would stay on this
+                // device only.
+                None if new_text => {
+                    let f = Fields::from([("body".to_owned(), change)]);
+                    self.enqueue(
+                        Entity::Note,
+                        id,
+                        names::NOTE_PUT,
+                        f,
+                        Some(rec.version.0),
+                        now,
+                    )?;
+                }
+                None => {}
             }
         }
 
@@ -703,6 +741,12 @@ impl Store {
                         }
                     }
                 }
+                tracing::debug!(
+                    mutation = %entry.mutation_id,
+                    entity = %entry.entity_id,
+                    outcome = outcome_name(outcome),
+                    "push reply"
+                );
                 match outcome {
                     Outcome::Applied { version, clamped_skew_ms, .. } => {
                         if let Some(skew) = clamped_skew_ms {
@@ -1126,5 +1170,141 @@ mod tests {
             );
         }
         assert_eq!(store.get_note(note.id).expect("note"), note);
+    }
+    #[test]
+    fn its_own_body_coming_back_clamped_takes_the_servers_stamp() {
+        // Found by the simulation (seed 1): a device a day fast creates a note; the server
+        // clamps the stamps of its fields. When the note comes back in a pull, the small fields
+        // took the clamped stamps but the body, the same text, kept the device's: the sync
+        // doctor then found device and server different for every note that device created.
+        let (_dir, store) = temp_store();
+        let id = synced_note(&store, "Pump", "Seal ok");
+        let mine = stamp(&store, id, "body");
+        let clamped = Stamp {
+            physical_ms: mine.physical_ms - 3_600_000,
+            ..mine
+        };
+        let echo = record(
+            id,
+            1,
+            &[("title", "Pump", clamped), ("body", "Seal ok", clamped)],
+        );
+        store.apply_pull_page(&[echo], Cursor(1)).expect("pull");
+        assert_eq!(stamp(&store, id, "title"), clamped);
+        assert_eq!(stamp(&store, id, "body"), clamped, "the body's stamp too");
+        assert_eq!(store.get_note(id).expect("note").body, "Seal ok");
+    }
+    /// A body edit sent and waiting for its reply (a reply lost on the way, say).
+    fn body_edit_in_flight(store: &Store, id: NoteId, body: &str) -> Vec<OutboxEntry> {
+        store
+            .update_note(
+                id,
+                NotePatch {
+                    body: Some(body.into()),
+                    ..Default::default()
+                },
+            )
+            .expect("edit");
+        store.take_batch(10, usize::MAX).expect("batch")
+    }
+
+    #[test]
+    fn a_merge_that_comes_back_as_their_text_keeps_their_stamp() {
+        // Found by the simulation (seed 1): the merged text was exactly the server's, yet the
+        // device stamped it anew and sent nothing, so device and server kept different stamps
+        // for the same text for good, and the sync doctor reported a difference.
+        let (_dir, store) = temp_store();
+        let id = synced_note(&store, "Pump", "one\ntwo\nthree\n");
+        body_edit_in_flight(&store, id, "one\ntwo\nthree (mine)\n");
+        let later = stamp(&store, id, "body").physical_ms + 1;
+        let theirs_stamp = other_device_at(later);
+        let theirs = record(
+            id,
+            3,
+            &[("body", "one (theirs)\ntwo\nthree (mine)\n", theirs_stamp)],
+        );
+        store.apply_pull_page(&[theirs], Cursor(3)).expect("pull");
+        assert_eq!(
+            store.get_note(id).expect("note").body,
+            "one (theirs)\ntwo\nthree (mine)\n"
+        );
+        assert_eq!(stamp(&store, id, "body"), theirs_stamp);
+    }
+
+    #[test]
+    fn a_merge_made_while_the_edit_is_in_flight_is_queued_to_be_sent() {
+        // Found by the simulation: with the only edit of the body already sent, a merge with a
+        // pulled edit was written on this device and queued nowhere (a sent entry is never
+        // rewritten): the server and the other devices would never see it.
+        let (_dir, store) = temp_store();
+        let id = synced_note(&store, "Pump", "one\ntwo\nthree\n");
+        let sent = body_edit_in_flight(&store, id, "one\ntwo\nthree (mine)\n");
+        let later = stamp(&store, id, "body").physical_ms + 1;
+        let theirs = record(
+            id,
+            2,
+            &[("body", "one (theirs)\ntwo\nthree\n", other_device_at(later))],
+        );
+        store.apply_pull_page(&[theirs], Cursor(2)).expect("pull");
+        let merged = "one (theirs)\ntwo\nthree (mine)\n";
+        assert_eq!(store.get_note(id).expect("note").body, merged);
+        let queue = store.outbox_for(&id.to_string()).expect("outbox");
+        assert_eq!(queue.len(), 2, "the one in flight and the merge: {queue:?}");
+        assert_eq!(
+            queue[0].mutation_id, sent[0].mutation_id,
+            "never rewritten (L3)"
+        );
+        assert_eq!(queue[0].fields["body"].value, "one\ntwo\nthree (mine)\n");
+        assert_eq!(queue[1].fields["body"].value, merged);
+        assert_eq!(queue[1].base_version, Some(2));
+    }
+    #[test]
+    fn two_edits_sent_together_that_both_conflict_send_the_later_text_again() {
+        // Found by the simulation (seed 2): two body edits of a note went up in one batch and
+        // both met a conflict; requeueing the second folded it under the first one's requeue,
+        // and the earlier text won. The later edit was lost on the server and on every other
+        // device, while this one showed it as synced.
+        let (_dir, store) = temp_store();
+        let id = synced_note(&store, "Pump", "one\n");
+        let edit = |text: &str| {
+            store
+                .update_note(
+                    id,
+                    NotePatch {
+                        body: Some(text.into()),
+                        ..Default::default()
+                    },
+                )
+                .expect("edit");
+            store.take_batch(10, usize::MAX).expect("batch")
+        };
+        edit("two\n");
+        // The batch that goes up holds the first edit again (its reply never came) and the
+        // second, as its own entry: a sent entry is never rewritten.
+        let sent = edit("three\n");
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        // What the server holds: another edit of this device, made before these two.
+        let own = Stamp {
+            physical_ms: stamp(&store, id, "body").physical_ms - 10,
+            counter: 0,
+            node: store.client_id(),
+        };
+        let current = record(id, 2, &[("body", "zero\n", own)]);
+        let conflict = || Outcome::Conflict {
+            current: current.clone(),
+        };
+        store
+            .apply_push_results(
+                &sent,
+                &[reply(&sent[0], conflict()), reply(&sent[1], conflict())],
+            )
+            .expect("apply");
+        assert_eq!(store.get_note(id).expect("note").body, "three\n");
+        let queue = store.outbox_for(&id.to_string()).expect("outbox");
+        assert_eq!(queue.len(), 1, "{queue:?}");
+        assert_eq!(
+            queue[0].fields["body"].value, "three\n",
+            "the later edit goes up"
+        );
     }
 }

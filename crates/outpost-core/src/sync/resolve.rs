@@ -77,8 +77,8 @@ impl Store {
         })
     }
 
-    /// Closes a conflict with the chosen text; unless it is the server's own text, it is queued
-    /// as an edit on the server's version, so it wins there.
+    /// Closes a conflict with the chosen text, queued as an edit on the server's version, so
+    /// it wins there.
     pub fn resolve_conflict(&self, id: NoteId, resolution: Resolution) -> Result<crate::Note> {
         crate::notes::check_body_len(match &resolution {
             Resolution::Text(t) => t.len(),
@@ -94,7 +94,7 @@ impl Store {
             let (mine, theirs, version) = row.ok_or_else(|| Error::not_found("conflict", id))?;
             let text = match resolution {
                 Resolution::Mine => mine,
-                Resolution::Theirs => theirs.clone(),
+                Resolution::Theirs => theirs,
                 Resolution::Text(t) => t,
             };
             let stamp = tx.stamp();
@@ -111,10 +111,12 @@ impl Store {
                 .prepare_cached("DELETE FROM conflicts WHERE note_id = ?1")
                 .and_then(|mut s| s.execute([&key]))
                 .at(tx.path)?;
-            if text != theirs {
-                let fields = Fields::from([("body".to_owned(), FieldChange { value: Value::String(text), stamp })]);
-                tx.requeue(Entity::Note, &key, names::NOTE_PUT, fields, Some(version), now)?;
-            }
+            // Queued even when it is the server's own text: the server then takes this
+            // stamp (the newer) and every replica, this one included, pulls the same record.
+            // Unsent, the body here would keep a stamp the server never saw (found by the
+            // simulation: the sync doctor reported the note as different for good).
+            let fields = Fields::from([("body".to_owned(), FieldChange { value: Value::String(text), stamp })]);
+            tx.requeue(Entity::Note, &key, names::NOTE_PUT, fields, Some(version), now)?;
             tx.change.notes.push(id);
             Ok(())
         })?;

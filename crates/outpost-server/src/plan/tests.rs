@@ -416,3 +416,30 @@ fn a_batch_out_of_order_or_too_old_is_refused_whole() {
     old.schema_version = 0;
     assert_eq!(check_batch(&[old]), Err(BatchError::ClientTooOld(0)));
 }
+
+#[test]
+fn the_same_body_from_another_writer_takes_the_newer_stamp_under_a_new_version() {
+    // Found by the simulation (seed 1): a device's merge came out as exactly the server's text;
+    // the server kept its stamp and answered "unchanged", so the device kept another stamp for
+    // the same text and the sync doctor found the two different for good.
+    let a = NoteId::new().to_string();
+    let current = record(6, 5, fields(&[("body", json!("same"), NOW)]));
+    let newer = put(1, &a, fields(&[("body", json!("same"), NOW + 9)]), Some(5));
+    let plan = plan_push(vec![newer], loaded_with(&a, current.clone()), NOW);
+    let written = &plan.writes[0].1;
+    assert_eq!(written.version, Version(7), "every replica pulls it again");
+    assert_eq!(written.body_version, Version(5), "the text did not change");
+    assert_eq!(written.fields["body"].stamp, stamp(NOW + 9));
+
+    // An older stamp for the same text: the server's stays, but the sender still gets the
+    // record back to take it.
+    let older = put(1, &a, fields(&[("body", json!("same"), NOW - 9)]), Some(5));
+    let plan = plan_push(vec![older], loaded_with(&a, current.clone()), NOW);
+    assert_eq!(plan.writes[0].1.version, Version(7));
+    assert_eq!(plan.writes[0].1.fields["body"].stamp, stamp(NOW));
+
+    // The very same field again (a retry's twin): nothing to write.
+    let same = put(1, &a, fields(&[("body", json!("same"), NOW)]), Some(5));
+    let plan = plan_push(vec![same], loaded_with(&a, current), NOW);
+    assert!(plan.writes.is_empty());
+}

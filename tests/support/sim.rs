@@ -1,0 +1,1054 @@
+//! The randomized simulation (issue 6): several devices of one account, each behind its own
+//! `outpost-netem`, in front of the real `outpost-server` process, doing random operations
+//! (create, edit small fields, edit the body, trash, restore, resolve conflicts, sync, alone or
+//! all at once) through random offline periods, proxy faults (flaky, reply cut, stall, 2G),
+//! restarts with a new clock skew, kills in the middle of a sync cycle and kill -9 of the
+//! server. At the end every device goes online and syncs until quiet, and [`verify`] checks what
+//! a user would: every replica holds the same notes as the server, every note created exists
+//! exactly once, every small field shows its last write (by stamp), a body only one device ever
+//! edited shows that device's last text, nothing is pending, failed or in conflict.
+//!
+//! The seed fixes the whole schedule: each step draws the same random values whatever happened
+//! before it, so a replay of a seed runs the same operations, faults, restarts and clock skews in
+//! the same order. What a seed cannot fix is timing (where exactly a kill lands in a request);
+//! a failure that hangs on it may take a few replays to show again.
+
+use crate::device::{Device, SkewedClock};
+use crate::server::{answers_health, spawn_server};
+use outpost_core::sync::Resolution;
+use outpost_core::sync::doctor::diagnose;
+use outpost_core::sync::{EngineConfig, account};
+use outpost_core::{
+    Error, ListQuery, NoteDraft, NoteId, NotePatch, NoteView, Stamp, StoreOptions, SyncState,
+};
+use outpost_netem::{Mode, Netem};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What one run does.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub devices: usize,
+    pub steps: usize,
+}
+
+impl SimConfig {
+    pub fn new(seed: u64) -> SimConfig {
+        SimConfig {
+            seed,
+            devices: 5,
+            steps: 300,
+        }
+    }
+}
+
+/// What a run did and found; a run that finds something wrong panics instead, naming its seed.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SimReport {
+    pub seed: u64,
+    pub devices: usize,
+    pub steps: usize,
+    /// Operations tried, by kind.
+    pub ops: BTreeMap<&'static str, u64>,
+    /// Operations that could not apply on that device at that moment (the note had not reached
+    /// it yet, was not in the Trash, ...), as a user's click would be refused.
+    pub ops_refused: u64,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<&'static str, u64>,
+    /// Connections the proxies reset, and replies they cut after the server committed.
+    pub connections_cut: u64,
+    pub replies_cut: u64,
+    pub syncs_ok: u64,
+    pub syncs_failed: u64,
+    pub conflicts_seen: u64,
+    pub conflicts_resolved: u64,
+    /// Notes at the end (every one created; none lost, none doubled).
+    pub notes: usize,
+    /// Field writes checked against the last stamp, and bodies checked against their writer.
+    pub fields_checked: usize,
+    pub bodies_checked: usize,
+    /// Rounds of "everyone syncs" the end needed until quiet.
+    pub final_rounds: usize,
+    pub lost: usize,
+    pub doubled: usize,
+    pub seconds: f64,
+}
+
+impl SimReport {
+    fn op(&mut self, kind: &'static str) {
+        *self.ops.entry(kind).or_default() += 1;
+    }
+
+    fn fault(&mut self, kind: &'static str) {
+        *self.faults.entry(kind).or_default() += 1;
+    }
+
+    pub fn operations(&self) -> u64 {
+        self.ops.values().sum()
+    }
+
+    pub fn faults_injected(&self) -> u64 {
+        self.faults.values().sum()
+    }
+}
+
+impl fmt::Display for SimReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |m: &BTreeMap<&'static str, u64>| {
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        write!(
+            f,
+            "seed {}: {} devices, {} steps, {:.1} s; ops {} ({}; {} refused); faults {} ({}; \
+             {} connections cut, {} replies cut); syncs {} ok, {} failed; conflicts {} seen, {} \
+             resolved; {} notes, {} fields and {} bodies checked; quiet after {} rounds; {} lost, \
+             {} doubled, converged",
+            self.seed,
+            self.devices,
+            self.steps,
+            self.seconds,
+            self.operations(),
+            list(&self.ops),
+            self.ops_refused,
+            self.faults_injected(),
+            list(&self.faults),
+            self.connections_cut,
+            self.replies_cut,
+            self.syncs_ok,
+            self.syncs_failed,
+            self.conflicts_seen,
+            self.conflicts_resolved,
+            self.notes,
+            self.fields_checked,
+            self.bodies_checked,
+            self.final_rounds,
+            self.lost,
+            self.doubled,
+        )
+    }
+}
+
+/// The random values of one step, all drawn whatever the step turns out to do, so that the
+/// stream of draws (and with it the schedule) depends on the seed alone.
+#[derive(Clone, Copy, Debug)]
+struct Draw {
+    kind: u32,
+    device: usize,
+    note: u64,
+    a: u64,
+    b: u64,
+    c: u64,
+}
+
+impl Draw {
+    fn next(rng: &mut fastrand::Rng, devices: usize) -> Draw {
+        Draw {
+            kind: rng.u32(0..100),
+            device: rng.usize(0..devices),
+            note: rng.u64(..),
+            a: rng.u64(..),
+            b: rng.u64(..),
+            c: rng.u64(..),
+        }
+    }
+}
+
+/// A clock skew a device may have: right, a few seconds, minutes, or a day either way.
+const SKEWS_MS: [i64; 7] = [0, 4_000, -7_000, 600_000, -900_000, 86_400_000, -86_400_000];
+const TAGS: [&str; 4] = ["pump", "site", "urgent", "todo"];
+
+/// The small fields the oracle follows by stamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Field {
+    Title,
+    Tags,
+    Pinned,
+    Archived,
+}
+
+impl Field {
+    fn column(self) -> &'static str {
+        match self {
+            Field::Title => "title_stamp",
+            Field::Tags => "tags_stamp",
+            Field::Pinned => "pinned_stamp",
+            Field::Archived => "archived_stamp",
+        }
+    }
+}
+
+/// A note as every part of it shows to the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoteState {
+    pub title: String,
+    pub body: String,
+    pub tags: Vec<String>,
+    pub pinned: bool,
+    pub archived: bool,
+    pub deleted: bool,
+}
+
+/// Every note of a store in every view; panics if a note is listed twice.
+pub fn full_snapshot(store: &outpost_core::Store) -> BTreeMap<NoteId, NoteState> {
+    let mut all = BTreeMap::new();
+    for view in [NoteView::Active, NoteView::Archived, NoteView::Trash] {
+        let mut query = ListQuery {
+            view,
+            limit: 1000,
+            ..Default::default()
+        };
+        loop {
+            let page = store.list_notes(&query).expect("list");
+            for n in page.items {
+                let note = store.get_note(n.id).expect("note");
+                let state = NoteState {
+                    title: note.title,
+                    body: note.body,
+                    tags: note.tags,
+                    pinned: note.pinned,
+                    archived: note.archived,
+                    deleted: note.deleted,
+                };
+                assert!(
+                    all.insert(n.id, state).is_none(),
+                    "note {} listed twice",
+                    n.id
+                );
+            }
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => break,
+            }
+        }
+    }
+    all
+}
+
+/// A device of the run: the device (none while "switched off"), its proxy, its clock.
+struct SimDevice {
+    device: Option<Device>,
+    netem: Netem,
+    skew_ms: i64,
+}
+
+impl SimDevice {
+    fn get(&self) -> &Device {
+        self.device.as_ref().expect("the device is on")
+    }
+
+    /// Quit and start again, with the clock at `skew_ms` (data directory and token kept).
+    fn restart(&mut self, skew_ms: i64) {
+        let device = self.device.take().expect("the device is on");
+        self.skew_ms = skew_ms;
+        self.device = Some(device.restart(options(skew_ms)));
+    }
+}
+
+fn options(skew_ms: i64) -> StoreOptions {
+    StoreOptions {
+        wall_clock: Arc::new(SkewedClock(skew_ms)),
+        ..Default::default()
+    }
+}
+
+/// The real server process on a fixed port, so that proxies and devices keep its address
+/// across a kill -9 and restart.
+struct ServerProc {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl ServerProc {
+    async fn start() -> ServerProc {
+        let dir = tempfile::tempdir().expect("server dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Some(spawn_server(dir.path(), port).await);
+        ServerProc { dir, port, child }
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn ensure_up(&mut self) {
+        if self.child.is_none() || !answers_health(self.port).await {
+            self.kill9();
+            self.child = Some(spawn_server(self.dir.path(), self.port).await);
+        }
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A small field's write: its stamp, its value, and whether the server may clamp the stamp.
+type FieldWrite = (Stamp, String, bool);
+
+/// The oracle: what the run wrote, to check the end against.
+#[derive(Default)]
+struct Oracle {
+    /// Every note created, and by which device.
+    created: BTreeMap<NoteId, usize>,
+    /// Each small field write: (note, field) -> [(stamp, value, whether the server may clamp
+    /// the stamp: more than `MAX_STAMP_SKEW_MS` ahead of the real time of the write)].
+    fields: BTreeMap<(NoteId, Field), Vec<FieldWrite>>,
+    /// Body writes: note -> [(device, body)], in order.
+    bodies: BTreeMap<NoteId, Vec<(usize, String)>>,
+    /// Notes that were ever in conflict on some device.
+    conflicted: BTreeSet<NoteId>,
+}
+
+/// The stamp a store holds for a field of a note (its own write, or one received since).
+fn field_stamp(device: &Device, id: NoteId, field: Field) -> Stamp {
+    let conn = rusqlite::Connection::open_with_flags(
+        device.store.db_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("a read-only look at the store");
+    let sql = format!("SELECT {} FROM notes WHERE id = ?1", field.column());
+    let stamp: String = conn
+        .query_row(&sql, [id.to_string()], |r| r.get(0))
+        .expect("the field's stamp");
+    stamp.parse().expect("a stamp")
+}
+
+/// A note's row on a device with its stamps, for a failure's message.
+fn device_row(device: &Device, id: &str) -> String {
+    let conn = rusqlite::Connection::open_with_flags(
+        device.store.db_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("a read-only look at the store");
+    conn.query_row(
+        "SELECT title, title_stamp, body, body_stamp, tags, tags_stamp, pinned, pinned_stamp, \
+         archived, archived_stamp, deleted, deleted_stamp, notebook_id, notebook_stamp, \
+         server_version FROM notes WHERE id = ?1",
+        [id],
+        |r| {
+            let mut parts = Vec::new();
+            for i in 0..15 {
+                parts.push(format!("{:?}", r.get::<_, rusqlite::types::Value>(i)?));
+            }
+            Ok(parts.join(" | "))
+        },
+    )
+    .unwrap_or_else(|e| format!("{id}: {e}"))
+}
+
+/// An operation's result: refused like a user's click (the note is not there yet, not in the
+/// Trash, ...) counts; anything else (a database error) fails the run.
+fn refused(seed: u64, what: &str, e: &Error) -> bool {
+    match e {
+        Error::NotFound { .. } | Error::Invalid(_) => true,
+        other => panic!("seed {seed}: {what} failed: {other}"),
+    }
+}
+
+fn engine_config(d: Draw) -> EngineConfig {
+    EngineConfig {
+        // Small batches and pages, so a cycle has several and faults land between them.
+        push_batch_count: 1 + (d.b % 40) as usize,
+        pull_limit: 5 + (d.c % 50) as u32,
+        // A stalled link must not hold the run for the product's 30 s.
+        read_timeout: Some(Duration::from_millis(1_200)),
+        ..Default::default()
+    }
+}
+
+/// `OUTPOST_SIM_TRACE=1` prints every step (to follow a failing seed's replay).
+fn tracing_steps() -> bool {
+    std::env::var_os("OUTPOST_SIM_TRACE").is_some_and(|v| v != "0")
+}
+
+/// Runs one simulation; panics (naming the seed) when a check fails.
+pub async fn run(cfg: SimConfig) -> SimReport {
+    let trace = tracing_steps();
+    // OUTPOST_SIM_WATCH=N: the note created at step N is printed on every device whenever its
+    // row changes (with OUTPOST_SIM_TRACE, to follow one note through a failing replay).
+    let watch_step: Option<usize> = std::env::var("OUTPOST_SIM_WATCH")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let mut watched: Option<NoteId> = None;
+    let mut watched_rows: Vec<String> = Vec::new();
+    let started = Instant::now();
+    let seed = cfg.seed;
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut report = SimReport {
+        seed,
+        devices: cfg.devices,
+        steps: cfg.steps,
+        ..Default::default()
+    };
+    let mut oracle = Oracle::default();
+    let mut server = ServerProc::start().await;
+    let upstream: SocketAddr = ([127, 0, 0, 1], server.port).into();
+    let email = format!("sim-{seed}@example.org");
+
+    let mut devs: Vec<SimDevice> = Vec::with_capacity(cfg.devices);
+    for i in 0..cfg.devices {
+        let netem = Netem::start_seeded(
+            "127.0.0.1:0".parse().expect("addr"),
+            upstream,
+            seed.wrapping_mul(31).wrapping_add(i as u64),
+        )
+        .await
+        .expect("netem");
+        let url = format!("http://{}", netem.local_addr());
+        let skew_ms = SKEWS_MS[rng.usize(0..SKEWS_MS.len())];
+        let device = Device::with_options(&url, &email, i == 0, options(skew_ms)).await;
+        devs.push(SimDevice {
+            device: Some(device),
+            netem,
+            skew_ms,
+        });
+    }
+
+    for step in 0..cfg.steps {
+        let d = Draw::next(&mut rng, cfg.devices);
+        if trace {
+            let note = (!oracle.created.is_empty()).then(|| {
+                let n = oracle.created.len() as u64;
+                oracle.created.keys().nth((d.note % n) as usize).copied()
+            });
+            eprintln!(
+                "step {step} at {:.1} s: kind {} device {} note {note:?}",
+                started.elapsed().as_secs_f64(),
+                d.kind,
+                d.device
+            );
+        }
+        let pick_note = |oracle: &Oracle| -> Option<NoteId> {
+            let n = oracle.created.len();
+            (n > 0).then(|| {
+                *oracle
+                    .created
+                    .keys()
+                    .nth((d.note % n as u64) as usize)
+                    .expect("in range")
+            })
+        };
+        match d.kind {
+            0..22 => {
+                report.op("create");
+                let device = devs[d.device].get();
+                let tags = if d.b.is_multiple_of(3) {
+                    vec![TAGS[(d.c % 4) as usize].to_owned()]
+                } else {
+                    Vec::new()
+                };
+                let draft = NoteDraft {
+                    title: format!("Note {step} from device {}", d.device),
+                    body: (0..1 + d.a % 4)
+                        .map(|l| format!("line {l} of step {step}"))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    tags,
+                    pinned: d.b.is_multiple_of(5),
+                    ..Default::default()
+                };
+                let note = device.store.create_note(draft).expect("create a note");
+                if watch_step == Some(step) {
+                    watched = Some(note.id);
+                }
+                oracle.created.insert(note.id, d.device);
+                oracle
+                    .bodies
+                    .entry(note.id)
+                    .or_default()
+                    .push((d.device, note.body.clone()));
+                record_fields(&mut oracle, device, note.id, &note, &FIELDS_ALL);
+            }
+            22..40 => {
+                report.op("edit body");
+                let Some(id) = pick_note(&oracle) else {
+                    continue;
+                };
+                let device = devs[d.device].get();
+                let current = match device.store.get_note(id) {
+                    Ok(n) => n.body,
+                    Err(e) => {
+                        if refused(seed, "reading a note", &e) {
+                            report.ops_refused += 1;
+                        }
+                        continue;
+                    }
+                };
+                let mut lines: Vec<String> = current.lines().map(str::to_owned).collect();
+                let new_line = format!("edit {step} on device {}", d.device);
+                match (d.a % 3, lines.len()) {
+                    (0, _) | (_, 0) => lines.push(new_line),
+                    (1, n) => lines[(d.b % n as u64) as usize] = new_line,
+                    (_, n) => {
+                        lines.remove((d.b % n as u64) as usize);
+                    }
+                }
+                let patch = NotePatch {
+                    body: Some(lines.join("\n")),
+                    ..Default::default()
+                };
+                match device.store.update_note(id, patch) {
+                    Ok(note) => oracle
+                        .bodies
+                        .entry(id)
+                        .or_default()
+                        .push((d.device, note.body)),
+                    Err(e) => {
+                        if refused(seed, "editing a body", &e) {
+                            report.ops_refused += 1;
+                        }
+                    }
+                }
+            }
+            40..54 => {
+                report.op("edit fields");
+                let Some(id) = pick_note(&oracle) else {
+                    continue;
+                };
+                let device = devs[d.device].get();
+                let field =
+                    [Field::Title, Field::Tags, Field::Pinned, Field::Archived][(d.a % 4) as usize];
+                let patch = match field {
+                    Field::Title => NotePatch {
+                        title: Some(format!("Retitled at step {step} on device {}", d.device)),
+                        ..Default::default()
+                    },
+                    Field::Tags => NotePatch {
+                        tags: Some(
+                            TAGS.iter()
+                                .enumerate()
+                                .filter(|(i, _)| d.b >> i & 1 == 1)
+                                .map(|(_, t)| (*t).to_owned())
+                                .collect(),
+                        ),
+                        ..Default::default()
+                    },
+                    Field::Pinned => NotePatch {
+                        pinned: Some(d.b.is_multiple_of(2)),
+                        ..Default::default()
+                    },
+                    Field::Archived => NotePatch {
+                        archived: Some(d.b.is_multiple_of(2)),
+                        ..Default::default()
+                    },
+                };
+                match device.store.update_note(id, patch) {
+                    Ok(note) => record_fields(&mut oracle, device, id, &note, &[field]),
+                    Err(e) => {
+                        if refused(seed, "editing fields", &e) {
+                            report.ops_refused += 1;
+                        }
+                    }
+                }
+            }
+            54..59 => {
+                report.op("trash");
+                let Some(id) = pick_note(&oracle) else {
+                    continue;
+                };
+                if let Err(e) = devs[d.device].get().store.trash_note(id)
+                    && refused(seed, "trashing", &e)
+                {
+                    report.ops_refused += 1;
+                }
+            }
+            59..63 => {
+                report.op("restore");
+                let Some(id) = pick_note(&oracle) else {
+                    continue;
+                };
+                if let Err(e) = devs[d.device].get().store.restore_note(id)
+                    && refused(seed, "restoring", &e)
+                {
+                    report.ops_refused += 1;
+                }
+            }
+            63..67 => {
+                report.op("resolve conflict");
+                let device = devs[d.device].get();
+                let conflicts = device.store.conflicts().expect("conflicts");
+                if conflicts.is_empty() {
+                    continue;
+                }
+                let c = &conflicts[(d.a % conflicts.len() as u64) as usize];
+                let resolution = resolution_for(d.b, &c.mine, &c.theirs);
+                let note = device
+                    .store
+                    .resolve_conflict(c.note_id, resolution)
+                    .expect("resolve a listed conflict");
+                report.conflicts_resolved += 1;
+                oracle
+                    .bodies
+                    .entry(c.note_id)
+                    .or_default()
+                    .push((d.device, note.body));
+            }
+            67..82 => {
+                report.op("sync");
+                sync_one(&devs, d.device, d, &mut report, &mut oracle).await;
+            }
+            82..85 => {
+                report.op("sync all at once");
+                let cycles = devs.iter().map(|dev| {
+                    let cfg = engine_config(d);
+                    async move { dev.get().sync_with(&cfg, &|_| {}).await }
+                });
+                for result in futures_util::future::join_all(cycles).await {
+                    count_sync(&mut report, result.is_ok());
+                }
+                for i in 0..devs.len() {
+                    note_conflicts(&devs, i, &mut report, &mut oracle);
+                }
+            }
+            85..92 => {
+                let mode = match d.a % 10 {
+                    0..4 => Mode::Online,
+                    4 | 5 => Mode::Offline,
+                    6 => Mode::Flaky {
+                        drop_percent: 20 + (d.b % 60) as u8,
+                    },
+                    7 => Mode::CutReply {
+                        next: 1 + (d.b % 3) as usize,
+                    },
+                    8 => Mode::Stall,
+                    _ => Mode::two_g(),
+                };
+                report.fault(match mode {
+                    Mode::Online => "back online",
+                    Mode::Offline => "offline",
+                    Mode::Flaky { .. } => "flaky",
+                    Mode::CutReply { .. } => "cut-reply",
+                    Mode::Stall => "stall",
+                    Mode::TwoG { .. } => "2g",
+                });
+                devs[d.device]
+                    .netem
+                    .set_mode(mode)
+                    .await
+                    .expect("switch the network");
+            }
+            92..97 => {
+                let skew = if d.a.is_multiple_of(3) {
+                    report.fault("clock skew changed");
+                    SKEWS_MS[(d.c % SKEWS_MS.len() as u64) as usize]
+                } else {
+                    devs[d.device].skew_ms
+                };
+                if d.b.is_multiple_of(2) {
+                    // Killed in the middle of a cycle: the cycle's future is dropped at an
+                    // await (what a kill leaves: SQLite rolls back what was not committed).
+                    report.fault("client killed mid-cycle");
+                    let cfg = engine_config(d);
+                    let cycle = devs[d.device].get().sync_with(&cfg, &|_| {});
+                    let _ = tokio::time::timeout(Duration::from_millis(d.c % 60), cycle).await;
+                } else {
+                    report.fault("client restarted");
+                }
+                devs[d.device].restart(skew);
+            }
+            _ => {
+                // The server loses power while a device is in a cycle.
+                report.fault("server killed (kill -9)");
+                let cfg = engine_config(d);
+                let device = devs[d.device].get();
+                let delay = Duration::from_millis(d.c % 40);
+                let (result, ()) = tokio::join!(device.sync_with(&cfg, &|_| {}), async {
+                    tokio::time::sleep(delay).await;
+                    server.kill9();
+                });
+                count_sync(&mut report, result.is_ok());
+                server.ensure_up().await;
+            }
+        }
+        if let Some(id) = watched {
+            watched_rows.resize(devs.len(), String::new());
+            for (i, dev) in devs.iter().enumerate() {
+                let Some(device) = dev.device.as_ref() else {
+                    continue;
+                };
+                let row = device_row(device, &id.to_string());
+                let queued: Vec<String> = device
+                    .store
+                    .outbox_for(&id.to_string())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{} sent={} base={:?} {:?}",
+                            e.mutation_id,
+                            e.sent,
+                            e.base_version,
+                            e.fields.get("body").map(|b| b.value.to_string())
+                        )
+                    })
+                    .collect();
+                let row = format!("{row} | queued {queued:?}");
+                if row != watched_rows[i] {
+                    eprintln!("  watched, step {step}, device {i}: {row}");
+                    watched_rows[i] = row;
+                }
+            }
+        }
+    }
+
+    settle(&mut devs, &mut server, &mut rng, &mut report, &mut oracle).await;
+    if let Some(id) = watched {
+        for (i, dev) in devs.iter().enumerate() {
+            eprintln!(
+                "  watched, end, device {i}: {}",
+                device_row(dev.get(), &id.to_string())
+            );
+        }
+    }
+    verify(&devs, &oracle, &mut report).await;
+    for dev in &devs {
+        let status = dev.netem.status();
+        report.connections_cut += status.connections_cut;
+        report.replies_cut += status.replies_cut;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+const FIELDS_ALL: [Field; 4] = [Field::Title, Field::Tags, Field::Pinned, Field::Archived];
+
+fn field_value(note: &outpost_core::Note, field: Field) -> String {
+    match field {
+        Field::Title => note.title.clone(),
+        Field::Tags => format!("{:?}", note.tags),
+        Field::Pinned => note.pinned.to_string(),
+        Field::Archived => note.archived.to_string(),
+    }
+}
+
+fn record_fields(
+    oracle: &mut Oracle,
+    device: &Device,
+    id: NoteId,
+    note: &outpost_core::Note,
+    fields: &[Field],
+) {
+    for &field in fields {
+        let stamp = field_stamp(device, id, field);
+        oracle.fields.entry((id, field)).or_default().push((
+            stamp,
+            field_value(note, field),
+            clampable(stamp),
+        ));
+    }
+}
+
+/// Whether the server will pull this stamp back (a device clock too far ahead).
+fn clampable(stamp: Stamp) -> bool {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    stamp.physical_ms > now_ms + outpost_protocol::api::MAX_STAMP_SKEW_MS
+}
+
+fn resolution_for(draw: u64, mine: &str, theirs: &str) -> Resolution {
+    match draw % 3 {
+        0 => Resolution::Mine,
+        1 => Resolution::Theirs,
+        _ => Resolution::Text(format!("{mine}\n{theirs}")),
+    }
+}
+
+fn count_sync(report: &mut SimReport, ok: bool) {
+    if ok {
+        report.syncs_ok += 1;
+    } else {
+        report.syncs_failed += 1;
+    }
+}
+
+fn note_conflicts(devs: &[SimDevice], i: usize, report: &mut SimReport, oracle: &mut Oracle) {
+    for c in devs[i].get().store.conflicts().expect("conflicts") {
+        if oracle.conflicted.insert(c.note_id) {
+            report.conflicts_seen += 1;
+        }
+    }
+}
+
+async fn sync_one(
+    devs: &[SimDevice],
+    i: usize,
+    d: Draw,
+    report: &mut SimReport,
+    oracle: &mut Oracle,
+) {
+    let cfg = engine_config(d);
+    let result = devs[i].get().sync_with(&cfg, &|_| {}).await;
+    if tracing_steps() {
+        eprintln!("  sync of device {i}: {result:?}");
+    }
+    let ok = result.is_ok();
+    count_sync(report, ok);
+    note_conflicts(devs, i, report, oracle);
+}
+
+/// The end: every proxy online, the server up, every device syncs; conflicts are resolved as a
+/// user would (randomly: mine, theirs or both); repeated until a whole round changes nothing.
+async fn settle(
+    devs: &mut [SimDevice],
+    server: &mut ServerProc,
+    rng: &mut fastrand::Rng,
+    report: &mut SimReport,
+    oracle: &mut Oracle,
+) {
+    let seed = report.seed;
+    server.ensure_up().await;
+    for dev in devs.iter() {
+        dev.netem.set_mode(Mode::Online).await.expect("back online");
+    }
+    let cfg = EngineConfig {
+        read_timeout: Some(Duration::from_secs(10)),
+        ..Default::default()
+    };
+    const MAX_ROUNDS: usize = 12;
+    for round in 1..=MAX_ROUNDS {
+        report.final_rounds = round;
+        // Quiet: a whole round in which no device sent or received anything.
+        let mut moved = false;
+        for (i, dev) in devs.iter().enumerate() {
+            // Online for good: a cycle may still fail once on a connection a fault left
+            // behind; it must not fail three times.
+            let mut tries = 0;
+            loop {
+                match dev.get().sync_with(&cfg, &|_| {}).await {
+                    Ok(cycle) => {
+                        if tracing_steps() {
+                            eprintln!("  settle round {round}, device {i}: {cycle:?}");
+                        }
+                        moved |= cycle.pushed > 0 || cycle.pulled > 0;
+                        break;
+                    }
+                    Err(e) => {
+                        tries += 1;
+                        assert!(
+                            tries < 3,
+                            "seed {seed}: device {i} cannot sync once online: {e}"
+                        );
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
+        let mut resolved_any = false;
+        for (i, dev) in devs.iter().enumerate() {
+            let store = &dev.get().store;
+            for c in store.conflicts().expect("conflicts") {
+                if oracle.conflicted.insert(c.note_id) {
+                    report.conflicts_seen += 1;
+                }
+                let note = store
+                    .resolve_conflict(c.note_id, resolution_for(rng.u64(..), &c.mine, &c.theirs))
+                    .expect("resolve");
+                report.conflicts_resolved += 1;
+                oracle
+                    .bodies
+                    .entry(c.note_id)
+                    .or_default()
+                    .push((i, note.body));
+                resolved_any = true;
+            }
+        }
+        if resolved_any || moved {
+            continue;
+        }
+        let pending: i64 = devs
+            .iter()
+            .map(|d| d.get().store.local_status().expect("status").pending)
+            .sum();
+        let first = full_snapshot(&devs[0].get().store);
+        let same = devs[1..]
+            .iter()
+            .all(|d| full_snapshot(&d.get().store) == first);
+        if pending == 0 && same {
+            return;
+        }
+    }
+    let states: Vec<String> = devs
+        .iter()
+        .map(|d| {
+            let store = &d.get().store;
+            format!(
+                "{:?}; outbox {:?}",
+                store.local_status().expect("status"),
+                store.outbox(50).expect("outbox")
+            )
+        })
+        .collect();
+    let first = full_snapshot(&devs[0].get().store);
+    let mut differing = Vec::new();
+    for (i, d) in devs.iter().enumerate().skip(1) {
+        let other = full_snapshot(&d.get().store);
+        for id in first.keys().chain(other.keys()).collect::<BTreeSet<_>>() {
+            if first.get(id) != other.get(id) {
+                differing.push(format!(
+                    "device 0: {}\n    device {i}: {}",
+                    device_row(devs[0].get(), &id.to_string()),
+                    device_row(d.get(), &id.to_string())
+                ));
+            }
+        }
+    }
+    panic!(
+        "seed {seed}: still not quiet after {MAX_ROUNDS} rounds of everyone syncing: {states:#?}\n\
+         notes that differ:\n  {}",
+        differing.join("\n  ")
+    );
+}
+
+/// The checks a user would make at the end (see the module's documentation).
+async fn verify(devs: &[SimDevice], oracle: &Oracle, report: &mut SimReport) {
+    let seed = report.seed;
+    let first = full_snapshot(&devs[0].get().store);
+    for (i, dev) in devs.iter().enumerate() {
+        let device = dev.get();
+        let snapshot = full_snapshot(&device.store);
+        assert_eq!(
+            snapshot, first,
+            "seed {seed}: device {i} differs from device 0"
+        );
+
+        let status = device.store.local_status().expect("status");
+        assert_eq!(
+            (status.pending, status.failed, status.conflicts),
+            (0, 0, 0),
+            "seed {seed}: device {i} is not quiet: {status:?}"
+        );
+        let dead = device.store.dead_letters().expect("dead letters");
+        assert!(
+            dead.is_empty(),
+            "seed {seed}: device {i} has changes the server refused: {dead:?}"
+        );
+        for id in snapshot.keys() {
+            let note = device.store.get_note(*id).expect("note");
+            assert_eq!(
+                note.sync_state,
+                SyncState::Synced,
+                "seed {seed}: device {i} shows note {id} as {:?}",
+                note.sync_state
+            );
+        }
+
+        let session = account::signed_in(&device.store, &device.vault)
+            .expect("session")
+            .expect("signed in");
+        let diagnosis = diagnose(&device.store, &session.client)
+            .await
+            .expect("the sync doctor runs");
+        if !diagnosis.agrees() {
+            let keys = diagnosis
+                .differences
+                .iter()
+                .map(|d| outpost_protocol::digest::Key {
+                    entity: d.entity,
+                    id: d.id.clone(),
+                })
+                .collect();
+            let server: Vec<String> = match session.client.fetch_records(keys).await {
+                Ok(fetched) => fetched
+                    .records
+                    .iter()
+                    .map(|r| {
+                        let fields: Vec<String> = r
+                            .fields
+                            .iter()
+                            .map(|(k, f)| format!("{k}={}@{}", f.value, f.stamp))
+                            .collect();
+                        format!("v{} {}", r.version.0, fields.join(" | "))
+                    })
+                    .collect(),
+                Err(e) => vec![format!("cannot fetch: {e}")],
+            };
+            let rows: Vec<String> = diagnosis
+                .differences
+                .iter()
+                .map(|d| device_row(device, &d.id))
+                .collect();
+            panic!(
+                "seed {seed}: device {i} and the server disagree: {:?}\n  device rows: \
+                 {rows:#?}\n  server records: {server:#?}",
+                diagnosis.differences
+            );
+        }
+    }
+
+    // Every note created is there, once; nothing is there that was not created.
+    let ids: BTreeSet<NoteId> = first.keys().copied().collect();
+    let created: BTreeSet<NoteId> = oracle.created.keys().copied().collect();
+    report.lost = created.difference(&ids).count();
+    report.doubled = ids.difference(&created).count();
+    assert_eq!(
+        (report.lost, report.doubled),
+        (0, 0),
+        "seed {seed}: notes lost {:?}, notes that no one created {:?}",
+        created.difference(&ids).collect::<Vec<_>>(),
+        ids.difference(&created).collect::<Vec<_>>()
+    );
+    report.notes = ids.len();
+
+    // Each small field shows the last write by stamp (last writer wins): its value is one of
+    // the writes, under that write's stamp (or the server's clamp of it, for a clock too far
+    // ahead), and no write with a later stamp was lost, unless the server clamped that one.
+    for ((id, field), writes) in &oracle.fields {
+        let note = devs[0].get().store.get_note(*id).expect("note");
+        let got = field_value(&note, *field);
+        let stamp = field_stamp(devs[0].get(), *id, *field);
+        let shown_by = |(w, value, clamped): &&(Stamp, String, bool)| {
+            *value == got
+                && (*w == stamp
+                    || (*clamped
+                        && w.node == stamp.node
+                        && w.counter == stamp.counter
+                        && w.physical_ms > stamp.physical_ms))
+        };
+        assert!(
+            writes.iter().any(|w| shown_by(&w)),
+            "seed {seed}: note {id}'s {field:?} shows {got:?} under {stamp}, which no write \
+             made: {writes:?}"
+        );
+        let lost: Vec<_> = writes
+            .iter()
+            .filter(|(w, value, clamped)| *w > stamp && !clamped && *value != got)
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "seed {seed}: note {id}'s {field:?} shows {got:?} under {stamp}, but later writes \
+             were lost: {lost:?}"
+        );
+        report.fields_checked += 1;
+    }
+    // A body that only one device ever wrote, never in conflict, shows its last text.
+    for (id, writes) in &oracle.bodies {
+        let writer = writes[0].0;
+        if oracle.conflicted.contains(id) || writes.iter().any(|(d, _)| *d != writer) {
+            continue;
+        }
+        let want = &writes.last().expect("a write").1;
+        let got = &first[id].body;
+        assert_eq!(
+            got, want,
+            "seed {seed}: note {id}'s body, written only on device {writer}, shows another text"
+        );
+        report.bodies_checked += 1;
+    }
+}
