@@ -7,12 +7,9 @@
 //! Each test prints its run time (`cargo test -p outpost-e2e --test netem -- --nocapture`).
 
 use outpost_core::NoteDraft;
-use outpost_core::sync::doctor::{Diagnosis, diagnose};
 use outpost_core::sync::vault::TokenVault;
-use outpost_core::sync::{
-    EngineConfig, EngineState, Progress, SyncEngine, SyncError, SyncStatus, account,
-};
-use outpost_e2e::device::{Device, body};
+use outpost_core::sync::{EngineConfig, EngineState, Progress, SyncEngine, SyncError, SyncStatus};
+use outpost_e2e::device::{Device, body, doctor_agrees};
 use outpost_e2e::server::{Server, spawn_server};
 use outpost_netem::{Mode, Netem};
 use std::collections::BTreeMap;
@@ -58,22 +55,6 @@ fn drafts(prefix: &str, n: usize) -> Vec<NoteDraft> {
             ..Default::default()
         })
         .collect()
-}
-
-/// The sync doctor on `device` against the server: they must agree.
-async fn doctor_agrees(device: &Device) -> Diagnosis {
-    let session = account::signed_in(&device.store, &device.vault)
-        .expect("session")
-        .expect("signed in");
-    let diagnosis = diagnose(&device.store, &session.client)
-        .await
-        .expect("diagnose");
-    assert!(
-        diagnosis.agrees(),
-        "device and server disagree: {:?}",
-        diagnosis.differences
-    );
-    diagnosis
 }
 
 /// Fails the test if a title is on `device` more than once; returns the number of notes.

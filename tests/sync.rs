@@ -5,7 +5,7 @@
 use outpost_core::sync::vault::TokenVault;
 use outpost_core::sync::{EngineConfig, EngineState, SyncEngine};
 use outpost_core::{NotePatch, SyncState};
-use outpost_e2e::device::{Device, body, converge};
+use outpost_e2e::device::{Device, body, converge, doctor_agrees};
 use outpost_e2e::server::Server;
 use std::time::Duration;
 
@@ -241,8 +241,6 @@ async fn an_edit_on_one_online_device_reaches_the_other_through_the_poke() {
 /// this device stamped it anew; the doctor reported the note as different for good.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keeping_their_text_in_a_conflict_leaves_device_and_server_the_same() {
-    use outpost_core::sync::account;
-    use outpost_core::sync::doctor::diagnose;
     let server = server().await;
     let a = Device::new(&server.url, "ann@example.org", true).await;
     let b = Device::new(&server.url, "ann@example.org", false).await;
@@ -261,16 +259,6 @@ async fn keeping_their_text_in_a_conflict_leaves_device_and_server_the_same() {
             device.store.get_note(id).expect("note").body,
             "Meter: 140\n"
         );
-        let session = account::signed_in(&device.store, &device.vault)
-            .expect("session")
-            .expect("signed in");
-        let diagnosis = diagnose(&device.store, &session.client)
-            .await
-            .expect("doctor");
-        assert!(
-            diagnosis.agrees(),
-            "device and server the same: {:?}",
-            diagnosis.differences
-        );
+        doctor_agrees(device).await;
     }
 }

@@ -2,9 +2,10 @@
 //! real engine (`run_cycle`) over the real HTTP client.
 
 use outpost_core::clock::{SystemClock, WallClock};
+use outpost_core::sync::doctor::{Diagnosis, diagnose};
 use outpost_core::sync::vault::TokenVault;
 use outpost_core::sync::{CycleReport, EngineConfig, Progress, SyncError, account, run_cycle};
-use outpost_core::{ListQuery, NoteDraft, NoteId, NotePatch, NoteView, Store, StoreOptions};
+use outpost_core::{ListQuery, Note, NoteDraft, NoteId, NotePatch, NoteView, Store, StoreOptions};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -139,9 +140,9 @@ pub fn title(text: &str) -> NotePatch {
     }
 }
 
-/// Every note of a store (any view) as id -> (title, body, deleted, pinned); fails the test if
-/// a note is listed twice.
-pub fn snapshot(store: &Store) -> BTreeMap<NoteId, NoteShape> {
+/// Every note of a store, in every view (notes, archive, Trash), in full; fails the test if a
+/// note is listed twice.
+pub fn all_notes(store: &Store) -> BTreeMap<NoteId, Note> {
     let mut all = BTreeMap::new();
     for view in [NoteView::Active, NoteView::Archived, NoteView::Trash] {
         let mut query = ListQuery {
@@ -153,8 +154,11 @@ pub fn snapshot(store: &Store) -> BTreeMap<NoteId, NoteShape> {
             let page = store.list_notes(&query).expect("list");
             for n in page.items {
                 let full = store.get_note(n.id).expect("note");
-                let prev = all.insert(n.id, (full.title, full.body, full.deleted, full.pinned));
-                assert!(prev.is_none(), "note {} listed twice", n.id);
+                assert!(
+                    all.insert(n.id, full).is_none(),
+                    "note {} listed twice",
+                    n.id
+                );
             }
             match page.next {
                 Some(next) => query.after = Some(next),
@@ -163,6 +167,30 @@ pub fn snapshot(store: &Store) -> BTreeMap<NoteId, NoteShape> {
         }
     }
     all
+}
+
+/// Every note of a store (any view) as id -> (title, body, deleted, pinned).
+pub fn snapshot(store: &Store) -> BTreeMap<NoteId, NoteShape> {
+    all_notes(store)
+        .into_iter()
+        .map(|(id, n)| (id, (n.title, n.body, n.deleted, n.pinned)))
+        .collect()
+}
+
+/// The sync doctor on `device` against its server: they must agree.
+pub async fn doctor_agrees(device: &Device) -> Diagnosis {
+    let session = account::signed_in(&device.store, &device.vault)
+        .expect("session")
+        .expect("signed in");
+    let diagnosis = diagnose(&device.store, &session.client)
+        .await
+        .expect("diagnose");
+    assert!(
+        diagnosis.agrees(),
+        "device and server disagree: {:?}",
+        diagnosis.differences
+    );
+    diagnosis
 }
 
 /// Syncs every device until all are quiet; returns when replicas agree and nothing is pending.

@@ -13,14 +13,12 @@
 //! the same order. What a seed cannot fix is timing (where exactly a kill lands in a request);
 //! a failure that hangs on it may take a few replays to show again.
 
-use crate::device::{Device, SkewedClock};
+use crate::device::{Device, SkewedClock, all_notes};
 use crate::server::{answers_health, spawn_server};
 use outpost_core::sync::Resolution;
 use outpost_core::sync::doctor::diagnose;
 use outpost_core::sync::{EngineConfig, account};
-use outpost_core::{
-    Error, ListQuery, NoteDraft, NoteId, NotePatch, NoteView, Stamp, StoreOptions, SyncState,
-};
+use outpost_core::{Error, NoteDraft, NoteId, NotePatch, Stamp, StoreOptions, SyncState};
 use outpost_netem::{Mode, Netem};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -195,40 +193,22 @@ pub struct NoteState {
     pub deleted: bool,
 }
 
-/// Every note of a store in every view; panics if a note is listed twice.
+/// Every note of a store in every view, as the user sees it; panics if a note is listed twice.
 pub fn full_snapshot(store: &outpost_core::Store) -> BTreeMap<NoteId, NoteState> {
-    let mut all = BTreeMap::new();
-    for view in [NoteView::Active, NoteView::Archived, NoteView::Trash] {
-        let mut query = ListQuery {
-            view,
-            limit: 1000,
-            ..Default::default()
-        };
-        loop {
-            let page = store.list_notes(&query).expect("list");
-            for n in page.items {
-                let note = store.get_note(n.id).expect("note");
-                let state = NoteState {
-                    title: note.title,
-                    body: note.body,
-                    tags: note.tags,
-                    pinned: note.pinned,
-                    archived: note.archived,
-                    deleted: note.deleted,
-                };
-                assert!(
-                    all.insert(n.id, state).is_none(),
-                    "note {} listed twice",
-                    n.id
-                );
-            }
-            match page.next {
-                Some(next) => query.after = Some(next),
-                None => break,
-            }
-        }
-    }
-    all
+    all_notes(store)
+        .into_iter()
+        .map(|(id, note)| {
+            let state = NoteState {
+                title: note.title,
+                body: note.body,
+                tags: note.tags,
+                pinned: note.pinned,
+                archived: note.archived,
+                deleted: note.deleted,
+            };
+            (id, state)
+        })
+        .collect()
 }
 
 /// A device of the run: the device (none while "switched off"), its proxy, its clock.

@@ -188,6 +188,18 @@ pub enum Outcome {
     Rejected { code: String, message: String },
 }
 
+impl Outcome {
+    /// The outcome's `status` on the wire (`applied`, `duplicate`, `conflict`, `rejected`).
+    pub fn status(&self) -> &'static str {
+        match self {
+            Outcome::Applied { .. } => "applied",
+            Outcome::Duplicate { .. } => "duplicate",
+            Outcome::Conflict { .. } => "conflict",
+            Outcome::Rejected { .. } => "rejected",
+        }
+    }
+}
+
 /// The server's current state of one entity.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -71,15 +71,6 @@ pub(super) fn parse_stamp(s: &str) -> Stamp {
 /// would never converge. A field with a pending edit is compared, since that edit has not reached
 /// the server yet; so is every field of a record older than the version this device has (the
 /// first reply of a duplicate, replayed late).
-fn outcome_name(outcome: &Outcome) -> &'static str {
-    match outcome {
-        Outcome::Applied { .. } => "applied",
-        Outcome::Duplicate { .. } => "duplicate",
-        Outcome::Conflict { .. } => "conflict",
-        Outcome::Rejected { .. } => "rejected",
-    }
-}
-
 fn takes_theirs(theirs: Stamp, mine: Stamp, contested: bool) -> bool {
     if contested {
         theirs > mine
@@ -744,7 +735,7 @@ impl Store {
                 tracing::debug!(
                     mutation = %entry.mutation_id,
                     entity = %entry.entity_id,
-                    outcome = outcome_name(outcome),
+                    outcome = outcome.status(),
                     "push reply"
                 );
                 match outcome {

@@ -64,15 +64,6 @@ fn loaded_with(note: &str, r: StoredRecord) -> Loaded {
     }
 }
 
-fn status(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Applied { .. } => "applied",
-        Outcome::Duplicate { .. } => "duplicate",
-        Outcome::Conflict { .. } => "conflict",
-        Outcome::Rejected { .. } => "rejected",
-    }
-}
-
 #[test]
 fn new_notes_get_consecutive_cursors_and_one_write_each() {
     let a = NoteId::new().to_string();
@@ -175,7 +166,7 @@ fn rejections_explain_and_still_advance_the_number() {
         .iter()
         .map(|r| match &r.outcome {
             Outcome::Rejected { code, message } => (code.clone(), message.clone()),
-            other => (status(other).to_owned(), String::new()),
+            other => (other.status().to_owned(), String::new()),
         })
         .collect();
     assert_eq!(
@@ -303,7 +294,7 @@ fn a_body_edited_on_a_stale_base_is_a_conflict_with_the_current_record() {
     // A base that saw the last body change applies, whatever the title did since.
     let fresh = put(2, &a, fields(&[("body", json!("mine"), NOW - 5)]), Some(5));
     let plan = plan_push(vec![fresh], loaded_with(&a, current.clone()), NOW);
-    assert_eq!(status(&plan.results[0].outcome), "applied");
+    assert_eq!(plan.results[0].outcome.status(), "applied");
     assert_eq!(
         plan.writes[0].1.fields["body"].value,
         json!("mine"),
@@ -314,7 +305,7 @@ fn a_body_edited_on_a_stale_base_is_a_conflict_with_the_current_record() {
     // The same text on a stale base is no conflict.
     let same = put(3, &a, fields(&[("body", json!("theirs"), NOW)]), Some(1));
     let plan = plan_push(vec![same], loaded_with(&a, current), NOW);
-    assert_eq!(status(&plan.results[0].outcome), "applied");
+    assert_eq!(plan.results[0].outcome.status(), "applied");
 }
 
 #[test]
