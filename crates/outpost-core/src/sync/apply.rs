@@ -751,7 +751,10 @@ impl Store {
                         tx.remove_entry(entry)?;
                         // Queue the edit again as a new mutation; the merge below rebases it.
                         let now = tx.now_ms();
-                        tx.requeue(entry.entity, &entry.entity_id, &entry.name, entry.fields.clone(), entry.base_version, now)?;
+                        let fields = tx.not_superseded(entry)?;
+                        if !fields.is_empty() {
+                            tx.requeue(entry.entity, &entry.entity_id, &entry.name, fields, entry.base_version, now)?;
+                        }
                         tx.apply_record(current, me, &mut out)?;
                     }
                     Outcome::Rejected { code, message } => {
@@ -773,6 +776,30 @@ impl Store {
 }
 
 impl Tx<'_> {
+    /// The fields of a conflicted note edit that this device has not edited again since: a
+    /// later edit (its stamp newer) is already in the outbox or applied, and sending the older
+    /// text again after it would undo it (found by the simulation, seed 1039: an edit and its
+    /// undo went up together, the edit conflicted, was queued again behind the undo, and won).
+    fn not_superseded(&self, entry: &OutboxEntry) -> Result<Fields> {
+        if entry.entity != Entity::Note || entry.name != names::NOTE_PUT {
+            return Ok(entry.fields.clone());
+        }
+        let Some(local) = self.load_local(&entry.entity_id)? else {
+            return Ok(entry.fields.clone());
+        };
+        Ok(entry
+            .fields
+            .iter()
+            .filter(|(name, change)| {
+                local
+                    .fields
+                    .get(*name)
+                    .is_none_or(|l| l.stamp <= change.stamp)
+            })
+            .map(|(name, change)| (name.clone(), change.clone()))
+            .collect())
+    }
+
     fn remove_entry(&mut self, entry: &OutboxEntry) -> Result<()> {
         self.tx
             .prepare_cached("DELETE FROM outbox WHERE mutation_id = ?1")
@@ -1296,6 +1323,56 @@ mod tests {
         assert_eq!(
             queue[0].fields["body"].value, "three\n",
             "the later edit goes up"
+        );
+    }
+    #[test]
+    fn an_edit_and_its_undo_sent_together_end_with_the_undo() {
+        // Found by the simulation (seed 1039): a line was added and removed again; both edits
+        // went up in one batch. The first met a conflict and was queued again, behind the undo
+        // the server had already applied, so the line came back everywhere.
+        let (_dir, store) = temp_store();
+        let id = synced_note(&store, "Pump", "one\n");
+        let edit = |text: &str| {
+            store
+                .update_note(
+                    id,
+                    NotePatch {
+                        body: Some(text.into()),
+                        ..Default::default()
+                    },
+                )
+                .expect("edit");
+            store.take_batch(10, usize::MAX).expect("batch")
+        };
+        edit("one\ntwo\n");
+        let sent = edit("one\n");
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        let own = Stamp {
+            physical_ms: stamp(&store, id, "body").physical_ms - 10,
+            counter: 0,
+            node: store.client_id(),
+        };
+        let conflict = Outcome::Conflict {
+            current: record(id, 2, &[("body", "zero\n", own)]),
+        };
+        let applied = Outcome::Applied {
+            version: Version(3),
+            cursor: Cursor(3),
+            clamped_skew_ms: None,
+        };
+        store
+            .apply_push_results(
+                &sent,
+                &[reply(&sent[0], conflict), reply(&sent[1], applied)],
+            )
+            .expect("apply");
+        assert_eq!(store.get_note(id).expect("note").body, "one\n");
+        let queue = store.outbox_for(&id.to_string()).expect("outbox");
+        assert!(
+            queue
+                .iter()
+                .all(|e| e.fields.get("body").is_none_or(|b| b.value != "one\ntwo\n")),
+            "the undone edit is not sent again: {queue:?}"
         );
     }
 }
