@@ -4,7 +4,7 @@
 
 use outpost_core::sync::vault::TokenVault;
 use outpost_core::sync::{EngineConfig, EngineState, SyncEngine};
-use outpost_core::{NotePatch, SyncState};
+use outpost_core::{NoteId, NotePatch, SyncState};
 use outpost_e2e::device::{Device, body, converge, doctor_agrees};
 use outpost_e2e::server::Server;
 use std::time::Duration;
@@ -82,8 +82,9 @@ async fn different_fields_both_survive_and_different_paragraphs_merge() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_line_edited_twice_is_a_conflict_that_keeps_both() {
+/// A meter reading of 100 changed to 140 on A and to 150 on B, A synced first: B holds a
+/// conflict (the server, the devices and the note's id are returned).
+async fn the_same_line_edited_on_two_devices() -> (Server, Device, Device, NoteId) {
     let server = server().await;
     let a = Device::new(&server.url, "ann@example.org", true).await;
     let b = Device::new(&server.url, "ann@example.org", false).await;
@@ -94,6 +95,12 @@ async fn the_same_line_edited_twice_is_a_conflict_that_keeps_both() {
     a.sync().await;
     let report = b.sync().await;
     assert_eq!(report.applied.conflicts, vec![id]);
+    (server, a, b, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_line_edited_twice_is_a_conflict_that_keeps_both() {
+    let (_server, a, b, id) = the_same_line_edited_on_two_devices().await;
     let note = b.store.get_note(id).expect("note");
     assert_eq!(note.sync_state, SyncState::Conflict);
     assert_eq!(note.body, "Meter: 150\n", "mine stays on screen");
@@ -241,15 +248,7 @@ async fn an_edit_on_one_online_device_reaches_the_other_through_the_poke() {
 /// this device stamped it anew; the doctor reported the note as different for good.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keeping_their_text_in_a_conflict_leaves_device_and_server_the_same() {
-    let server = server().await;
-    let a = Device::new(&server.url, "ann@example.org", true).await;
-    let b = Device::new(&server.url, "ann@example.org", false).await;
-    let id = a.note("Reading", "Meter: 100\n");
-    converge(&[&a, &b]).await;
-    a.edit(id, body("Meter: 140\n"));
-    b.edit(id, body("Meter: 150\n"));
-    a.sync().await;
-    assert_eq!(b.sync().await.applied.conflicts, vec![id]);
+    let (_server, a, b, id) = the_same_line_edited_on_two_devices().await;
     b.store
         .resolve_conflict(id, outpost_core::sync::Resolution::Theirs)
         .expect("keep theirs");

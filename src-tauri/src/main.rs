@@ -17,7 +17,7 @@ mod state;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use error::AppError;
 use outpost_core::Store;
@@ -30,6 +30,9 @@ const DATA_DIR_ENV: &str = "OUTPOST_DATA_DIR";
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(3);
 
 fn main() {
+    #[cfg(target_os = "linux")]
+    webkit_defaults();
+    let started = Instant::now();
     let custom_data_dir = std::env::var_os(DATA_DIR_ENV).is_some_and(|d| !d.is_empty());
     let mut builder = tauri::Builder::default();
     // One app per user and data directory. The plugin knows only the app's identifier, so it
@@ -52,7 +55,7 @@ fn main() {
         // and export, and opening a note's file in the user's editor.
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_opener::init())
-        .setup(|app| {
+        .setup(move |app| {
             logs::init(app.handle());
             let state = match open_store(app.handle()) {
                 Ok(store) => {
@@ -76,7 +79,11 @@ fn main() {
             };
             app.manage(state);
             quit_on_terminate(app.handle().clone());
+            tracing::info!(ms = started.elapsed().as_millis(), "set up");
             Ok(())
+        })
+        .on_page_load(move |_window, payload| {
+            tracing::info!(ms = started.elapsed().as_millis(), event = ?payload.event(), "page load");
         })
         .invoke_handler(tauri::generate_handler![
             commands::list_notes,
@@ -128,6 +135,22 @@ fn main() {
             stop_engine(handle);
         }
     });
+}
+
+/// WebKitGTK's accelerated compositing costs about 90 MiB in the web process (BENCHMARKS.md,
+/// "Desktop app") and, with some GPU drivers, shows a blank window; a notes window does not need
+/// it. WebKit turns it off when `WEBKIT_DISABLE_COMPOSITING_MODE` is set at all (any value), so
+/// the way to keep it on is our own `OUTPOST_WEBKIT_COMPOSITING=1`.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn webkit_defaults() {
+    const VAR: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
+    let keep_on = std::env::var_os("OUTPOST_WEBKIT_COMPOSITING").is_some_and(|v| v == "1");
+    if !keep_on && std::env::var_os(VAR).is_none() {
+        // SAFETY: the first thing `main` does, before any other thread exists that could read
+        // or change the environment at the same time.
+        unsafe { std::env::set_var(VAR, "1") };
+    }
 }
 
 /// SIGTERM (a logout, a shutdown, `kill`) quits like the window's close button does, so the

@@ -230,7 +230,18 @@ export async function screenshot(driver, name) {
   const dir = process.env.OUTPOST_SCREENSHOT_DIR ?? path.join(here, '.artifacts');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${name}.png`);
+  // WebKitWebDriver takes the screenshot at the next paint. With compositing off (the app's
+  // default on Linux) a still page paints nothing, and the merge screen waited 50 s for the
+  // status bar's clock; a dot (invisible: 1 px, 1-2% grey) repainted every 50 ms makes the paint.
+  await driver.executeScript(`
+    const dot = document.createElement('div');
+    dot.id = '__repaint';
+    dot.style.cssText = 'position:fixed;left:0;top:0;width:1px;height:1px;pointer-events:none;background:rgba(0,0,0,0.01)';
+    document.body.append(dot);
+    let on = false;
+    window.__repaint = setInterval(() => { on = !on; dot.style.background = on ? 'rgba(0,0,0,0.02)' : 'rgba(0,0,0,0.01)'; }, 50);`);
   writeFileSync(file, Buffer.from(await driver.takeScreenshot(), 'base64'));
+  await driver.executeScript(`clearInterval(window.__repaint); document.getElementById('__repaint')?.remove();`);
   return file;
 }
 

@@ -141,12 +141,19 @@ END;
 INSERT INTO notes_fts (notes_fts) VALUES ('rebuild');
 "#;
 
+/// Version 3: the outbox by state and age. The status (pending and failed counts, the oldest
+/// waiting entry) is read after every queued edit; without it each read scanned the whole outbox,
+/// bodies included, while holding the reader (40 ms with 100,000 entries waiting).
+const V3: &str = r#"
+CREATE INDEX outbox_by_state ON outbox (state, created_ms);
+"#;
+
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3)])
 }
 
 /// The schema version this build writes.
-pub(crate) const LATEST_VERSION: i64 = 2;
+pub(crate) const LATEST_VERSION: i64 = 3;
 
 #[cfg(test)]
 mod tests {

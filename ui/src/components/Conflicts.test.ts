@@ -96,7 +96,7 @@ describe('Conflicts', () => {
 
     await fireEvent.click(await screen.findByRole('button', { name: 'Open Pump station 4' }));
     expect(ui.conflictId).toBe(PUMP.note_id);
-    expect(screen.getByTestId('merge-view').dataset.noteId).toBe(PUMP.note_id);
+    expect((await screen.findByTestId('merge-view')).dataset.noteId).toBe(PUMP.note_id);
     expect(screen.queryByTestId('conflict-list')).toBeNull();
 
     await fireEvent.click(screen.getByRole('button', { name: 'Keep theirs' }));

@@ -19,6 +19,8 @@ export const ui = $state({
   error: null as string | null,
   /** A passing message ("Saved from your editor"). */
   notice: null as string | null,
+  /** Put the cursor in the title once the selected note is open (a new note). */
+  focusTitle: false,
   /** Conflict to open in the merge view. */
   conflictId: null as NoteId | null,
 });

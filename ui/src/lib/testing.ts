@@ -50,6 +50,7 @@ export function resetState(): void {
   ui.panel = 'notes';
   ui.selectedId = null;
   ui.conflictId = null;
+  ui.focusTitle = false;
   ui.error = null;
   ui.notice = null;
   sync.status = null;

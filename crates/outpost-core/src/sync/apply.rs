@@ -1212,7 +1212,19 @@ mod tests {
         assert_eq!(stamp(&store, id, "body"), clamped, "the body's stamp too");
         assert_eq!(store.get_note(id).expect("note").body, "Seal ok");
     }
-    /// A body edit sent and waiting for its reply (a reply lost on the way, say).
+
+    /// A stamp of this device from before its last body edit: what the server holds when an
+    /// older edit of ours reached it first.
+    fn earlier_own_stamp(store: &Store, id: NoteId) -> Stamp {
+        Stamp {
+            physical_ms: stamp(store, id, "body").physical_ms - 10,
+            counter: 0,
+            node: store.client_id(),
+        }
+    }
+
+    /// A body edit sent and waiting for its reply (a reply lost on the way, say): the batch
+    /// that goes up (with any earlier entry whose reply never came).
     fn body_edit_in_flight(store: &Store, id: NoteId, body: &str) -> Vec<OutboxEntry> {
         store
             .update_note(
@@ -1276,6 +1288,7 @@ mod tests {
         assert_eq!(queue[1].fields["body"].value, merged);
         assert_eq!(queue[1].base_version, Some(2));
     }
+
     #[test]
     fn two_edits_sent_together_that_both_conflict_send_the_later_text_again() {
         // Found by the simulation (seed 2): two body edits of a note went up in one batch and
@@ -1284,29 +1297,13 @@ mod tests {
         // device, while this one showed it as synced.
         let (_dir, store) = temp_store();
         let id = synced_note(&store, "Pump", "one\n");
-        let edit = |text: &str| {
-            store
-                .update_note(
-                    id,
-                    NotePatch {
-                        body: Some(text.into()),
-                        ..Default::default()
-                    },
-                )
-                .expect("edit");
-            store.take_batch(10, usize::MAX).expect("batch")
-        };
-        edit("two\n");
+        body_edit_in_flight(&store, id, "two\n");
         // The batch that goes up holds the first edit again (its reply never came) and the
         // second, as its own entry: a sent entry is never rewritten.
-        let sent = edit("three\n");
+        let sent = body_edit_in_flight(&store, id, "three\n");
         assert_eq!(sent.len(), 2, "{sent:?}");
         // What the server holds: another edit of this device, made before these two.
-        let own = Stamp {
-            physical_ms: stamp(&store, id, "body").physical_ms - 10,
-            counter: 0,
-            node: store.client_id(),
-        };
+        let own = earlier_own_stamp(&store, id);
         let current = record(id, 2, &[("body", "zero\n", own)]);
         let conflict = || Outcome::Conflict {
             current: current.clone(),
@@ -1325,6 +1322,7 @@ mod tests {
             "the later edit goes up"
         );
     }
+
     #[test]
     fn an_edit_and_its_undo_sent_together_end_with_the_undo() {
         // Found by the simulation (seed 1039): a line was added and removed again; both edits
@@ -1332,26 +1330,10 @@ mod tests {
         // the server had already applied, so the line came back everywhere.
         let (_dir, store) = temp_store();
         let id = synced_note(&store, "Pump", "one\n");
-        let edit = |text: &str| {
-            store
-                .update_note(
-                    id,
-                    NotePatch {
-                        body: Some(text.into()),
-                        ..Default::default()
-                    },
-                )
-                .expect("edit");
-            store.take_batch(10, usize::MAX).expect("batch")
-        };
-        edit("one\ntwo\n");
-        let sent = edit("one\n");
+        body_edit_in_flight(&store, id, "one\ntwo\n");
+        let sent = body_edit_in_flight(&store, id, "one\n");
         assert_eq!(sent.len(), 2, "{sent:?}");
-        let own = Stamp {
-            physical_ms: stamp(&store, id, "body").physical_ms - 10,
-            counter: 0,
-            node: store.client_id(),
-        };
+        let own = earlier_own_stamp(&store, id);
         let conflict = Outcome::Conflict {
             current: record(id, 2, &[("body", "zero\n", own)]),
         };
