@@ -1,4 +1,4 @@
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { fireEvent, render, screen, waitFor, within } from '@testing-library/svelte';
 import { flushSync } from 'svelte';
 import Conflicts from './Conflicts.svelte';
@@ -6,13 +6,6 @@ import type { Conflict } from '../api';
 import { changes, ui } from '../lib/state.svelte';
 import { absoluteTime } from '../lib/format';
 import { appError, fakeIpc, resetState } from '../lib/testing';
-
-// jsdom has no layout: CodeMirror (in the merge view) measures text through ranges.
-beforeAll(() => {
-  Range.prototype.getClientRects ??= () =>
-    Object.assign([], { item: () => null }) as unknown as DOMRectList;
-  Range.prototype.getBoundingClientRect ??= () => new DOMRect(0, 0, 0, 0);
-});
 
 const PUMP: Conflict = {
   note_id: '0190a3c4-5b6d-7e8f-9a0b-1c2d3e4f5a6b',

@@ -1,4 +1,4 @@
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { fireEvent, render, screen, waitFor } from '@testing-library/svelte';
 import { flushSync } from 'svelte';
 import { EditorView } from '@codemirror/view';
@@ -7,13 +7,6 @@ import type { Note } from '../api';
 import { changes, ui } from '../lib/state.svelte';
 import { PLAIN_TEXT_ABOVE } from '../lib/note-editor';
 import { fakeIpc, resetState } from '../lib/testing';
-
-// jsdom has no layout: CodeMirror measures text through ranges.
-beforeAll(() => {
-  Range.prototype.getClientRects ??= () =>
-    Object.assign([], { item: () => null }) as unknown as DOMRectList;
-  Range.prototype.getBoundingClientRect ??= () => new DOMRect(0, 0, 0, 0);
-});
 
 const VALVE: Note = {
   id: '0190a3c4-5b6d-7e8f-9a0b-1c2d3e4f5a6b',

@@ -1,18 +1,10 @@
-import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { fireEvent, render, screen, waitFor } from '@testing-library/svelte';
 import { EditorView } from '@codemirror/view';
 import MergeView from './MergeView.svelte';
 import type { Conflict } from '../api';
 import { ui } from '../lib/state.svelte';
 import { appError, deferred, fakeIpc, resetState } from '../lib/testing';
-
-// jsdom has no layout: CodeMirror measures text through ranges, which jsdom lacks.
-beforeAll(() => {
-  const rects = () => Object.assign([], { item: () => null }) as unknown as DOMRectList;
-  const rect = () => new DOMRect(0, 0, 0, 0);
-  Range.prototype.getClientRects ??= rects;
-  Range.prototype.getBoundingClientRect ??= rect;
-});
 
 const CONFLICT: Conflict = {
   note_id: '0190a3c4-5b6d-7e8f-9a0b-1c2d3e4f5a6b',
