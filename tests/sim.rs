@@ -39,6 +39,7 @@ async fn random_devices_faults_and_restarts_converge_with_nothing_lost_or_double
         runs += 1;
         total.steps += report.steps;
         total.notes += report.notes;
+        total.notebooks += report.notebooks;
         total.ops_refused += report.ops_refused;
         for (k, v) in &report.ops {
             *total.ops.entry(k).or_default() += v;
@@ -51,12 +52,13 @@ async fn random_devices_faults_and_restarts_converge_with_nothing_lost_or_double
     }
     assert!(runs > 0, "OUTPOST_SIM_SEEDS names no seed");
     eprintln!(
-        "simulation: {runs} seeds, {} operations, {} faults, {} conflicts, {} notes in all; 0 \
-         lost, 0 doubled, all converged; {:.1} s",
+        "simulation: {runs} seeds, {} operations, {} faults, {} conflicts, {} notes and {} \
+         notebooks in all; 0 lost, 0 doubled, all converged; {:.1} s",
         total.operations(),
         total.faults_injected(),
         total.conflicts_seen,
         total.notes,
+        total.notebooks,
         total.seconds
     );
 }

@@ -60,6 +60,7 @@ struct Totals {
     faults: u64,
     conflicts: u64,
     notes: usize,
+    notebooks: usize,
     lost: usize,
     doubled: usize,
     seconds: f64,
@@ -103,6 +104,7 @@ async fn main() -> Result<()> {
         totals.faults += report.faults_injected();
         totals.conflicts += report.conflicts_seen;
         totals.notes += report.notes;
+        totals.notebooks += report.notebooks;
         totals.lost += report.lost;
         totals.doubled += report.doubled;
         totals.runs.push(report);
@@ -110,13 +112,14 @@ async fn main() -> Result<()> {
     }
     totals.seconds = started.elapsed().as_secs_f64();
     println!(
-        "{} seeds, {} operations, {} faults, {} conflicts, {} notes; {} lost, {} doubled; all \
-         converged; {:.0} s",
+        "{} seeds, {} operations, {} faults, {} conflicts, {} notes, {} notebooks; {} lost, {} \
+         doubled; all converged; {:.0} s",
         totals.seeds,
         totals.operations,
         totals.faults,
         totals.conflicts,
         totals.notes,
+        totals.notebooks,
         totals.lost,
         totals.doubled,
         totals.seconds

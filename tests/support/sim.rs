@@ -1,12 +1,13 @@
 //! The randomized simulation (issue 6): several devices of one account, each behind its own
 //! `outpost-netem`, in front of the real `outpost-server` process, doing random operations
-//! (create, edit small fields, edit the body, trash, restore, resolve conflicts, sync, alone or
-//! all at once) through random offline periods, proxy faults (flaky, reply cut, stall, 2G),
+//! (create, edit small fields, edit the body, move to a notebook, trash, restore, resolve
+//! conflicts, create, rename and delete notebooks, sync, alone or all at once) through random offline periods, proxy faults (flaky, reply cut, stall, 2G),
 //! restarts with a new clock skew, kills in the middle of a sync cycle and kill -9 of the
 //! server. At the end every device goes online and syncs until quiet, and [`verify`] checks what
 //! a user would: every replica holds the same notes as the server, every note created exists
 //! exactly once, every small field shows its last write (by stamp), a body only one device ever
-//! edited shows that device's last text, nothing is pending, failed or in conflict.
+//! edited shows that device's last text, every notebook created is there once with its last
+//! name and deleted if any device deleted it, nothing is pending, failed or in conflict.
 //!
 //! The seed fixes the whole schedule: each step draws the same random values whatever happened
 //! before it, so a replay of a seed runs the same operations, faults, restarts and clock skews in
@@ -18,7 +19,9 @@ use crate::server::{answers_health, spawn_server};
 use outpost_core::sync::Resolution;
 use outpost_core::sync::doctor::diagnose;
 use outpost_core::sync::{EngineConfig, account};
-use outpost_core::{Error, NoteDraft, NoteId, NotePatch, Stamp, StoreOptions, SyncState};
+use outpost_core::{
+    Error, NoteDraft, NoteId, NotePatch, NotebookId, Stamp, StoreOptions, SyncState,
+};
 use outpost_netem::{Mode, Netem};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -66,6 +69,8 @@ pub struct SimReport {
     pub conflicts_resolved: u64,
     /// Notes at the end (every one created; none lost, none doubled).
     pub notes: usize,
+    /// Notebooks at the end, deleted ones too (each created once, none from nowhere).
+    pub notebooks: usize,
     /// Field writes checked against the last stamp, and bodies checked against their writer.
     pub fields_checked: usize,
     pub bodies_checked: usize,
@@ -106,7 +111,7 @@ impl fmt::Display for SimReport {
             f,
             "seed {}: {} devices, {} steps, {:.1} s; ops {} ({}; {} refused); faults {} ({}; \
              {} connections cut, {} replies cut); syncs {} ok, {} failed; conflicts {} seen, {} \
-             resolved; {} notes, {} fields and {} bodies checked; quiet after {} rounds; {} lost, \
+             resolved; {} notes, {} notebooks, {} fields and {} bodies checked; quiet after {} rounds; {} lost, \
              {} doubled, converged",
             self.seed,
             self.devices,
@@ -124,6 +129,7 @@ impl fmt::Display for SimReport {
             self.conflicts_seen,
             self.conflicts_resolved,
             self.notes,
+            self.notebooks,
             self.fields_checked,
             self.bodies_checked,
             self.final_rounds,
@@ -169,6 +175,7 @@ enum Field {
     Tags,
     Pinned,
     Archived,
+    Notebook,
 }
 
 impl Field {
@@ -178,6 +185,7 @@ impl Field {
             Field::Tags => "tags_stamp",
             Field::Pinned => "pinned_stamp",
             Field::Archived => "archived_stamp",
+            Field::Notebook => "notebook_stamp",
         }
     }
 }
@@ -185,6 +193,7 @@ impl Field {
 /// A note as every part of it shows to the user.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NoteState {
+    pub notebook_id: Option<NotebookId>,
     pub title: String,
     pub body: String,
     pub tags: Vec<String>,
@@ -199,6 +208,7 @@ pub fn full_snapshot(store: &outpost_core::Store) -> BTreeMap<NoteId, NoteState>
         .into_iter()
         .map(|(id, note)| {
             let state = NoteState {
+                notebook_id: note.notebook_id,
                 title: note.title,
                 body: note.body,
                 tags: note.tags,
@@ -293,6 +303,10 @@ struct Oracle {
     bodies: BTreeMap<NoteId, Vec<(usize, String)>>,
     /// Notes that were ever in conflict on some device.
     conflicted: BTreeSet<NoteId>,
+    /// Every notebook created, by which device; its name writes; those some device deleted.
+    notebooks: BTreeMap<NotebookId, usize>,
+    notebook_names: BTreeMap<NotebookId, Vec<FieldWrite>>,
+    notebooks_deleted: BTreeSet<NotebookId>,
 }
 
 /// The stamp a store holds for a field of a note (its own write, or one received since).
@@ -424,8 +438,80 @@ pub async fn run(cfg: SimConfig) -> SimReport {
                     .expect("in range")
             })
         };
+        let pick_notebook = |oracle: &Oracle, draw: u64| -> Option<NotebookId> {
+            let n = oracle.notebooks.len();
+            (n > 0).then(|| {
+                *oracle
+                    .notebooks
+                    .keys()
+                    .nth((draw % n as u64) as usize)
+                    .expect("in range")
+            })
+        };
         match d.kind {
-            0..22 => {
+            18..22 => {
+                let device = devs[d.device].get();
+                match d.a % 4 {
+                    0 | 1 => {
+                        report.op("create notebook");
+                        let name = format!("Notebook {step} from device {}", d.device);
+                        let nb = device
+                            .store
+                            .create_notebook(&name)
+                            .expect("create a notebook");
+                        oracle.notebooks.insert(nb.id, d.device);
+                        record_notebook_name(&mut oracle, device, nb.id, &nb.name);
+                    }
+                    2 => {
+                        report.op("rename notebook");
+                        let Some(id) = pick_notebook(&oracle, d.b) else {
+                            continue;
+                        };
+                        let name = format!("Renamed at step {step} on device {}", d.device);
+                        match device.store.rename_notebook(id, &name) {
+                            Ok(nb) => record_notebook_name(&mut oracle, device, id, &nb.name),
+                            Err(e) => {
+                                if refused(seed, "renaming a notebook", &e) {
+                                    report.ops_refused += 1;
+                                }
+                            }
+                        }
+                    }
+                    _ => {
+                        report.op("delete notebook");
+                        let Some(id) = pick_notebook(&oracle, d.b) else {
+                            continue;
+                        };
+                        // Its notes stay, unfiled: each is a move the oracle follows.
+                        let filed: Vec<NoteId> = all_notes(&device.store)
+                            .into_iter()
+                            .filter(|(_, n)| n.notebook_id == Some(id))
+                            .map(|(note, _)| note)
+                            .collect();
+                        match device.store.delete_notebook(id) {
+                            Ok(()) => {
+                                oracle.notebooks_deleted.insert(id);
+                                for note_id in filed {
+                                    let note = device.store.get_note(note_id).expect("note");
+                                    record_fields(
+                                        &mut oracle,
+                                        device,
+                                        note_id,
+                                        &note,
+                                        &[Field::Notebook],
+                                    );
+                                }
+                            }
+                            Err(e) => {
+                                if refused(seed, "deleting a notebook", &e) {
+                                    report.ops_refused += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            0..18 => {
                 report.op("create");
                 let device = devs[d.device].get();
                 let tags = if d.b.is_multiple_of(3) {
@@ -502,8 +588,13 @@ pub async fn run(cfg: SimConfig) -> SimReport {
                     continue;
                 };
                 let device = devs[d.device].get();
-                let field =
-                    [Field::Title, Field::Tags, Field::Pinned, Field::Archived][(d.a % 4) as usize];
+                let field = [
+                    Field::Title,
+                    Field::Tags,
+                    Field::Pinned,
+                    Field::Archived,
+                    Field::Notebook,
+                ][(d.a % 5) as usize];
                 let patch = match field {
                     Field::Title => NotePatch {
                         title: Some(format!("Retitled at step {step} on device {}", d.device)),
@@ -525,6 +616,16 @@ pub async fn run(cfg: SimConfig) -> SimReport {
                     },
                     Field::Archived => NotePatch {
                         archived: Some(d.b.is_multiple_of(2)),
+                        ..Default::default()
+                    },
+                    // Into a notebook this device may not have yet (refused, as the UI
+                    // would not offer it), or out of any.
+                    Field::Notebook => NotePatch {
+                        notebook_id: Some(if d.b.is_multiple_of(4) {
+                            None
+                        } else {
+                            pick_notebook(&oracle, d.c)
+                        }),
                         ..Default::default()
                     },
                 };
@@ -714,6 +815,7 @@ fn field_value(note: &outpost_core::Note, field: Field) -> String {
         Field::Tags => format!("{:?}", note.tags),
         Field::Pinned => note.pinned.to_string(),
         Field::Archived => note.archived.to_string(),
+        Field::Notebook => note.notebook_id.map(|n| n.to_string()).unwrap_or_default(),
     }
 }
 
@@ -732,6 +834,85 @@ fn record_fields(
             clampable(stamp),
         ));
     }
+}
+
+/// A notebook's name as this device wrote it, with the stamp it holds for it.
+fn record_notebook_name(oracle: &mut Oracle, device: &Device, id: NotebookId, name: &str) {
+    let stamp = notebooks_of(device)[&id].name_stamp;
+    oracle
+        .notebook_names
+        .entry(id)
+        .or_default()
+        .push((stamp, name.to_owned(), clampable(stamp)));
+}
+
+/// A notebook as every device must end up holding it (deleted ones too).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct NotebookRow {
+    name: String,
+    name_stamp: Stamp,
+    deleted: bool,
+}
+
+/// Every notebook of a store, deleted ones too (the app lists only the others).
+fn notebooks_of(device: &Device) -> BTreeMap<NotebookId, NotebookRow> {
+    let conn = rusqlite::Connection::open_with_flags(
+        device.store.db_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("a read-only look at the store");
+    let mut stmt = conn
+        .prepare("SELECT id, name, name_stamp, deleted FROM notebooks")
+        .expect("notebooks");
+    stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, bool>(3)?,
+        ))
+    })
+    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+    .expect("notebook rows")
+    .into_iter()
+    .map(|(id, name, stamp, deleted)| {
+        let row = NotebookRow {
+            name,
+            name_stamp: stamp.parse().expect("a stamp"),
+            deleted,
+        };
+        (id.parse().expect("a notebook id"), row)
+    })
+    .collect()
+}
+
+/// Last writer wins, checked: the value shown (`got`, under `stamp`) is one of the writes, under
+/// that write's stamp (or the server's clamp of it, for a clock too far ahead), and no write with
+/// a later stamp was lost, unless the server clamped that one.
+fn check_last_write(writes: &[FieldWrite], got: &str, stamp: Stamp) -> Result<(), String> {
+    let shown_by = |(w, value, clamped): &&FieldWrite| {
+        value == got
+            && (*w == stamp
+                || (*clamped
+                    && w.node == stamp.node
+                    && w.counter == stamp.counter
+                    && w.physical_ms > stamp.physical_ms))
+    };
+    if !writes.iter().any(|w| shown_by(&w)) {
+        return Err(format!(
+            "shows {got:?} under {stamp}, which no write made: {writes:?}"
+        ));
+    }
+    let lost: Vec<_> = writes
+        .iter()
+        .filter(|(w, value, clamped)| *w > stamp && !clamped && value != got)
+        .collect();
+    if !lost.is_empty() {
+        return Err(format!(
+            "shows {got:?} under {stamp}, but later writes were lost: {lost:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// Whether the server will pull this stamp back (a device clock too far ahead).
@@ -986,37 +1167,47 @@ async fn verify(devs: &[SimDevice], oracle: &Oracle, report: &mut SimReport) {
     );
     report.notes = ids.len();
 
-    // Each small field shows the last write by stamp (last writer wins): its value is one of
-    // the writes, under that write's stamp (or the server's clamp of it, for a clock too far
-    // ahead), and no write with a later stamp was lost, unless the server clamped that one.
+    // Each small field shows the last write by stamp (last writer wins).
     for ((id, field), writes) in &oracle.fields {
         let note = devs[0].get().store.get_note(*id).expect("note");
         let got = field_value(&note, *field);
         let stamp = field_stamp(devs[0].get(), *id, *field);
-        let shown_by = |(w, value, clamped): &&(Stamp, String, bool)| {
-            *value == got
-                && (*w == stamp
-                    || (*clamped
-                        && w.node == stamp.node
-                        && w.counter == stamp.counter
-                        && w.physical_ms > stamp.physical_ms))
-        };
-        assert!(
-            writes.iter().any(|w| shown_by(&w)),
-            "seed {seed}: note {id}'s {field:?} shows {got:?} under {stamp}, which no write \
-             made: {writes:?}"
+        if let Err(e) = check_last_write(writes, &got, stamp) {
+            panic!("seed {seed}: note {id}'s {field:?} {e}");
+        }
+        report.fields_checked += 1;
+    }
+
+    // Every notebook created is there once on every device, with its last name, and deleted
+    // if any device deleted it (nothing undeletes a notebook).
+    let notebooks = notebooks_of(devs[0].get());
+    for (i, dev) in devs.iter().enumerate().skip(1) {
+        assert_eq!(
+            notebooks_of(dev.get()),
+            notebooks,
+            "seed {seed}: device {i}'s notebooks differ from device 0's"
         );
-        let lost: Vec<_> = writes
-            .iter()
-            .filter(|(w, value, clamped)| *w > stamp && !clamped && *value != got)
-            .collect();
-        assert!(
-            lost.is_empty(),
-            "seed {seed}: note {id}'s {field:?} shows {got:?} under {stamp}, but later writes \
-             were lost: {lost:?}"
+    }
+    let have: BTreeSet<NotebookId> = notebooks.keys().copied().collect();
+    let created: BTreeSet<NotebookId> = oracle.notebooks.keys().copied().collect();
+    assert_eq!(
+        have, created,
+        "seed {seed}: the notebooks at the end are not the ones created"
+    );
+    for (id, row) in &notebooks {
+        if let Err(e) = check_last_write(&oracle.notebook_names[id], &row.name, row.name_stamp) {
+            panic!("seed {seed}: notebook {id}'s name {e}");
+        }
+        assert_eq!(
+            row.deleted,
+            oracle.notebooks_deleted.contains(id),
+            "seed {seed}: notebook {id} deleted = {}, against what the devices did",
+            row.deleted
         );
         report.fields_checked += 1;
     }
+    report.notebooks = notebooks.len();
+
     // A body that only one device ever wrote, never in conflict, shows its last text.
     for (id, writes) in &oracle.bodies {
         let writer = writes[0].0;
