@@ -9,7 +9,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::path::{Path, PathBuf};
 
-    use outpost_core::sync::{Conflict, Resolution, SyncStatus};
+    use outpost_core::sync::{Conflict, Resolution, SyncErrorEntry, SyncStatus};
     use outpost_core::{
         ExternalEvent, ListQuery, LocalStatus, MarkdownExport, MarkdownImport, Note, NoteDraft,
         NotePage, NotePatch, Notebook, OutboxEntry, Pref, SearchHit,
@@ -36,6 +36,7 @@ mod tests {
         LocalStatus::export_all(&cfg)?;
         Pref::export_all(&cfg)?;
         SyncStatus::export_all(&cfg)?;
+        SyncErrorEntry::export_all(&cfg)?;
         Conflict::export_all(&cfg)?;
         Resolution::export_all(&cfg)?;
         DoctorReport::export_all(&cfg)?;

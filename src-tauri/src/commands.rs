@@ -1,6 +1,7 @@
 //! The IPC commands the window may call: one per core operation.
 //!
-//! Each command parses its arguments into the core's types (serde does that, refusing unknown
+//! Each command parses its arguments into the core's types (each comes as an [`Arg`], so a bad
+//! one is answered as `{code, message}` naming it, like any other error; serde refuses unknown
 //! fields), calls the core and maps the error; nothing else. Store calls block on SQLite, so
 //! they run on the blocking thread pool, not on the async workers. Argument names are snake_case
 //! on both sides (`rename_all`), like the fields of the generated TypeScript types.
@@ -13,7 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use outpost_core::sync::doctor::{self, Diagnosis, Repair};
-use outpost_core::sync::{Conflict, Resolution, SyncError, SyncStatus, account};
+use outpost_core::sync::{Conflict, Resolution, SyncError, SyncErrorEntry, SyncStatus, account};
 use outpost_core::{
     ListQuery, LocalStatus, MarkdownExport, MarkdownImport, MutationId, Note, NoteDraft, NoteId,
     NotePage, NotePatch, Notebook, NotebookId, OutboxEntry, Pref, SearchHit,
@@ -21,6 +22,7 @@ use outpost_core::{
 use serde::Serialize;
 use tauri::State;
 
+use crate::args::Arg;
 use crate::error::AppError;
 use crate::state::{AppState, Outpost};
 
@@ -43,8 +45,9 @@ where
 #[tauri::command(rename_all = "snake_case")]
 pub async fn list_notes(
     state: State<'_, AppState>,
-    query: Option<ListQuery>,
+    query: Arg<Option<ListQuery>>,
 ) -> Result<NotePage, AppError> {
+    let query = query.parse("query")?;
     blocking(state, move |app| {
         Ok(app.store.list_notes(&query.unwrap_or_default())?)
     })
@@ -54,8 +57,9 @@ pub async fn list_notes(
 #[tauri::command(rename_all = "snake_case")]
 pub async fn count_notes(
     state: State<'_, AppState>,
-    query: Option<ListQuery>,
+    query: Arg<Option<ListQuery>>,
 ) -> Result<i64, AppError> {
+    let query = query.parse("query")?;
     blocking(state, move |app| {
         Ok(app.store.count_notes(&query.unwrap_or_default())?)
     })
@@ -63,14 +67,19 @@ pub async fn count_notes(
 }
 
 #[tauri::command(rename_all = "snake_case")]
-pub async fn get_note(state: State<'_, AppState>, id: NoteId) -> Result<Note, AppError> {
+pub async fn get_note(state: State<'_, AppState>, id: Arg<NoteId>) -> Result<Note, AppError> {
+    let id = id.parse("id")?;
     blocking(state, move |app| Ok(app.store.get_note(id)?)).await
 }
 
 /// Creates a note. The core validates it and queues it for sync in the same transaction; the
 /// window learns of it through `notes-changed`, like of any other change.
 #[tauri::command(rename_all = "snake_case")]
-pub async fn create_note(state: State<'_, AppState>, note: NoteDraft) -> Result<Note, AppError> {
+pub async fn create_note(
+    state: State<'_, AppState>,
+    note: Arg<NoteDraft>,
+) -> Result<Note, AppError> {
+    let note = note.parse("note")?;
     blocking(state, move |app| Ok(app.store.create_note(note)?)).await
 }
 
@@ -78,24 +87,29 @@ pub async fn create_note(state: State<'_, AppState>, note: NoteDraft) -> Result<
 #[tauri::command(rename_all = "snake_case")]
 pub async fn update_note(
     state: State<'_, AppState>,
-    id: NoteId,
-    patch: NotePatch,
+    id: Arg<NoteId>,
+    patch: Arg<NotePatch>,
 ) -> Result<Note, AppError> {
+    let id = id.parse("id")?;
+    let patch = patch.parse("patch")?;
     blocking(state, move |app| Ok(app.store.update_note(id, patch)?)).await
 }
 
 #[tauri::command(rename_all = "snake_case")]
-pub async fn trash_note(state: State<'_, AppState>, id: NoteId) -> Result<Note, AppError> {
+pub async fn trash_note(state: State<'_, AppState>, id: Arg<NoteId>) -> Result<Note, AppError> {
+    let id = id.parse("id")?;
     blocking(state, move |app| Ok(app.store.trash_note(id)?)).await
 }
 
 #[tauri::command(rename_all = "snake_case")]
-pub async fn restore_note(state: State<'_, AppState>, id: NoteId) -> Result<Note, AppError> {
+pub async fn restore_note(state: State<'_, AppState>, id: Arg<NoteId>) -> Result<Note, AppError> {
+    let id = id.parse("id")?;
     blocking(state, move |app| Ok(app.store.restore_note(id)?)).await
 }
 
 #[tauri::command(rename_all = "snake_case")]
-pub async fn purge_note(state: State<'_, AppState>, id: NoteId) -> Result<(), AppError> {
+pub async fn purge_note(state: State<'_, AppState>, id: Arg<NoteId>) -> Result<(), AppError> {
+    let id = id.parse("id")?;
     blocking(state, move |app| Ok(app.store.purge_note(id)?)).await
 }
 
@@ -108,9 +122,11 @@ pub async fn empty_trash(state: State<'_, AppState>) -> Result<usize, AppError> 
 #[tauri::command(rename_all = "snake_case")]
 pub async fn search_notes(
     state: State<'_, AppState>,
-    text: String,
-    limit: Option<u32>,
+    text: Arg<String>,
+    limit: Arg<Option<u32>>,
 ) -> Result<Vec<SearchHit>, AppError> {
+    let text = text.parse("text")?;
+    let limit = limit.parse("limit")?;
     blocking(state, move |app| {
         Ok(app.store.search_notes(&text, limit.unwrap_or(50))?)
     })
@@ -127,17 +143,20 @@ pub async fn list_notebooks(state: State<'_, AppState>) -> Result<Vec<Notebook>,
 #[tauri::command(rename_all = "snake_case")]
 pub async fn create_notebook(
     state: State<'_, AppState>,
-    name: String,
+    name: Arg<String>,
 ) -> Result<Notebook, AppError> {
+    let name = name.parse("name")?;
     blocking(state, move |app| Ok(app.store.create_notebook(&name)?)).await
 }
 
 #[tauri::command(rename_all = "snake_case")]
 pub async fn rename_notebook(
     state: State<'_, AppState>,
-    id: NotebookId,
-    name: String,
+    id: Arg<NotebookId>,
+    name: Arg<String>,
 ) -> Result<Notebook, AppError> {
+    let id = id.parse("id")?;
+    let name = name.parse("name")?;
     blocking(state, move |app| {
         Ok(app.store.rename_notebook(id, &name)?)
     })
@@ -146,7 +165,11 @@ pub async fn rename_notebook(
 
 /// Deletes a notebook; its notes stay, outside any notebook.
 #[tauri::command(rename_all = "snake_case")]
-pub async fn delete_notebook(state: State<'_, AppState>, id: NotebookId) -> Result<(), AppError> {
+pub async fn delete_notebook(
+    state: State<'_, AppState>,
+    id: Arg<NotebookId>,
+) -> Result<(), AppError> {
+    let id = id.parse("id")?;
     blocking(state, move |app| Ok(app.store.delete_notebook(id)?)).await
 }
 
@@ -161,9 +184,11 @@ pub async fn list_prefs(state: State<'_, AppState>) -> Result<Vec<Pref>, AppErro
 #[tauri::command(rename_all = "snake_case")]
 pub async fn set_pref(
     state: State<'_, AppState>,
-    key: String,
-    value: serde_json::Value,
+    key: Arg<String>,
+    value: Arg<serde_json::Value>,
 ) -> Result<Pref, AppError> {
+    let key = key.parse("key")?;
+    let value = value.parse("value")?;
     blocking(state, move |app| {
         if key == WORK_OFFLINE {
             let paused = value.as_bool().unwrap_or(false);
@@ -202,8 +227,9 @@ pub async fn sync_now(state: State<'_, AppState>) -> Result<(), AppError> {
 #[tauri::command(rename_all = "snake_case")]
 pub async fn list_outbox(
     state: State<'_, AppState>,
-    limit: Option<u32>,
+    limit: Arg<Option<u32>>,
 ) -> Result<Vec<OutboxEntry>, AppError> {
+    let limit = limit.parse("limit")?;
     blocking(state, move |app| {
         Ok(app.store.outbox(limit.unwrap_or(500))?)
     })
@@ -219,8 +245,9 @@ pub async fn list_dead_letters(state: State<'_, AppState>) -> Result<Vec<OutboxE
 #[tauri::command(rename_all = "snake_case")]
 pub async fn retry_dead_letter(
     state: State<'_, AppState>,
-    mutation_id: MutationId,
+    mutation_id: Arg<MutationId>,
 ) -> Result<(), AppError> {
+    let mutation_id = mutation_id.parse("mutation_id")?;
     blocking(state, move |app| {
         Ok(app.store.retry_dead_letter(mutation_id)?)
     })
@@ -231,10 +258,24 @@ pub async fn retry_dead_letter(
 #[tauri::command(rename_all = "snake_case")]
 pub async fn discard_dead_letter(
     state: State<'_, AppState>,
-    mutation_id: MutationId,
+    mutation_id: Arg<MutationId>,
 ) -> Result<(), AppError> {
+    let mutation_id = mutation_id.parse("mutation_id")?;
     blocking(state, move |app| {
         Ok(app.store.discard_dead_letter(mutation_id)?)
+    })
+    .await
+}
+
+/// The recent sync errors, newest first (a failure repeated cycle after cycle is one entry).
+#[tauri::command(rename_all = "snake_case")]
+pub async fn list_sync_errors(
+    state: State<'_, AppState>,
+    limit: Arg<Option<u32>>,
+) -> Result<Vec<SyncErrorEntry>, AppError> {
+    let limit = limit.parse("limit")?;
+    blocking(state, move |app| {
+        Ok(app.store.recent_sync_errors(limit.unwrap_or(20))?)
     })
     .await
 }
@@ -248,9 +289,11 @@ pub async fn list_conflicts(state: State<'_, AppState>) -> Result<Vec<Conflict>,
 #[tauri::command(rename_all = "snake_case")]
 pub async fn resolve_conflict(
     state: State<'_, AppState>,
-    note_id: NoteId,
-    resolution: Resolution,
+    note_id: Arg<NoteId>,
+    resolution: Arg<Resolution>,
 ) -> Result<Note, AppError> {
+    let note_id = note_id.parse("note_id")?;
+    let resolution = resolution.parse("resolution")?;
     blocking(state, move |app| {
         Ok(app.store.resolve_conflict(note_id, resolution)?)
     })
@@ -272,8 +315,9 @@ pub struct DoctorReport {
 #[tauri::command(rename_all = "snake_case")]
 pub async fn run_doctor(
     state: State<'_, AppState>,
-    repair: bool,
+    repair: Arg<bool>,
 ) -> Result<DoctorReport, AppError> {
+    let repair = repair.parse("repair")?;
     let app = state.app()?;
     doctor_on(&app, repair).await
 }
@@ -309,6 +353,8 @@ async fn doctor_on(app: &Outpost, repair: bool) -> Result<DoctorReport, AppError
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct AccountInfo {
     pub signed_in: bool,
+    /// The server signed in to; signed out, the one to offer (`OUTPOST_SERVER_URL`, which
+    /// `scripts/run-app` sets to the local server it starts), if any.
     pub server_url: Option<String>,
     pub email: Option<String>,
 }
@@ -322,10 +368,21 @@ pub async fn account_info(state: State<'_, AppState>) -> Result<AccountInfo, App
                 server_url: Some(s.server_url),
                 email: Some(s.email),
             },
-            None => AccountInfo::default(),
+            None => AccountInfo {
+                server_url: offered_server(),
+                ..AccountInfo::default()
+            },
         })
     })
     .await
+}
+
+/// The server the sign-in form starts with, from the environment (a local or company server).
+fn offered_server() -> Option<String> {
+    std::env::var("OUTPOST_SERVER_URL")
+        .ok()
+        .map(|url| url.trim().to_owned())
+        .filter(|url| !url.is_empty())
 }
 
 /// Registers a new account (or, with `new_account` false, signs in to one) and syncs at once.
@@ -333,11 +390,15 @@ pub async fn account_info(state: State<'_, AppState>) -> Result<AccountInfo, App
 #[tauri::command(rename_all = "snake_case")]
 pub async fn sign_in(
     state: State<'_, AppState>,
-    server_url: String,
-    email: String,
-    password: String,
-    new_account: bool,
+    server_url: Arg<String>,
+    email: Arg<String>,
+    password: Arg<String>,
+    new_account: Arg<bool>,
 ) -> Result<AccountInfo, AppError> {
+    let server_url = server_url.parse("server_url")?;
+    let email = email.parse("email")?;
+    let password = password.parse("password")?;
+    let new_account = new_account.parse("new_account")?;
     let app = state.app()?;
     let session = if new_account {
         account::register(&app.store, &app.vault, &server_url, &email, &password).await?
@@ -381,8 +442,9 @@ pub struct EditorFile {
 pub async fn open_in_editor(
     state: State<'_, AppState>,
     app_handle: tauri::AppHandle,
-    id: NoteId,
+    id: Arg<NoteId>,
 ) -> Result<EditorFile, AppError> {
+    let id = id.parse("id")?;
     let forward = app_handle.clone();
     let path = blocking(state, move |app| {
         let edits = app.external_edits(|edits| {
@@ -442,8 +504,9 @@ async fn folder(
 pub async fn export_markdown(
     state: State<'_, AppState>,
     app_handle: tauri::AppHandle,
-    dir: Option<String>,
+    dir: Arg<Option<String>>,
 ) -> Result<MarkdownExport, AppError> {
+    let dir = dir.parse("dir")?;
     let dir = folder(&app_handle, dir, "Export notes to a folder").await?;
     blocking(state, move |app| Ok(app.store.export_markdown(&dir)?)).await
 }
@@ -454,8 +517,9 @@ pub async fn export_markdown(
 pub async fn import_markdown(
     state: State<'_, AppState>,
     app_handle: tauri::AppHandle,
-    dir: Option<String>,
+    dir: Arg<Option<String>>,
 ) -> Result<MarkdownImport, AppError> {
+    let dir = dir.parse("dir")?;
     let dir = folder(&app_handle, dir, "Import Markdown files from a folder").await?;
     blocking(state, move |app| Ok(app.store.import_markdown(&dir)?)).await
 }
@@ -489,9 +553,98 @@ pub async fn app_paths(
 mod tests {
     use super::*;
     use outpost_core::Store;
+    use std::collections::{BTreeMap, BTreeSet};
     use std::sync::Arc;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// The arguments each command reads (`name: Arg<..>`), and whether it may be left out.
+    fn command_args(source: &str) -> BTreeMap<String, BTreeMap<String, bool>> {
+        let mut commands = BTreeMap::new();
+        let blocks = source.split("#[tauri::command").skip(1);
+        // (Only attributes: the string in this very function is followed by a quote.)
+        for block in blocks.filter(|b| b.starts_with('(')) {
+            let Some(start) = block.find("pub async fn ") else {
+                continue;
+            };
+            let rest = &block[start + "pub async fn ".len()..];
+            let name: String = rest.chars().take_while(|c| *c != '(').collect();
+            let params = rest.split(") -> ").next().unwrap_or_default();
+            let mut args = BTreeMap::new();
+            for (i, _) in params.match_indices(": Arg<") {
+                let arg: String = params[..i]
+                    .chars()
+                    .rev()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                let optional = params[i..].starts_with(": Arg<Option<");
+                args.insert(arg, optional);
+            }
+            commands.insert(name, args);
+        }
+        commands
+    }
+
+    /// The argument keys each wrapper in api.ts sends (`invoke<T>('name', { a, b })`).
+    fn wrapper_args(api: &str) -> BTreeMap<String, BTreeSet<String>> {
+        let mut wrappers = BTreeMap::new();
+        for call in api.split("invoke<").skip(1) {
+            let Some(open) = call.find(">('") else {
+                continue;
+            };
+            let after = &call[open + 3..];
+            let name: String = after.chars().take_while(|c| *c != '\'').collect();
+            let tail = &after[name.len() + 1..];
+            let keys = match tail.strip_prefix(", {") {
+                Some(object) => object
+                    .split('}')
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|k| k.split(':').next().unwrap_or_default().trim().to_owned())
+                    .filter(|k| !k.is_empty())
+                    .collect(),
+                None => BTreeSet::new(),
+            };
+            wrappers.insert(name, keys);
+        }
+        wrappers
+    }
+
+    /// Argument names are strings on the JavaScript side: a renamed or added argument must be
+    /// renamed or added in api.ts too, or the window would send what no command reads.
+    #[test]
+    fn each_wrapper_sends_the_arguments_its_command_reads() -> TestResult {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let api = std::fs::read_to_string(root.join("../ui/src/api.ts"))?;
+        let commands = command_args(include_str!("commands.rs"));
+        let wrappers = wrapper_args(&api);
+        assert_eq!(commands.len(), COMMANDS.len(), "{:?}", commands.keys());
+        for (name, args) in &commands {
+            let sent = wrappers
+                .get(name)
+                .ok_or_else(|| format!("{name} has no wrapper in ui/src/api.ts"))?;
+            let read: BTreeSet<String> = args.keys().cloned().collect();
+            let unread: Vec<_> = sent.difference(&read).collect();
+            assert!(
+                unread.is_empty(),
+                "api.ts sends {unread:?} to {name}, which reads {read:?}"
+            );
+            let missing: Vec<_> = args
+                .iter()
+                .filter(|(arg, optional)| !**optional && !sent.contains(*arg))
+                .map(|(arg, _)| arg)
+                .collect();
+            assert!(
+                missing.is_empty(),
+                "api.ts does not send {missing:?} to {name}"
+            );
+        }
+        Ok(())
+    }
 
     #[test]
     fn every_command_is_granted_and_wrapped() -> TestResult {

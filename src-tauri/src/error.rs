@@ -21,6 +21,10 @@ pub enum AppError {
     /// the window can say why (e.g. `data_dir_in_use`) instead of the app dying without a word.
     #[error("{message}")]
     StoreUnavailable { code: &'static str, message: String },
+    /// An argument the window sent could not be read (see `args.rs`): a malformed id, an
+    /// unknown field, a missing key. The same code as the core's own validation errors.
+    #[error("`{name}` is not valid: {reason}")]
+    BadArgument { name: &'static str, reason: String },
     /// The user closed a folder picker without choosing: the window says nothing.
     #[error("no folder was chosen")]
     Cancelled,
@@ -39,6 +43,7 @@ impl AppError {
             AppError::Core(err) => err.code(),
             AppError::Sync(err) => err.code(),
             AppError::StoreUnavailable { code, .. } => code,
+            AppError::BadArgument { .. } => "invalid_input",
             AppError::Cancelled => "cancelled",
             AppError::Open(_) => "cannot_open",
             AppError::Runtime(_) => "internal",

@@ -8,6 +8,7 @@
 // Release builds on Windows must not open a console window next to the app.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod args;
 mod bindings;
 mod commands;
 mod error;
@@ -109,6 +110,7 @@ fn main() {
             commands::list_dead_letters,
             commands::retry_dead_letter,
             commands::discard_dead_letter,
+            commands::list_sync_errors,
             commands::list_conflicts,
             commands::resolve_conflict,
             commands::run_doctor,

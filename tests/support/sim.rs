@@ -1,13 +1,14 @@
 //! The randomized simulation (issue 6): several devices of one account, each behind its own
 //! `outpost-netem`, in front of the real `outpost-server` process, doing random operations
 //! (create, edit small fields, edit the body, move to a notebook, trash, restore, resolve
-//! conflicts, create, rename and delete notebooks, sync, alone or all at once) through random offline periods, proxy faults (flaky, reply cut, stall, 2G),
-//! restarts with a new clock skew, kills in the middle of a sync cycle and kill -9 of the
-//! server. At the end every device goes online and syncs until quiet, and [`verify`] checks what
-//! a user would: every replica holds the same notes as the server, every note created exists
-//! exactly once, every small field shows its last write (by stamp), a body only one device ever
-//! edited shows that device's last text, every notebook created is there once with its last
-//! name and deleted if any device deleted it, nothing is pending, failed or in conflict.
+//! conflicts, create, rename and delete notebooks, sync, alone or all at once) through random
+//! offline periods, proxy faults (flaky, reply cut, stall, 2G), restarts with a new clock skew,
+//! kills in the middle of a sync cycle and kill -9 of the server. At the end every device goes
+//! online and syncs until quiet, and [`verify`] checks what a user would: every replica holds
+//! the same notes as the server, every note created exists exactly once, every small field
+//! shows its last write (by stamp), a body only one device ever edited shows that device's last
+//! text, every notebook created is there once with its last name and deleted if any device
+//! deleted it, nothing is pending, failed or in conflict.
 //!
 //! The seed fixes the whole schedule: each step draws the same random values whatever happened
 //! before it, so a replay of a seed runs the same operations, faults, restarts and clock skews in
@@ -111,8 +112,8 @@ impl fmt::Display for SimReport {
             f,
             "seed {}: {} devices, {} steps, {:.1} s; ops {} ({}; {} refused); faults {} ({}; \
              {} connections cut, {} replies cut); syncs {} ok, {} failed; conflicts {} seen, {} \
-             resolved; {} notes, {} notebooks, {} fields and {} bodies checked; quiet after {} rounds; {} lost, \
-             {} doubled, converged",
+             resolved; {} notes, {} notebooks, {} fields and {} bodies checked; quiet after {} \
+             rounds; {} lost, {} doubled, converged",
             self.seed,
             self.devices,
             self.steps,

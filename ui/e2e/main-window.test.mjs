@@ -174,7 +174,17 @@ describe('the notes window', { timeout: 180_000 }, () => {
       window.__TAURI_INTERNALS__.invoke('update_note', { id: 'not-a-uuid', patch: {} })
         .then(() => done(null), (e) => done(e));
     `);
-    assert.ok(error, 'refused');
-    assert.match(JSON.stringify(error), /uuid|id/i);
+    // What the window shows is the message; the code is what it can switch on. Tauri alone
+    // would answer a bare string here ("invalid args `id` for command ...").
+    assert.equal(typeof error, 'object', JSON.stringify(error));
+    assert.equal(error.code, 'invalid_input', JSON.stringify(error));
+    assert.match(error.message, /^`id` is not valid: /, JSON.stringify(error));
+    const unknown = await driver.executeAsyncScript(`
+      const done = arguments[arguments.length - 1];
+      window.__TAURI_INTERNALS__.invoke('count_notes', { query: { folder: 'x' } })
+        .then(() => done(null), (e) => done(e));
+    `);
+    assert.equal(unknown?.code, 'invalid_input', JSON.stringify(unknown));
+    assert.match(unknown.message, /`query`.*folder/, JSON.stringify(unknown));
   });
 });

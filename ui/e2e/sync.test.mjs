@@ -155,6 +155,9 @@ describe('syncing from the window', { timeout: 300_000 }, () => {
     await click(driver, 'failed-count');
     const reason = await waitFor('reason shown', () => textOf(driver, 'dead-letter-reason'));
     assert.match(reason, /tags/);
+    // The outage of the earlier test is in the error log, though syncs have worked since.
+    const logged = await Promise.all((await driver.findElements(byTestId('sync-error'))).map((e) => e.getText()));
+    assert.ok(logged.some((t) => /offline:/.test(t)), logged.join('\n'));
     await screenshot(driver, 'diagnostics');
     await click(driver, 'dead-letter-edit');
     await waitFor('editor on the note', async () =>

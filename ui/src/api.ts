@@ -29,6 +29,7 @@ import type { OutboxEntry } from './bindings/OutboxEntry';
 import type { Pref } from './bindings/Pref';
 import type { Resolution } from './bindings/Resolution';
 import type { SearchHit } from './bindings/SearchHit';
+import type { SyncErrorEntry } from './bindings/SyncErrorEntry';
 import type { SyncStatus } from './bindings/SyncStatus';
 
 export type * from './bindings/AccountInfo';
@@ -58,6 +59,7 @@ export type * from './bindings/Resolution';
 export type * from './bindings/SearchHit';
 export type * from './bindings/SnippetPart';
 export type * from './bindings/SyncState';
+export type * from './bindings/SyncErrorEntry';
 export type * from './bindings/SyncStatus';
 
 /** What every command rejects with: `{code, message}` (AppError in src-tauri/src/error.rs). */
@@ -126,6 +128,8 @@ export const retryDeadLetter = (mutation_id: MutationId) =>
   invoke<null>('retry_dead_letter', { mutation_id });
 export const discardDeadLetter = (mutation_id: MutationId) =>
   invoke<null>('discard_dead_letter', { mutation_id });
+/** The recent sync errors, newest first (a failure repeated is one entry with its count). */
+export const listSyncErrors = (limit = 20) => invoke<SyncErrorEntry[]>('list_sync_errors', { limit });
 export const listConflicts = () => invoke<Conflict[]>('list_conflicts');
 export const resolveConflict = (note_id: NoteId, resolution: Resolution) =>
   invoke<Note>('resolve_conflict', { note_id, resolution });

@@ -148,12 +148,24 @@ const V3: &str = r#"
 CREATE INDEX outbox_by_state ON outbox (state, created_ms);
 "#;
 
+/// Version 4: the recent sync errors, for the diagnostics screen ("what went wrong overnight"),
+/// a failure repeated cycle after cycle kept as one row with its count and time span.
+const V4: &str = r#"
+CREATE TABLE sync_errors (
+    seq      INTEGER PRIMARY KEY,
+    first_ms INTEGER NOT NULL,
+    last_ms  INTEGER NOT NULL,
+    count    INTEGER NOT NULL DEFAULT 1,
+    message  TEXT NOT NULL
+) STRICT;
+"#;
+
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
 }
 
 /// The schema version this build writes.
-pub(crate) const LATEST_VERSION: i64 = 3;
+pub(crate) const LATEST_VERSION: i64 = 4;
 
 #[cfg(test)]
 mod tests {

@@ -3,4 +3,9 @@
 /**
  * Who this device syncs as, if anyone.
  */
-export type AccountInfo = { signed_in: boolean, server_url: string | null, email: string | null, };
+export type AccountInfo = { signed_in: boolean, 
+/**
+ * The server signed in to; signed out, the one to offer (`OUTPOST_SERVER_URL`, which
+ * `scripts/run-app` sets to the local server it starts), if any.
+ */
+server_url: string | null, email: string | null, };

@@ -2,7 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { fireEvent, render, screen, waitFor, within } from '@testing-library/svelte';
 import { flushSync } from 'svelte';
 import Diagnostics from './Diagnostics.svelte';
-import type { Diagnosis, DoctorReport, OutboxEntry, SyncStatus } from '../api';
+import type { Diagnosis, DoctorReport, OutboxEntry, SyncErrorEntry, SyncStatus } from '../api';
 import { changes, sync, ui } from '../lib/state.svelte';
 import { absoluteTime } from '../lib/format';
 import { appError, deferred, fakeIpc, resetState } from '../lib/testing';
@@ -85,13 +85,14 @@ function diagnosis(over: Partial<Diagnosis> = {}): Diagnosis {
   };
 }
 
-const READS = ['list_outbox', 'list_dead_letters', 'app_paths'];
+const READS = ['list_outbox', 'list_dead_letters', 'app_paths', 'list_sync_errors'];
 
-function reads(outbox: OutboxEntry[] = [], dead: OutboxEntry[] = []) {
+function reads(outbox: OutboxEntry[] = [], dead: OutboxEntry[] = [], errors: SyncErrorEntry[] = []) {
   return {
     list_outbox: () => outbox,
     list_dead_letters: () => dead,
     app_paths: () => PATHS,
+    list_sync_errors: () => errors,
   };
 }
 
@@ -285,6 +286,44 @@ describe('Diagnostics: last sync', () => {
     expect(screen.getByTestId('diag-last-error-none').textContent).toBe('None');
     expect(screen.queryByTestId('diag-next-retry')).toBeNull();
     await screen.findByTestId('outbox-empty');
+  });
+
+  it('lists the recent errors, newest first, a repeated one once with its count', async () => {
+    const now = Date.now();
+    const night: SyncErrorEntry = {
+      message: 'cannot reach the server',
+      count: 214,
+      first_ms: now - 9 * 3_600_000,
+      last_ms: now - 2 * 60_000,
+    };
+    const once: SyncErrorEntry = { message: 'server error 500', count: 1, first_ms: now - 10 * 3_600_000, last_ms: now - 10 * 3_600_000 };
+    const ipc = fakeIpc(reads([], [], [night, once]));
+    sync.status = status({ state: 'offline', last_error: 'cannot reach the server' });
+    render(Diagnostics);
+    const rows = await screen.findAllByTestId('sync-error');
+    expect(ipc.argsOf('list_sync_errors')).toEqual([{ limit: 20 }]);
+    expect(rows.map((r) => r.querySelector('.message')?.textContent)).toEqual([
+      'cannot reach the server',
+      'server error 500',
+    ]);
+    expect(rows[0]!.querySelector('time')?.textContent).toBe('2 min ago');
+    expect(within(rows[0]!).getByTestId('sync-error-repeats').textContent).toBe(
+      `214 times since ${absoluteTime(night.first_ms)}`,
+    );
+    expect(within(rows[1]!).queryByTestId('sync-error-repeats')).toBeNull();
+  });
+
+  it('reads the error log again when a sync fails, and says when none ever did', async () => {
+    let errors: SyncErrorEntry[] = [];
+    const ipc = fakeIpc({ ...reads(), list_sync_errors: () => errors });
+    sync.status = status();
+    render(Diagnostics);
+    expect((await screen.findByTestId('sync-errors-empty')).textContent).toBe('No sync has failed on this device.');
+    errors = [{ message: 'server error 500', count: 1, first_ms: Date.now(), last_ms: Date.now() }];
+    sync.status = status({ state: 'error', last_error: 'server error 500' });
+    flushSync();
+    await waitFor(() => expect(screen.getAllByTestId('sync-error')).toHaveLength(1));
+    expect(ipc.count('list_sync_errors')).toBe(2);
   });
 
   it('follows the status as App updates it', async () => {

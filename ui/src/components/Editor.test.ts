@@ -135,6 +135,22 @@ describe('Editor', () => {
     expect(screen.getByTestId('save-state').textContent).toBe('');
   });
 
+  it('keeps a note in the Trash read-only, text and title, until it is restored', async () => {
+    const store = noteStore({ ...VALVE, deleted: true });
+    ui.selectedId = VALVE.id;
+    render(Editor);
+    const view = await bodyView();
+    await waitFor(() => expect(view.state.readOnly).toBe(true));
+    expect(view.contentDOM.getAttribute('contenteditable')).toBe('false');
+    expect((screen.getByTestId('editor-title') as HTMLInputElement).readOnly).toBe(true);
+    expect(screen.getByTestId('restore-note')).toBeTruthy();
+
+    store.changeElsewhere({ deleted: false });
+    await waitFor(() => expect(view.state.readOnly).toBe(false));
+    expect(view.contentDOM.getAttribute('contenteditable')).toBe('true');
+    expect((screen.getByTestId('editor-title') as HTMLInputElement).readOnly).toBe(false);
+  });
+
   it('edits a very large note as plain text, and says so', async () => {
     const big = { ...VALVE, body: `${'pressure nominal, gasket replaced\n'.repeat(PLAIN_TEXT_ABOVE / 30)}` };
     expect(big.body.length).toBeGreaterThan(PLAIN_TEXT_ABOVE);

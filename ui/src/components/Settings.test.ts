@@ -102,6 +102,22 @@ describe('Settings: account', () => {
     expect(ui.notice).toBe('Account created: ana@example.org');
   });
 
+  it('offers the server the app was started with (scripts/run-app starts a local one)', async () => {
+    const ipc = fakeIpc({
+      account_info: () => ({ ...SIGNED_OUT, server_url: 'http://127.0.0.1:41234' }),
+      list_prefs: () => PREFS,
+      sign_in: () => SIGNED_IN,
+    });
+    render(Settings);
+    const server = (await screen.findByLabelText('Server')) as HTMLInputElement;
+    await waitFor(() => expect(server.value).toBe('http://127.0.0.1:41234'));
+    await fireEvent.input(screen.getByLabelText('Email'), { target: { value: 'ana@example.org' } });
+    await fireEvent.input(screen.getByLabelText('Password'), { target: { value: 'correct horse' } });
+    await fireEvent.click(screen.getByRole('button', { name: 'Create account' }));
+    await screen.findByTestId('account-signed-in');
+    expect(ipc.argsOf('sign_in')[0]?.server_url).toBe('http://127.0.0.1:41234');
+  });
+
   it('sends nothing while a field is missing', async () => {
     const ipc = signedOut({ sign_in: () => SIGNED_IN });
     render(Settings);

@@ -20,6 +20,11 @@ const language = new Compartment();
 const markdownLanguage = markdown();
 const languageFor = (size: number) => (size > PLAIN_TEXT_ABOVE ? [] : markdownLanguage);
 
+/** Whether the text can be edited: not in the Trash (restore first, as for the title). */
+const access = new Compartment();
+const EDITABLE: never[] = [];
+const READ_ONLY = [EditorState.readOnly.of(true), EditorView.editable.of(false)];
+
 /** Marks a change that put the store's text in the editor: not an edit to save back. */
 const fromStore = Annotation.define<boolean>();
 
@@ -32,6 +37,7 @@ export function createNoteEditor(parent: HTMLElement, onEdit: () => void): Edito
       extensions: [
         basicSetup,
         language.of(languageFor(0)),
+        access.of(EDITABLE),
         EditorView.lineWrapping,
         EditorView.contentAttributes.of({ 'aria-label': 'Note text', 'data-testid': 'editor-body' }),
         EditorView.updateListener.of((update) => {
@@ -53,4 +59,10 @@ export function replaceText(view: EditorView, text: string): void {
     effects:
       language.get(view.state) === languageFor(text.length) ? [] : language.reconfigure(languageFor(text.length)),
   });
+}
+
+/** Locks or unlocks the text (a note in the Trash is read-only until restored). */
+export function setReadOnly(view: EditorView, readOnly: boolean): void {
+  const wanted = readOnly ? READ_ONLY : EDITABLE;
+  if (access.get(view.state) !== wanted) view.dispatch({ effects: access.reconfigure(wanted) });
 }

@@ -10,15 +10,19 @@ type Handler = (args: Record<string, unknown>) => unknown;
  * Answers each command with its handler (a handler that throws makes the command reject with
  * what it threw, as an `AppError` from Rust would); a command without one rejects.
  */
-export function fakeIpc(handlers: Record<string, Handler>) {
+export function fakeIpc(handlers: Record<string, Handler>, options: { events?: boolean } = {}) {
   const calls: Call[] = [];
-  mockIPC((cmd, payload) => {
-    const args = (payload ?? {}) as Record<string, unknown>;
-    calls.push({ cmd, args });
-    const handler = handlers[cmd];
-    if (!handler) throw { code: 'internal', message: `no fake for ${cmd}` };
-    return handler(args);
-  });
+  mockIPC(
+    (cmd, payload) => {
+      const args = (payload ?? {}) as Record<string, unknown>;
+      calls.push({ cmd, args });
+      const handler = handlers[cmd];
+      if (!handler) throw { code: 'internal', message: `no fake for ${cmd}` };
+      return handler(args);
+    },
+    // Events (`listen`, and `emit` from a test) go through Tauri's own mock of the event bus.
+    { shouldMockEvents: options.events ?? false },
+  );
   return {
     calls,
     /** The arguments of every call of `cmd`, in order. */
@@ -47,6 +51,9 @@ export function deferred<T>() {
 
 /** The shared state back to how App starts. */
 export function resetState(): void {
+  ui.view = 'active';
+  ui.notebookId = null;
+  ui.search = '';
   ui.panel = 'notes';
   ui.selectedId = null;
   ui.conflictId = null;

@@ -496,7 +496,7 @@ async fn run_loop(inner: Arc<Inner>) {
                 retry_in = (state != EngineState::SignedOut).then_some(delay);
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "sync cycle failed");
                 let message = e.to_string();
-                let _ = inner.store.record_sync_error(&message);
+                let _ = inner.store.record_sync_error(&message, now_ms());
                 inner.publish(|s| {
                     s.state = state;
                     s.last_error = Some(message);

@@ -1,5 +1,8 @@
-//! Sync bookkeeping kept in the store: last success and error, the clock correction, and the
-//! re-download ("reset required") that keeps the outbox.
+//! Sync bookkeeping kept in the store: last success, the recent errors, the clock correction,
+//! and the re-download ("reset required") that keeps the outbox.
+
+use rusqlite::params;
+use serde::Serialize;
 
 use crate::error::Result;
 use crate::meta;
@@ -8,6 +11,20 @@ use crate::store::{SqlContext, Store};
 const LAST_SUCCESS: &str = "last_success_ms";
 const LAST_ERROR: &str = "last_error";
 const RESET: &str = "reset_in_progress";
+
+/// How many distinct errors the log keeps (a repeat of the last one only counts up).
+pub const SYNC_ERRORS_KEPT: i64 = 50;
+
+/// A sync failure as the diagnostics screen lists it: the same failure cycle after cycle (the
+/// server down all night) is one entry, with how often and from when to when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct SyncErrorEntry {
+    pub message: String,
+    pub count: i64,
+    pub first_ms: i64,
+    pub last_ms: i64,
+}
 
 impl Store {
     /// A cycle finished: saves when, and the clock correction it measured (so that the next
@@ -24,8 +41,56 @@ impl Store {
         })
     }
 
-    pub fn record_sync_error(&self, message: &str) -> Result<()> {
-        self.write(|tx| meta::set(&tx.tx, tx.path, LAST_ERROR, message))
+    /// A cycle failed at `at_ms` (device time): the last error, and an entry in the error log.
+    pub fn record_sync_error(&self, message: &str, at_ms: i64) -> Result<()> {
+        self.write(|tx| {
+            meta::set(&tx.tx, tx.path, LAST_ERROR, message)?;
+            let repeated = tx
+                .tx
+                .execute(
+                    "UPDATE sync_errors SET last_ms = ?2, count = count + 1
+                      WHERE seq = (SELECT max(seq) FROM sync_errors) AND message = ?1",
+                    params![message, at_ms],
+                )
+                .at(tx.path)?;
+            if repeated == 0 {
+                tx.tx
+                    .execute(
+                        "INSERT INTO sync_errors (first_ms, last_ms, message) VALUES (?2, ?2, ?1)",
+                        params![message, at_ms],
+                    )
+                    .at(tx.path)?;
+                tx.tx
+                    .execute(
+                        "DELETE FROM sync_errors WHERE seq <= (SELECT max(seq) FROM sync_errors) - ?1",
+                        [SYNC_ERRORS_KEPT],
+                    )
+                    .at(tx.path)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The most recent sync errors, newest first.
+    pub fn recent_sync_errors(&self, limit: u32) -> Result<Vec<SyncErrorEntry>> {
+        self.read(|conn, path| {
+            conn.prepare_cached(
+                "SELECT message, count, first_ms, last_ms FROM sync_errors
+                  ORDER BY seq DESC LIMIT ?1",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([limit], |r| {
+                    Ok(SyncErrorEntry {
+                        message: r.get(0)?,
+                        count: r.get(1)?,
+                        first_ms: r.get(2)?,
+                        last_ms: r.get(3)?,
+                    })
+                })?
+                .collect()
+            })
+            .at(path)
+        })
     }
 
     pub fn last_sync_success(&self) -> Result<Option<i64>> {
@@ -96,10 +161,64 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::{SYNC_ERRORS_KEPT, SyncErrorEntry};
     use crate::clock::{SystemClock, WallClock};
     use crate::{NoteDraft, Store};
 
     const DAY_MS: i64 = 24 * 3600 * 1000;
+
+    #[test]
+    fn a_night_of_the_same_error_is_one_entry_and_the_log_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("dir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store
+                .record_sync_error("the server answered 500", 1_000)
+                .expect("record");
+            for at in [2_000, 3_000, 4_000] {
+                store
+                    .record_sync_error("offline: cannot reach the server", at)
+                    .expect("record");
+            }
+            store.record_sync_success(5_000).expect("success");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        // A success clears the status bar's error, not the log.
+        assert_eq!(store.last_sync_error().expect("last"), None);
+        assert_eq!(
+            store.recent_sync_errors(10).expect("log"),
+            vec![
+                SyncErrorEntry {
+                    message: "offline: cannot reach the server".into(),
+                    count: 3,
+                    first_ms: 2_000,
+                    last_ms: 4_000,
+                },
+                SyncErrorEntry {
+                    message: "the server answered 500".into(),
+                    count: 1,
+                    first_ms: 1_000,
+                    last_ms: 1_000,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn the_error_log_keeps_the_latest_distinct_errors() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(dir.path()).expect("open");
+        for i in 0..SYNC_ERRORS_KEPT + 20 {
+            store
+                .record_sync_error(&format!("error {i}"), i)
+                .expect("record");
+        }
+        let log = store.recent_sync_errors(1_000).expect("log");
+        assert_eq!(log.len() as i64, SYNC_ERRORS_KEPT);
+        assert_eq!(log[0].message, format!("error {}", SYNC_ERRORS_KEPT + 19));
+        assert_eq!(log[log.len() - 1].message, "error 20");
+        assert_eq!(store.recent_sync_errors(3).expect("log").len(), 3);
+    }
 
     #[test]
     fn the_clock_correction_of_the_last_successful_sync_survives_a_restart() {
