@@ -3,22 +3,11 @@ import { fireEvent, render, screen, waitFor } from '@testing-library/svelte';
 import { emit } from '@tauri-apps/api/event';
 import { mockWindows } from '@tauri-apps/api/mocks';
 import App from './App.svelte';
-import type { Note, NotesChanged, SyncStatus } from './api';
+import type { Note, NotesChanged } from './api';
 import { ui } from './lib/state.svelte';
-import { fakeIpc, resetState } from './lib/testing';
+import { fakeIpc, resetState, syncStatus } from './lib/testing';
 
-const STATUS: SyncStatus = {
-  state: 'up_to_date',
-  pending: 0,
-  failed: 0,
-  conflicts: 0,
-  last_success_ms: null,
-  last_error: null,
-  clock_skew_ms: null,
-  progress: null,
-  next_retry_ms: null,
-  restored: [],
-};
+const STATUS = syncStatus();
 
 const NEW_NOTE: Note = {
   id: '0190a3c4-2222-7000-8000-000000000001',
@@ -105,7 +94,7 @@ describe('App', () => {
     await ready();
     await waitFor(() => expect(screen.getByTestId('sync-state').textContent?.trim()).toBe('Up to date'));
 
-    await emit('sync-status', { ...STATUS, state: 'offline', pending: 3 } satisfies SyncStatus);
+    await emit('sync-status', syncStatus({ state: 'offline', pending: 3 }));
     await waitFor(() =>
       expect(screen.getByTestId('sync-state').textContent?.trim()).toBe('Offline: changes are kept on this device'),
     );

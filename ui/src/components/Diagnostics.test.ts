@@ -2,10 +2,10 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { fireEvent, render, screen, waitFor, within } from '@testing-library/svelte';
 import { flushSync } from 'svelte';
 import Diagnostics from './Diagnostics.svelte';
-import type { Diagnosis, DoctorReport, OutboxEntry, SyncErrorEntry, SyncStatus } from '../api';
+import type { Diagnosis, DoctorReport, OutboxEntry, SyncErrorEntry } from '../api';
 import { changes, sync, ui } from '../lib/state.svelte';
 import { absoluteTime } from '../lib/format';
-import { appError, deferred, fakeIpc, resetState } from '../lib/testing';
+import { appError, deferred, fakeIpc, resetState, syncStatus } from '../lib/testing';
 
 const NOTE_ID = '0190a3c4-5b6d-7e8f-9a0b-1c2d3e4f5a6b';
 const PATHS = { data_dir: '/home/ana/.local/share/outpost', log_dir: '/home/ana/.local/share/outpost/logs' };
@@ -55,21 +55,7 @@ const REFUSED = entry({
   sent: true,
 });
 
-function status(over: Partial<SyncStatus> = {}): SyncStatus {
-  return {
-    state: 'up_to_date',
-    pending: 0,
-    failed: 0,
-    conflicts: 0,
-    last_success_ms: null,
-    last_error: null,
-    clock_skew_ms: null,
-    progress: null,
-    next_retry_ms: null,
-    restored: [],
-    ...over,
-  };
-}
+const status = syncStatus;
 
 function diagnosis(over: Partial<Diagnosis> = {}): Diagnosis {
   const counts = { notes: 42, notes_in_trash: 1, notebooks: 3, prefs: 2 };

@@ -4,7 +4,7 @@ import { flushSync } from 'svelte';
 import Settings from './Settings.svelte';
 import type { AccountInfo, Pref } from '../api';
 import { changes, sync, ui } from '../lib/state.svelte';
-import { appError, deferred, fakeIpc, resetState } from '../lib/testing';
+import { appError, deferred, fakeIpc, resetState, syncStatus } from '../lib/testing';
 
 const SIGNED_OUT: AccountInfo = { signed_in: false, server_url: null, email: null };
 const SIGNED_IN: AccountInfo = { signed_in: true, server_url: 'https://notes.example.org', email: 'ana@example.org' };
@@ -228,18 +228,7 @@ describe('Settings: account', () => {
     render(Settings);
     await screen.findByTestId('account-signed-in');
     account = SIGNED_OUT;
-    sync.status = {
-      state: 'signed_out',
-      pending: 0,
-      failed: 0,
-      conflicts: 0,
-      last_success_ms: null,
-      last_error: null,
-      clock_skew_ms: null,
-      progress: null,
-      next_retry_ms: null,
-      restored: [],
-    };
+    sync.status = syncStatus({ state: 'signed_out' });
     flushSync();
     await screen.findByTestId('sign-in-form');
     expect(ipc.count('account_info')).toBe(2);

@@ -3,7 +3,7 @@ import { fireEvent, render, screen, waitFor } from '@testing-library/svelte';
 import Sidebar from './Sidebar.svelte';
 import type { Notebook } from '../api';
 import { sync, ui } from '../lib/state.svelte';
-import { appError, fakeIpc, resetState } from '../lib/testing';
+import { appError, fakeIpc, resetState, syncStatus } from '../lib/testing';
 
 const NORTH: Notebook = {
   id: '0190a3c4-1111-7000-8000-000000000001',
@@ -109,10 +109,7 @@ describe('Sidebar', () => {
     render(Sidebar, { onNewNote });
     await fireEvent.click(screen.getByTestId('view-archive'));
     expect(ui.view).toBe('archived');
-    sync.status = {
-      state: 'up_to_date', pending: 0, failed: 2, conflicts: 1, last_success_ms: null, last_error: null,
-      clock_skew_ms: null, progress: null, next_retry_ms: null, restored: [],
-    };
+    sync.status = syncStatus({ failed: 2, conflicts: 1 });
     await waitFor(() => expect(screen.getByTestId('open-conflicts').textContent?.trim()).toBe('Conflicts 1'));
     expect(screen.getByTestId('open-diagnostics').textContent?.trim()).toBe('Sync diagnostics 2');
     await fireEvent.click(screen.getByTestId('open-diagnostics'));

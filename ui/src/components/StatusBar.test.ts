@@ -4,24 +4,11 @@ import { flushSync } from 'svelte';
 import StatusBar from './StatusBar.svelte';
 import type { SyncStatus } from '../api';
 import { sync, ui } from '../lib/state.svelte';
-import { appError, fakeIpc, resetState } from '../lib/testing';
+import { appError, fakeIpc, resetState, syncStatus } from '../lib/testing';
 
-const UP_TO_DATE: SyncStatus = {
-  state: 'up_to_date',
-  pending: 0,
-  failed: 0,
-  conflicts: 0,
-  last_success_ms: Date.now() - 5 * 60_000,
-  last_error: null,
-  clock_skew_ms: null,
-  progress: null,
-  next_retry_ms: null,
-  restored: [],
-};
-
-/** The engine reports `status`, as a `sync-status` event would. */
+/** The engine reports `status` (last synced 5 min ago), as a `sync-status` event would. */
 function report(status: Partial<SyncStatus>) {
-  sync.status = { ...UP_TO_DATE, ...status };
+  sync.status = syncStatus({ last_success_ms: Date.now() - 5 * 60_000, ...status });
   flushSync();
 }
 

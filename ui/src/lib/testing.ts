@@ -1,6 +1,7 @@
 // For component tests only (never imported by the app): Tauri's IPC faked with mockIPC, every
 // call recorded so a test can assert the exact command and arguments the UI sent.
 import { mockIPC } from '@tauri-apps/api/mocks';
+import type { SyncStatus } from '../api';
 import { changes, sync, ui } from './state.svelte';
 
 export type Call = { cmd: string; args: Record<string, unknown> };
@@ -30,6 +31,23 @@ export function fakeIpc(handlers: Record<string, Handler>, options: { events?: b
     count: (cmd: string) => calls.filter((c) => c.cmd === cmd).length,
     /** Commands sent, in order, without the reads a test does not care about. */
     sent: (...ignore: string[]) => calls.filter((c) => !ignore.includes(c.cmd)),
+  };
+}
+
+/** What the engine reports: up to date, nothing waiting, never synced, unless `over` says. */
+export function syncStatus(over: Partial<SyncStatus> = {}): SyncStatus {
+  return {
+    state: 'up_to_date',
+    pending: 0,
+    failed: 0,
+    conflicts: 0,
+    last_success_ms: null,
+    last_error: null,
+    clock_skew_ms: null,
+    progress: null,
+    next_retry_ms: null,
+    restored: [],
+    ...over,
   };
 }
 
