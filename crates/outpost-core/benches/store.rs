@@ -1081,6 +1081,9 @@ struct ScaleReport {
     db_bytes: u64,
     list_first_ms: f64,
     list_median_ms: f64,
+    /// A page of 200 (the window's page) at the top, the middle and the end of the list, as
+    /// the note list asks when the scrollbar is dragged there: median ms each.
+    list_pages_ms: Vec<(u32, f64)>,
     search: Vec<SearchRow>,
     mix_median_ms: f64,
     mix_p90_ms: f64,
@@ -1168,6 +1171,30 @@ fn scale_benches(c: &mut Criterion, cfg: &Config, corpus: &Corpus) -> Result<Sca
         .collect();
     let list_median_ms = median(&mut list_times);
 
+    // The window's virtual list reads pages of 200 by offset: the deeper, the more index
+    // entries SQLite steps over first.
+    let live = store.count_notes(&q)?.max(1) as u32;
+    let list_pages_ms: Vec<(u32, f64)> = [0, live / 2, live.saturating_sub(200)]
+        .into_iter()
+        .map(|offset| {
+            let page = ListQuery {
+                limit: 200,
+                offset,
+                ..ListQuery::default()
+            };
+            let mut times: Vec<f64> = (0..if cfg.full { 20 } else { 2 })
+                .map(|_| {
+                    time_ms(|| {
+                        let got = store.list_notes(&page).expect("list");
+                        assert!(!got.items.is_empty() || notes == 0);
+                        black_box(got);
+                    })
+                })
+                .collect();
+            (offset, median(&mut times))
+        })
+        .collect();
+
     // The search mix: one pass to warm, then `passes` timed passes over every query.
     let queries = build_queries(corpus, &g, notes);
     for qy in &queries {
@@ -1242,6 +1269,7 @@ fn scale_benches(c: &mut Criterion, cfg: &Config, corpus: &Corpus) -> Result<Sca
         db_bytes,
         list_first_ms,
         list_median_ms,
+        list_pages_ms,
         search,
         mix_median_ms,
         mix_p90_ms,
@@ -1627,6 +1655,9 @@ fn main() -> Result<()> {
             "list_notes first page (limit 100): first call {:.2} ms, median {:.2} ms",
             s.list_first_ms, s.list_median_ms
         );
+        for (offset, ms) in &s.list_pages_ms {
+            println!("list_notes page of 200 at offset {offset}: median {ms:.2} ms");
+        }
         println!(
             "search_notes (limit {SEARCH_LIMIT}) mix median {:.2} ms, p90 {:.2} ms; goal median <= 10 ms: {}",
             s.mix_median_ms,
