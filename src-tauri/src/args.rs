@@ -20,6 +20,15 @@ impl<T> Arg<T> {
         self.0
             .map_err(|reason| AppError::BadArgument { name, reason })
     }
+
+    /// As [`Arg::parse`], but the reason does not quote what was sent (serde's messages do:
+    /// ``invalid type: integer `1234` ``), for a password.
+    pub fn parse_secret(self, name: &'static str) -> Result<T, AppError> {
+        self.0.map_err(|_| AppError::BadArgument {
+            name,
+            reason: "it is missing or not text".to_owned(),
+        })
+    }
 }
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Arg<T> {
@@ -84,6 +93,17 @@ mod tests {
     fn a_missing_argument_says_so() -> TestResult {
         let error = error_of::<NoteId>(serde_json::Value::Null, "id")?;
         assert_eq!(error["message"], "`id` is not valid: it is missing");
+        Ok(())
+    }
+
+    #[test]
+    fn a_secret_is_not_quoted_back() -> TestResult {
+        let arg: Arg<String> = serde_json::from_value(json!(12345678))?;
+        let error = serde_json::to_value(arg.parse_secret("password").err())?;
+        assert_eq!(
+            error["message"],
+            "`password` is not valid: it is missing or not text"
+        );
         Ok(())
     }
 

@@ -191,7 +191,11 @@ pub async fn set_pref(
     let value = value.parse("value")?;
     blocking(state, move |app| {
         if key == WORK_OFFLINE {
-            let paused = value.as_bool().unwrap_or(false);
+            // Checked before the engine acts on it: a bad value must not switch sync back on.
+            let paused = value.as_bool().ok_or_else(|| AppError::BadArgument {
+                name: "value",
+                reason: format!("{WORK_OFFLINE} is true or false, not {value}"),
+            })?;
             if let Some(result) = app.with_engine(|engine| engine.set_paused(paused)) {
                 result?;
             }
@@ -397,7 +401,7 @@ pub async fn sign_in(
 ) -> Result<AccountInfo, AppError> {
     let server_url = server_url.parse("server_url")?;
     let email = email.parse("email")?;
-    let password = password.parse("password")?;
+    let password = password.parse_secret("password")?;
     let new_account = new_account.parse("new_account")?;
     let app = state.app()?;
     let session = if new_account {

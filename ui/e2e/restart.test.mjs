@@ -3,7 +3,6 @@
 // cleanly, and the log says so). Single instance is not tested here: on Linux it goes through
 // the D-Bus session bus, and none runs under Xvfb in CI.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -11,14 +10,21 @@ import {
   byTestId, click, openApp, removeDir, required, rows, sleep, tempDir, textOf, typeInto, waitFor,
 } from './support.mjs';
 
-/** Whether the app binary runs (tests run one app at a time). */
-function appRunning() {
-  try {
-    execFileSync('pgrep', ['-f', required('OUTPOST_APP_BIN')], { stdio: 'pipe' });
-    return true;
-  } catch {
-    return false;
+/** The processes of the app under test: this build's binary with this test's data directory
+ * (not an app a developer started by hand from the same build). */
+function appPids(dataDir) {
+  const bin = required('OUTPOST_APP_BIN');
+  const pids = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] !== bin) continue;
+      const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      if (environ.includes(`OUTPOST_DATA_DIR=${dataDir}`)) pids.push(Number(pid));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
   }
+  return pids;
 }
 
 describe('quitting and starting again', { timeout: 180_000 }, () => {
@@ -62,8 +68,10 @@ describe('quitting and starting again', { timeout: 180_000 }, () => {
     assert.match(await textOf(driver, 'pending-count'), /1 waiting to sync/);
 
     // Quit as a logout or `kill` does; the window's close button takes the same path out.
-    execFileSync('pkill', ['-TERM', '-f', required('OUTPOST_APP_BIN')]);
-    await waitFor('the app quit', async () => !appRunning(), 15_000);
+    const pids = appPids(dataDir);
+    assert.equal(pids.length, 1, `app processes: ${pids}`);
+    process.kill(pids[0], 'SIGTERM');
+    await waitFor('the app quit', async () => appPids(dataDir).length === 0, 15_000);
     await app.close().catch(() => {}); // the session went with the app
     const logs = path.join(env.XDG_DATA_HOME, 'app.outpost.notes', 'logs');
     const log = readdirSync(logs).map((f) => readFileSync(path.join(logs, f), 'utf8')).join('');

@@ -156,8 +156,10 @@ describe('syncing from the window', { timeout: 300_000 }, () => {
     const reason = await waitFor('reason shown', () => textOf(driver, 'dead-letter-reason'));
     assert.match(reason, /tags/);
     // The outage of the earlier test is in the error log, though syncs have worked since.
-    const logged = await Promise.all((await driver.findElements(byTestId('sync-error'))).map((e) => e.getText()));
-    assert.ok(logged.some((t) => /offline:/.test(t)), logged.join('\n'));
+    await waitFor('the outage in the error log', async () => {
+      const logged = await Promise.all((await driver.findElements(byTestId('sync-error'))).map((e) => e.getText()));
+      return logged.some((t) => /offline:/.test(t));
+    });
     await screenshot(driver, 'diagnostics');
     await click(driver, 'dead-letter-edit');
     await waitFor('editor on the note', async () =>

@@ -42,18 +42,23 @@ impl Store {
     }
 
     /// A cycle failed at `at_ms` (device time): the last error, and an entry in the error log.
+    /// The same failure as the cycle before counts up the newest entry; after a success (which
+    /// clears the last error) it starts a new one, so an entry's span never hides a good sync.
     pub fn record_sync_error(&self, message: &str, at_ms: i64) -> Result<()> {
         self.write(|tx| {
+            let previous = meta::get(&tx.tx, tx.path, LAST_ERROR)?;
             meta::set(&tx.tx, tx.path, LAST_ERROR, message)?;
-            let repeated = tx
-                .tx
-                .execute(
-                    "UPDATE sync_errors SET last_ms = ?2, count = count + 1
-                      WHERE seq = (SELECT max(seq) FROM sync_errors) AND message = ?1",
-                    params![message, at_ms],
-                )
-                .at(tx.path)?;
-            if repeated == 0 {
+            let repeated = previous.as_deref() == Some(message)
+                && tx
+                    .tx
+                    .execute(
+                        "UPDATE sync_errors SET last_ms = ?2, count = count + 1
+                          WHERE seq = (SELECT max(seq) FROM sync_errors) AND message = ?1",
+                        params![message, at_ms],
+                    )
+                    .at(tx.path)?
+                    > 0;
+            if !repeated {
                 tx.tx
                     .execute(
                         "INSERT INTO sync_errors (first_ms, last_ms, message) VALUES (?2, ?2, ?1)",
@@ -202,6 +207,22 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn the_same_error_after_a_good_sync_is_a_new_entry() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(dir.path()).expect("open");
+        store.record_sync_error("offline", 1_000).expect("night");
+        store.record_sync_error("offline", 2_000).expect("night");
+        store.record_sync_success(3_000).expect("morning");
+        store.record_sync_error("offline", 9_000).expect("evening");
+        let log = store.recent_sync_errors(10).expect("log");
+        let spans: Vec<_> = log
+            .iter()
+            .map(|e| (e.count, e.first_ms, e.last_ms))
+            .collect();
+        assert_eq!(spans, vec![(1, 9_000, 9_000), (2, 1_000, 2_000)]);
     }
 
     #[test]
