@@ -19,6 +19,8 @@ mod notebooks;
 mod notes;
 mod outbox;
 mod prefs;
+#[cfg(test)]
+mod query_plans;
 mod schema;
 mod status;
 mod store;

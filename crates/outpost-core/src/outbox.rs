@@ -195,6 +195,22 @@ impl Store {
     }
 }
 
+/// The queued entries in send order, less those held behind a dead letter of their entity. It
+/// must read the first rows of `outbox_by_state` and stop: a plan that sorts the queue makes a
+/// long offline backlog push in quadratic time (`query_plans` holds it to that).
+pub(crate) fn take_batch_sql() -> String {
+    format!(
+        "SELECT {ENTRY_COLUMNS} FROM outbox o WHERE state = 'queued'
+           AND NOT EXISTS (SELECT 1 FROM outbox f WHERE f.entity_id = o.entity_id
+                           AND f.state = 'failed' AND f.seq < o.seq)
+         ORDER BY seq LIMIT ?1"
+    )
+}
+
+/// Removes one acknowledged entry (see [`Store::acknowledge`]).
+pub(crate) const ACKNOWLEDGE_SQL: &str =
+    "DELETE FROM outbox WHERE mutation_id = ?1 RETURNING entity_id";
+
 impl Store {
     /// The next entries to push, in order, bounded by count and by the bytes of their fields;
     /// always at least one entry if any is queued, however large. Each is marked sent (never to
@@ -202,15 +218,9 @@ impl Store {
     /// Entries of a note behind one of its dead letters wait; the rest of the queue goes on.
     pub fn take_batch(&self, max_count: usize, max_bytes: usize) -> Result<Vec<OutboxEntry>> {
         self.write(|tx| {
-            let sql = format!(
-                "SELECT {ENTRY_COLUMNS} FROM outbox o WHERE state = 'queued'
-                   AND NOT EXISTS (SELECT 1 FROM outbox f WHERE f.entity_id = o.entity_id
-                                   AND f.state = 'failed' AND f.seq < o.seq)
-                 ORDER BY seq LIMIT ?1"
-            );
             let candidates = tx
                 .tx
-                .prepare_cached(&sql)
+                .prepare_cached(&take_batch_sql())
                 .and_then(|mut s| {
                     s.query_map(
                         [i64::try_from(max_count.max(1)).unwrap_or(i64::MAX)],
@@ -249,7 +259,7 @@ impl Store {
             for id in mutation_ids {
                 let entity: Option<String> = tx
                     .tx
-                    .prepare_cached("DELETE FROM outbox WHERE mutation_id = ?1 RETURNING entity_id")
+                    .prepare_cached(ACKNOWLEDGE_SQL)
                     .and_then(|mut s| s.query_row([id.to_string()], |r| r.get(0)).optional())
                     .at(tx.path)?;
                 if let Some(entity) = entity {

@@ -160,12 +160,22 @@ CREATE TABLE sync_errors (
 ) STRICT;
 "#;
 
+/// Version 5: the outbox by state in send order. V3's `(state, created_ms)` made SQLite, on a
+/// database never analysed (as every user's is), read the whole queue and sort it by `seq` for
+/// each batch it took: a 100,000-note offline backlog pushed in quadratic time (540 µs a note at
+/// 100,000, 148 at 10,000). In `seq` order the batch is the index's first rows, and the status's
+/// oldest waiting entry is the first one of each state.
+const V5: &str = r#"
+DROP INDEX outbox_by_state;
+CREATE INDEX outbox_by_state ON outbox (state, seq);
+"#;
+
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)])
 }
 
 /// The schema version this build writes.
-pub(crate) const LATEST_VERSION: i64 = 4;
+pub(crate) const LATEST_VERSION: i64 = 5;
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,7 @@ use crate::store::{SqlContext, Store};
 
 /// Every count reads an index, never the rows: the engine re-reads the status after each queued
 /// edit, and the outbox holds whole bodies.
-const STATUS_SQL: &str = "SELECT
+pub(crate) const STATUS_SQL: &str = "SELECT
        (SELECT count(*) FROM notes WHERE deleted = 0),
        (SELECT count(*) FROM notes WHERE deleted = 1),
        (SELECT count(*) FROM notebooks WHERE deleted = 0),
@@ -14,9 +14,9 @@ const STATUS_SQL: &str = "SELECT
        (SELECT count(*) FROM outbox WHERE state = 'failed'),
        (SELECT count(*) FROM conflicts),
        (SELECT min(m) FROM (
-            SELECT min(created_ms) AS m FROM outbox WHERE state = 'queued'
+            SELECT (SELECT created_ms FROM outbox WHERE state = 'queued' ORDER BY seq LIMIT 1) AS m
             UNION ALL
-            SELECT min(created_ms) FROM outbox WHERE state = 'failed'))";
+            SELECT (SELECT created_ms FROM outbox WHERE state = 'failed' ORDER BY seq LIMIT 1)))";
 
 impl Store {
     pub fn local_status(&self) -> Result<LocalStatus> {

@@ -129,6 +129,11 @@ impl Store {
         let db_path = db::db_path(&dir);
         let mut conn = db::open_connection(&db_path, options.synchronous)?;
         migrate(&mut conn, &db_path)?;
+        // SQLite's advice for a long-lived connection: let it analyse, within a bounded budget,
+        // the tables whose statistics are missing or stale. The hot queries are written to take
+        // the right index without statistics (see `query_plans`); this keeps the rest sound.
+        conn.execute_batch("PRAGMA analysis_limit = 400; PRAGMA optimize = 0x10002;")
+            .map_err(|e| Error::from_sqlite(&db_path, e))?;
         let (client_id, last_stamp, next_mutation_number) = meta::init_device(&mut conn, &db_path)?;
         let reader = db::open_connection(&db_path, options.synchronous)?;
         let mut clock = Hlc::new(client_id, options.wall_clock.clone(), last_stamp);

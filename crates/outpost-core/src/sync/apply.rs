@@ -21,6 +21,10 @@ use serde_json::Value;
 
 pub(crate) const CURSOR: &str = "cursor";
 
+/// A note's outbox entries, read for every record a pull applies.
+pub(crate) const PENDING_SQL: &str =
+    "SELECT seq, name, fields, sent FROM outbox WHERE entity_id = ?1 ORDER BY seq";
+
 /// What applying a batch of server data did, for the status and the UI.
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub struct Applied {
@@ -120,12 +124,15 @@ pub(super) fn note_fields(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fields> {
     Ok(fields)
 }
 
+/// A note's fields and server version by id, read for every record a pull applies.
+pub(crate) fn load_note_sql() -> String {
+    format!("SELECT {NOTE_FIELD_COLUMNS}, server_version FROM notes WHERE id = ?1")
+}
+
 impl Tx<'_> {
     pub(super) fn load_local(&self, id: &str) -> Result<Option<Local>> {
         self.tx
-            .prepare_cached(&format!(
-                "SELECT {NOTE_FIELD_COLUMNS}, server_version FROM notes WHERE id = ?1"
-            ))
+            .prepare_cached(&load_note_sql())
             .and_then(|mut s| {
                 s.query_row([id], |r| {
                     Ok(Local {
@@ -237,9 +244,7 @@ impl Tx<'_> {
     /// Unsent entries of an entity, oldest first.
     pub(super) fn pending(&self, id: &str) -> Result<Vec<(i64, String, Fields, bool)>> {
         self.tx
-            .prepare_cached(
-                "SELECT seq, name, fields, sent FROM outbox WHERE entity_id = ?1 ORDER BY seq",
-            )
+            .prepare_cached(PENDING_SQL)
             .and_then(|mut s| {
                 s.query_map([id], |r| {
                     let fields: String = r.get(2)?;

@@ -2,7 +2,7 @@
 //! pull pages, merging), sign-in, and the background engine.
 
 pub mod account;
-mod apply;
+pub(crate) mod apply;
 pub mod client;
 pub mod doctor;
 pub mod engine;
