@@ -378,6 +378,14 @@ async fn flapping_connectivity_while_two_devices_edit_converges_exactly_once() {
         max_backoff: Duration::from_secs(1),
         ..Default::default()
     };
+    // What brings one device's last notes to the other once both are quiet is the background
+    // poll: at its shortest (15 s) so the test settles within its deadline.
+    for device in [&a, &b] {
+        device
+            .store
+            .set_pref("sync.interval_secs", serde_json::Value::from(15))
+            .expect("poll interval");
+    }
     let engine_a = SyncEngine::start(a.store.clone(), TokenVault::file_only(a.dir()), cfg.clone());
     let engine_b = SyncEngine::start(b.store.clone(), TokenVault::file_only(b.dir()), cfg);
 
@@ -403,8 +411,8 @@ async fn flapping_connectivity_while_two_devices_edit_converges_exactly_once() {
 
     // Online for good: both engines catch up by themselves.
     let (status_a, status_b) = (engine_a.status(), engine_b.status());
+    let deadline = Instant::now() + Duration::from_secs(45);
     for (status, device) in [(&status_a, &a), (&status_b, &b)] {
-        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let settled = {
                 let s = status.borrow();
