@@ -111,3 +111,33 @@ pub async fn answers_health(port: u16) -> bool {
     let _ = conn.read_to_end(&mut reply).await;
     reply.starts_with(b"HTTP/1.1 200")
 }
+
+/// Stops an `outpost-server` process as a service manager does (SIGTERM: it finishes requests
+/// in flight and closes its database), and waits for it to exit.
+pub fn stop_server(mut child: std::process::Child) {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !sent {
+        let _ = child.kill();
+    }
+    child.wait().expect("reap outpost-server");
+}
+
+/// Copies a server's data directory file by file, as a plain file backup does.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("backup dir");
+    for entry in std::fs::read_dir(from).expect("read data dir") {
+        let entry = entry.expect("entry");
+        if entry.file_type().expect("file type").is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+        }
+    }
+}
+
+/// Puts a backup made by [`copy_dir`] back in place of the data directory.
+pub fn restore_dir(backup: &std::path::Path, data: &std::path::Path) {
+    std::fs::remove_dir_all(data).expect("remove the data dir");
+    copy_dir(backup, data);
+}

@@ -84,9 +84,15 @@ pub fn sync(store: Store, out: &Printer, watch: bool) -> Result<()> {
         },
     ))?;
     let status = store.local_status()?;
+    // A server that lost data: say what went up again, and why (JSON has it in the report).
+    let resent = report
+        .resent
+        .describe()
+        .filter(|_| !json)
+        .map_or(String::new(), |notice| format!("{notice}\n"));
     out.message(
         &format!(
-            "{}synced: sent {}, received {}, merged {}, {} conflicts, {} failed, {} pending",
+            "{}{resent}synced: sent {}, received {}, merged {}, {} conflicts, {} failed, {} pending",
             if report.pulled > 0 && !json { "\n" } else { "" },
             report.pushed,
             report.pulled,

@@ -170,12 +170,31 @@ DROP INDEX outbox_by_state;
 CREATE INDEX outbox_by_state ON outbox (state, seq);
 "#;
 
+/// Version 6: what a re-download from a server has confirmed so far. When it ends, a record
+/// this device holds that the server did not send is one the server lost (a restored backup, a
+/// re-created database): it is sent again, never removed (L4). Kept in a table, not memory, so a
+/// re-download cut short by a crash or the network resumes without forgetting what came.
+const V6: &str = r#"
+CREATE TABLE reconcile_seen (
+    entity TEXT NOT NULL,
+    id     TEXT NOT NULL,
+    PRIMARY KEY (entity, id)
+) STRICT, WITHOUT ROWID;
+"#;
+
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)])
+    Migrations::new(vec![
+        M::up(V1),
+        M::up(V2),
+        M::up(V3),
+        M::up(V4),
+        M::up(V5),
+        M::up(V6),
+    ])
 }
 
 /// The schema version this build writes.
-pub(crate) const LATEST_VERSION: i64 = 5;
+pub(crate) const LATEST_VERSION: i64 = 6;
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,38 @@ pub const HEADER_CLIENT_ID: &str = "x-outpost-client";
 /// ...and the protocol version it speaks.
 pub const HEADER_PROTOCOL: &str = "x-outpost-protocol";
 
+/// Every reply names the server history it comes from (see [`History`]).
+pub const HEADER_HISTORY: &str = "x-outpost-history";
+
+/// Which history of commits a server's database holds: the database's identity (made when it
+/// was created) and its epoch (one more at every `outpost-server restore`). A cursor means
+/// something only within one history, so a device that meets another one reconciles instead of
+/// pulling from its old cursor. On the wire (`x-outpost-history`): `<uuid>.<epoch>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct History {
+    pub database: Uuid,
+    pub epoch: u64,
+}
+
+impl std::fmt::Display for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.database.hyphenated(), self.epoch)
+    }
+}
+
+impl std::str::FromStr for History {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?} is not a server history (<uuid>.<epoch>)");
+        let (database, epoch) = s.split_once('.').ok_or_else(bad)?;
+        Ok(History {
+            database: Uuid::parse_str(database).map_err(|_| bad())?,
+            epoch: epoch.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
 /// The most mutations one push may carry.
 pub const MAX_PUSH_MUTATIONS: usize = 500;
 /// The largest request body the server reads (a push with a 10 MiB note fits).
@@ -224,6 +256,10 @@ pub struct Record {
 pub struct PullQuery {
     #[serde(default)]
     pub cursor: Cursor,
+    /// The `next_chain` the device got with `cursor`: the server checks that the commit at
+    /// `cursor` is the one the device saw there, and answers `history_changed` if not.
+    #[serde(default)]
+    pub chain: Option<String>,
     #[serde(default)]
     pub limit: Option<u32>,
 }
@@ -237,6 +273,10 @@ pub struct PullResponse {
     pub records: Vec<Record>,
     /// Pass as `cursor` next time.
     pub next_cursor: Cursor,
+    /// The server's chain of commits at `next_cursor` (32 hex digits): pass it as `chain` with
+    /// that cursor. Absent at cursor 0 and for commits made before the server kept chains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_chain: Option<String>,
     pub has_more: bool,
     /// Records still to come after this page (for a progress bar).
     pub remaining: u64,
@@ -299,6 +339,9 @@ pub mod codes {
     pub const RATE_LIMITED: &str = "rate_limited";
     pub const CURSOR_FROM_THE_FUTURE: &str = "cursor_from_the_future";
     pub const RESET_REQUIRED: &str = "reset_required";
+    /// The commit at the device's cursor is not the one it saw there: the server's history was
+    /// rewound (a restored copy) and has moved on since. The device reconciles.
+    pub const HISTORY_CHANGED: &str = "history_changed";
     pub const CLIENT_TOO_OLD: &str = "client_too_old";
     pub const UNSUPPORTED_PROTOCOL: &str = "unsupported_protocol";
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
@@ -325,6 +368,7 @@ pub mod codes {
         RATE_LIMITED,
         CURSOR_FROM_THE_FUTURE,
         RESET_REQUIRED,
+        HISTORY_CHANGED,
         CLIENT_TOO_OLD,
         UNSUPPORTED_PROTOCOL,
         UNSUPPORTED_MEDIA_TYPE,
@@ -358,6 +402,23 @@ mod tests {
         let back: Outcome =
             serde_json::from_str(&serde_json::to_string(&dup).expect("json")).expect("parse");
         assert_eq!(back, dup);
+    }
+
+    #[test]
+    fn a_history_reads_back_and_garbage_is_refused() {
+        let h = History {
+            database: Uuid::now_v7(),
+            epoch: 3,
+        };
+        assert_eq!(h.to_string().parse::<History>(), Ok(h));
+        for bad in [
+            "",
+            "x.1",
+            "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+            "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b.-1",
+        ] {
+            assert!(bad.parse::<History>().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -118,6 +118,22 @@ impl IntoParams for PullQuery {
                 ))
                 .build(),
             ParameterBuilder::new()
+                .name("chain")
+                .parameter_in(place.clone())
+                .required(utoipa::openapi::Required::False)
+                .description(Some(
+                    "The `next_chain` that came with `cursor`. The server checks that its \
+                     commit at `cursor` is the one the device saw there and answers 409 \
+                     `history_changed` if not (the server was restored from an older copy and \
+                     has moved on since); the device then reconciles.",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some("^[0-9a-f]{32}$")),
+                ))
+                .build(),
+            ParameterBuilder::new()
                 .name("limit")
                 .parameter_in(place)
                 .required(utoipa::openapi::Required::False)

@@ -24,7 +24,7 @@ async fn scan<T>(
     let mut cursor = Cursor(0);
     loop {
         let page = storage
-            .pull(account, client, cursor, MAX_PULL_LIMIT)
+            .pull(account, client, cursor, None, MAX_PULL_LIMIT)
             .await?;
         for rec in page.records.iter().map(to_record) {
             let rec = &rec?;

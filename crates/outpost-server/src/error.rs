@@ -79,6 +79,9 @@ impl From<StorageError> for ApiError {
                 codes::CURSOR_FROM_THE_FUTURE,
                 e.to_string(),
             ),
+            StorageError::HistoryChanged { .. } => {
+                ApiError::new(StatusCode::CONFLICT, codes::HISTORY_CHANGED, e.to_string())
+            }
             StorageError::ResetRequired { .. } => {
                 ApiError::new(StatusCode::GONE, codes::RESET_REQUIRED, e.to_string())
             }

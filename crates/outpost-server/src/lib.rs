@@ -14,10 +14,10 @@ pub mod storage;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
-use outpost_protocol::api::{MAX_REQUEST_BYTES, codes};
+use outpost_protocol::api::{HEADER_HISTORY, MAX_REQUEST_BYTES, codes};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 /// What every handler shares.
@@ -84,6 +85,9 @@ async fn json_errors(response: axum::response::Response) -> axum::response::Resp
 
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
+    // A UUID and a number: always a valid header value.
+    let history = HeaderValue::from_str(&state.storage.history().to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     let v1 = Router::new()
         .route("/health", get(routes::health))
         .route("/openapi.json", get(openapi::openapi_json))
@@ -120,6 +124,12 @@ pub fn router(state: AppState) -> Router {
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(panic_response))
+        // Outermost: even an error or a panic names the history, so a device never mistakes
+        // a reply from another database for one from the history its cursor came from.
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static(HEADER_HISTORY),
+            history,
+        ))
 }
 
 /// Serves `state` on `listener` until `shutdown` completes; then stops accepting, ends event

@@ -17,7 +17,7 @@ use std::sync::Arc;
     version,
     about = "The Outpost sync server",
     args_conflicts_with_subcommands = true,
-    after_help = "Without a command it serves. `outpost-server audit --help` for the check QA runs."
+    after_help = "Without a command it serves. `outpost-server audit --help` for the check QA runs; `backup` and `restore` for backups of the SQLite database."
 )]
 struct Args {
     #[command(subcommand)]
@@ -36,6 +36,39 @@ enum Command {
         after_help = "Exit codes: 0 each note counted once, 1 error, 2 usage, 3 something is doubled."
     )]
     Audit(AuditArgs),
+    /// Write a consistent copy of the SQLite database to a new file. Safe while the server runs.
+    Backup(BackupArgs),
+    /// Put a backup in place of the SQLite database, with the server stopped. The restored
+    /// database starts a new epoch: devices re-download from it and send again whatever it
+    /// lacks, so nothing written since the backup is lost.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BackupArgs {
+    /// The server's --data-dir.
+    #[arg(long, value_name = "DIR", env = "OUTPOST_SERVER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The file to write (must not exist).
+    #[arg(long, value_name = "FILE")]
+    to: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct RestoreArgs {
+    /// The server's --data-dir.
+    #[arg(long, value_name = "DIR", env = "OUTPOST_SERVER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// A file written by `outpost-server backup` (or any copy of the database file).
+    #[arg(long, value_name = "FILE")]
+    from: PathBuf,
+}
+
+fn data_dir_or_default(dir: &Option<PathBuf>) -> Result<PathBuf> {
+    match dir {
+        Some(dir) => Ok(dir.clone()),
+        None => dirs_default().context("no --data-dir given and no home directory to default to"),
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -160,8 +193,26 @@ async fn main() -> Result<()> {
         command,
         serve: args,
     } = Args::parse();
-    if let Some(Command::Audit(audit_args)) = command {
-        return audit(&audit_args).await;
+    match command {
+        Some(Command::Audit(audit_args)) => return audit(&audit_args).await,
+        Some(Command::Backup(b)) => {
+            let dir = data_dir_or_default(&b.data_dir)?;
+            outpost_server::storage::sqlite::backup(&dir, &b.to).context("backing up")?;
+            println!("backed up {} to {}", dir.display(), b.to.display());
+            return Ok(());
+        }
+        Some(Command::Restore(r)) => {
+            let dir = data_dir_or_default(&r.data_dir)?;
+            let history =
+                outpost_server::storage::sqlite::restore(&dir, &r.from).context("restoring")?;
+            println!(
+                "restored {} from {}: history {history}; devices reconcile on their next sync",
+                dir.display(),
+                r.from.display()
+            );
+            return Ok(());
+        }
+        None => {}
     }
     let filter = tracing_subscriber::EnvFilter::try_from_env("OUTPOST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info"));

@@ -46,6 +46,8 @@ pub struct Loaded {
     pub records: HashMap<Key, StoredRecord>,
     /// Earlier replies to this device, by number, for duplicates.
     pub results: HashMap<i64, (outpost_protocol::MutationId, Outcome)>,
+    /// The account's chain of commits at `account_cursor` (see [`next_chain`]).
+    pub chain: String,
 }
 
 /// What to save, and what to answer.
@@ -58,6 +60,29 @@ pub struct Plan {
     pub remember: Vec<MutationResult>,
     pub last_number: MutationNumber,
     pub account_cursor: Cursor,
+    /// Each commit's cursor and the chain there, in order; the last is the account's new chain.
+    pub commits: Vec<(Cursor, String)>,
+}
+
+/// The chain of an account's commits after one more: a hash of the chain before it, the
+/// commit's cursor and the mutation it applied (32 hex digits). Two histories that agree at a
+/// cursor have the same chain there; a server restored from an older copy that has committed
+/// other changes since has another one, which a device's pull then finds out (see
+/// `codes::HISTORY_CHANGED`). The same mutation committed again at the same place after a
+/// restore gives the same chain: that history is the one the device knew.
+pub fn next_chain(
+    previous: &str,
+    cursor: Cursor,
+    mutation: outpost_protocol::MutationId,
+) -> String {
+    use sha2::{Digest as _, Sha256};
+    let hash = Sha256::new()
+        .chain_update(previous.as_bytes())
+        .chain_update([0])
+        .chain_update(cursor.0.to_be_bytes())
+        .chain_update(mutation.to_string().as_bytes())
+        .finalize();
+    hash[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A batch the server refuses as a whole (nothing is stored).
@@ -101,6 +126,7 @@ pub fn plan_push(mutations: Vec<Mutation>, mut loaded: Loaded, now_ms: u64) -> P
         ..Plan::default()
     };
     let mut changed: Vec<Key> = Vec::new();
+    let mut chain = std::mem::take(&mut loaded.chain);
     for m in mutations {
         let (id, number) = (m.id, m.number);
         if number <= plan.last_number {
@@ -131,6 +157,8 @@ pub fn plan_push(mutations: Vec<Mutation>, mut loaded: Loaded, now_ms: u64) -> P
             Applied::Write(mut record, clamped_skew_ms) => {
                 plan.account_cursor = Cursor(plan.account_cursor.0 + 1);
                 record.cursor = plan.account_cursor;
+                chain = next_chain(&chain, plan.account_cursor, id);
+                plan.commits.push((plan.account_cursor, chain.clone()));
                 let outcome = Outcome::Applied {
                     version: record.version,
                     cursor: record.cursor,

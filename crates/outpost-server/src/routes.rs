@@ -304,6 +304,8 @@ pub struct PullParams {
     #[serde(default)]
     cursor: i64,
     #[serde(default)]
+    chain: Option<String>,
+    #[serde(default)]
     limit: Option<u32>,
 }
 
@@ -316,6 +318,8 @@ pub const DEFAULT_PULL_LIMIT: u32 = 1000;
 pub struct PullReply {
     pub records: Vec<PulledRecord>,
     pub next_cursor: Cursor,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_chain: Option<String>,
     pub has_more: bool,
     pub remaining: u64,
     pub last_mutation_number: MutationNumber,
@@ -336,6 +340,7 @@ pub struct PullReply {
     responses(
         (status = 200, description = "A page of changes.", body = PullResponse),
         (status = 400, description = "`bad_request`: the `x-outpost-protocol` or `x-outpost-client` header is missing, or the client id is not a UUID, or `cursor` is negative or not a number, `limit` is not 1 to `MAX_PULL_LIMIT` (5000), or the query has an unknown parameter; `unsupported_protocol`: the server does not speak the protocol version in `x-outpost-protocol`; `cursor_from_the_future`: the cursor is ahead of the account's newest change (the server's data was replaced): re-download from 0, keeping the outbox.", body = ErrorBody),
+        (status = 409, description = "`history_changed`: the commit at `cursor` is not the one `chain` names: the server was restored from an older copy and has moved on since. Reconcile: re-download from 0, keeping the outbox and every record the server lacks, and send those again.", body = ErrorBody),
         (status = 410, description = "`reset_required`: changes after this cursor were compacted away: re-download from 0, keeping the outbox.", body = ErrorBody),
         (status = 503, description = "`unavailable`: the database is busy; nothing was stored, retry later.", body = ErrorBody),
     ),
@@ -357,11 +362,18 @@ pub async fn pull(
     }
     let page = state
         .storage
-        .pull(auth.account, auth.client, Cursor(params.cursor), limit)
+        .pull(
+            auth.account,
+            auth.client,
+            Cursor(params.cursor),
+            params.chain,
+            limit,
+        )
         .await?;
     Ok(Json(PullReply {
         records: page.records,
         next_cursor: page.next_cursor,
+        next_chain: page.next_chain,
         has_more: page.has_more,
         remaining: page.remaining,
         last_mutation_number: page.last_number,
@@ -609,6 +621,7 @@ mod tests {
         let protocol = PullResponse {
             records: records.clone(),
             next_cursor: Cursor(121),
+            next_chain: Some("4f1d2c0e9a8b7c6d5e4f3a2b1c0d9e8f".into()),
             has_more: true,
             remaining: 2480,
             last_mutation_number: MutationNumber(43),
@@ -631,6 +644,7 @@ mod tests {
                 })
                 .collect(),
             next_cursor: protocol.next_cursor,
+            next_chain: protocol.next_chain.clone(),
             has_more: protocol.has_more,
             remaining: protocol.remaining,
             last_mutation_number: protocol.last_mutation_number,

@@ -871,6 +871,7 @@ fn values_of_the_real_types_validate_against_the_schemas() {
                 },
             ],
             next_cursor: Cursor(20),
+            next_chain: Some("0f1e2d3c4b5a69788796a5b4c3d2e1f0".into()),
             has_more: true,
             remaining: 4711,
             last_mutation_number: MutationNumber(7),

@@ -20,6 +20,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub(crate) const CURSOR: &str = "cursor";
+/// The server's chain of commits at [`CURSOR`]: the pull sends it, so a server whose history is
+/// not the one this cursor was read from says so instead of answering from it.
+pub(crate) const CURSOR_CHAIN: &str = "cursor_chain";
 
 /// A note's outbox entries, read for every record a pull applies.
 pub(crate) const PENDING_SQL: &str =
@@ -315,7 +318,13 @@ impl Tx<'_> {
     }
 
     /// Applies one server record of a note to the local copy (see the module doc).
-    fn apply_note(&mut self, rec: &Record, me: ClientId, out: &mut Applied) -> Result<()> {
+    fn apply_note(
+        &mut self,
+        rec: &Record,
+        me: ClientId,
+        reconcile: bool,
+        out: &mut Applied,
+    ) -> Result<()> {
         let Ok(note_id) = rec.id.parse::<NoteId>() else {
             tracing::warn!(id = %rec.id, "skipping a note record with a bad id");
             return Ok(());
@@ -399,11 +408,15 @@ impl Tx<'_> {
         let mut fields = local.fields.clone();
         let mut changed = false;
         let stale = local.server_version.is_some_and(|v| rec.version.0 < v);
+        // Reconciling with a server that may have lost commits, every field is compared by its
+        // stamp: a newer one here is something the server lost, and is kept and sent again.
+        // A record the server holds at a lower version than this device knew was rewound.
+        let rewound = reconcile && stale;
         for name in FIELDS.iter().filter(|f| **f != "body") {
             if let Some(theirs) = rec.fields.get(*name) {
                 let mine = fields.get(*name);
                 let mine_stamp = mine.map_or(Stamp::ZERO, |c| c.stamp);
-                let contested = stale || pending_fields.contains(name);
+                let contested = reconcile || stale || pending_fields.contains(name);
                 if takes_theirs(theirs.stamp, mine_stamp, contested) {
                     changed |= mine.map(|c| &c.value) != Some(&theirs.value);
                     fields.insert((*name).to_owned(), theirs.clone());
@@ -437,8 +450,10 @@ impl Tx<'_> {
                 .unwrap_or_default()
                 .to_owned();
             let theirs_text = theirs.value.as_str().unwrap_or_default();
-            // The server's body is our own last push: nothing foreign to merge.
-            let ours = theirs.stamp.node == me;
+            // The server's body is our own last push: nothing foreign to merge (unless the
+            // server lost what came after it).
+            let ours = theirs.stamp.node == me && !reconcile;
+            let mine_stamp = fields.get("body").map_or(Stamp::ZERO, |c| c.stamp);
             if mine != theirs_text && !ours {
                 if pending_fields.contains("body") {
                     let base = self.base_body(id)?.unwrap_or_default();
@@ -472,6 +487,14 @@ impl Tx<'_> {
                             }
                         }
                     }
+                } else if reconcile && mine_stamp > theirs.stamp {
+                    // Text the server lost: it stays, and is sent again below.
+                } else if rewound {
+                    // The server went back to an older history of this note and someone wrote
+                    // on it since: neither text may be dropped, so the user picks.
+                    let base = self.base_body(id)?.unwrap_or_default();
+                    self.open_conflict(id, &base, &mine, theirs_text, rec.version.0, now)?;
+                    out.conflicts.push(note_id);
                 } else {
                     fields.insert("body".into(), theirs.clone());
                     changed = true;
@@ -546,7 +569,12 @@ impl Tx<'_> {
             .and_then(|mut s| s.execute(params![id, rec.version.0]))
             .at(self.path)?;
 
-        let version = Some(rec.version.0.max(local.server_version.unwrap_or(0)));
+        // Reconciling, the server's version is the truth even below the one this device knew.
+        let version = if reconcile {
+            Some(rec.version.0)
+        } else {
+            Some(rec.version.0.max(local.server_version.unwrap_or(0)))
+        };
         // Our own push coming back is the usual case: the row already holds exactly this, and
         // rewriting it would re-index the body for nothing.
         if changed || fields != local.fields || version != local.server_version {
@@ -558,7 +586,37 @@ impl Tx<'_> {
         if changed {
             out.changed.push(note_id);
         }
+        if reconcile {
+            let conflicted = out.conflicts.contains(&note_id);
+            let lost: Fields = fields
+                .into_iter()
+                .filter(|(name, mine)| {
+                    // Queued already, or up to the user in the merge view: not sent from here.
+                    let handled =
+                        pending_fields.contains(name.as_str()) || (conflicted && name == "body");
+                    !handled && mine.stamp > rec.fields.get(name).map_or(Stamp::ZERO, |t| t.stamp)
+                })
+                .collect();
+            self.resend_lost(Entity::Note, id, names::NOTE_PUT, lost, rec, now)?;
+        }
         Ok(())
+    }
+
+    /// Queues again what a reconcile found newer here than on the server: the server lost it.
+    fn resend_lost(
+        &mut self,
+        entity: Entity,
+        id: &str,
+        name: &str,
+        lost: Fields,
+        rec: &Record,
+        now: i64,
+    ) -> Result<()> {
+        if lost.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(entity = entity.as_str(), %id, fields = lost.len(), "sending again what the server lost");
+        self.enqueue(entity, id, name, lost, Some(rec.version.0), now)
     }
 
     fn updated_ms(&self, id: &str) -> Result<i64> {
@@ -568,7 +626,7 @@ impl Tx<'_> {
             .at(self.path)
     }
 
-    pub(super) fn apply_notebook(&mut self, rec: &Record) -> Result<()> {
+    pub(super) fn apply_notebook(&mut self, rec: &Record, reconcile: bool) -> Result<()> {
         let Ok(nb) = rec.id.parse::<outpost_protocol::NotebookId>() else {
             tracing::warn!(id = %rec.id, "skipping a notebook record with a bad id");
             return Ok(());
@@ -596,7 +654,11 @@ impl Tx<'_> {
             .map(|(n, ns, d, ds, _)| (n, parse_stamp(&ns), d, parse_stamp(&ds)))
             .unwrap_or((String::new(), Stamp::ZERO, false, Stamp::ZERO));
         let wins = |field: &str, theirs: &FieldChange, mine: Stamp| {
-            takes_theirs(theirs.stamp, mine, stale || pending.contains(field))
+            takes_theirs(
+                theirs.stamp,
+                mine,
+                reconcile || stale || pending.contains(field),
+            )
         };
         if let Some(c) = rec
             .fields
@@ -640,10 +702,40 @@ impl Tx<'_> {
             })
             .at(self.path)?;
         self.change.notebooks.push(nb);
+        if reconcile && !rec.purged {
+            let theirs = |f: &str| rec.fields.get(f).map_or(Stamp::ZERO, |c| c.stamp);
+            let mut lost = Fields::new();
+            if !pending.contains("name") && name_stamp > theirs("name") {
+                lost.insert(
+                    "name".into(),
+                    FieldChange {
+                        value: Value::String(name),
+                        stamp: name_stamp,
+                    },
+                );
+            }
+            if !pending.contains("deleted") && deleted_stamp > theirs("deleted") {
+                lost.insert(
+                    "deleted".into(),
+                    FieldChange {
+                        value: Value::Bool(deleted),
+                        stamp: deleted_stamp,
+                    },
+                );
+            }
+            self.resend_lost(
+                Entity::Notebook,
+                &rec.id,
+                names::NOTEBOOK_PUT,
+                lost,
+                rec,
+                now,
+            )?;
+        }
         Ok(())
     }
 
-    pub(super) fn apply_pref(&mut self, rec: &Record) -> Result<()> {
+    pub(super) fn apply_pref(&mut self, rec: &Record, reconcile: bool) -> Result<()> {
         let Some(change) = rec.fields.get("value") else {
             return Ok(());
         };
@@ -651,13 +743,19 @@ impl Tx<'_> {
             return Ok(());
         }
         let now = self.now_ms();
-        let contested = self.pending_fields(&rec.id)?.contains("value");
+        let pending = self.pending_fields(&rec.id)?.contains("value");
         let current: Option<String> = self
             .tx
             .prepare_cached("SELECT stamp FROM prefs WHERE key = ?1")
             .and_then(|mut s| s.query_row([&rec.id], |r| r.get(0)).optional())
             .at(self.path)?;
-        if current.is_some_and(|s| !takes_theirs(change.stamp, parse_stamp(&s), contested)) {
+        if let Some(mine) = current.map(|s| parse_stamp(&s))
+            && !takes_theirs(change.stamp, mine, reconcile || pending)
+        {
+            if reconcile && !pending && mine > change.stamp {
+                let lost = self.pref_fields(&rec.id)?.unwrap_or_default();
+                self.resend_lost(Entity::Pref, &rec.id, names::PREF_PUT, lost, rec, now)?;
+            }
             return Ok(());
         }
         self.tx
@@ -670,16 +768,28 @@ impl Tx<'_> {
         Ok(())
     }
 
-    fn apply_record(&mut self, rec: &Record, me: ClientId, out: &mut Applied) -> Result<()> {
+    fn apply_record(
+        &mut self,
+        rec: &Record,
+        me: ClientId,
+        reconcile: bool,
+        out: &mut Applied,
+    ) -> Result<()> {
         for change in rec.fields.values() {
             if let crate::clock::Observed::Clamped { skew_ms } = self.observe(&change.stamp) {
                 out.skew_ms = Some(out.skew_ms.unwrap_or(0).max(skew_ms));
             }
         }
+        if reconcile {
+            self.tx
+                .prepare_cached("INSERT OR IGNORE INTO reconcile_seen (entity, id) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(params![rec.entity.as_str(), rec.id]))
+                .at(self.path)?;
+        }
         match rec.entity {
-            Entity::Note => self.apply_note(rec, me, out),
-            Entity::Notebook => self.apply_notebook(rec),
-            Entity::Pref => self.apply_pref(rec),
+            Entity::Note => self.apply_note(rec, me, reconcile, out),
+            Entity::Notebook => self.apply_notebook(rec, reconcile),
+            Entity::Pref => self.apply_pref(rec, reconcile),
         }
     }
 }
@@ -687,13 +797,34 @@ impl Tx<'_> {
 impl Store {
     /// Applies one pull page and saves its cursor, in one transaction.
     pub fn apply_pull_page(&self, records: &[Record], next_cursor: Cursor) -> Result<Applied> {
+        self.apply_pull(records, next_cursor, None)
+    }
+
+    /// Applies one pull page and saves its cursor with the server's chain of commits there, in
+    /// one transaction. During a re-download (see [`Store::begin_reset`]) it reconciles: every
+    /// field by stamp, and what this device holds newer is sent again.
+    pub fn apply_pull(
+        &self,
+        records: &[Record],
+        next_cursor: Cursor,
+        next_chain: Option<&str>,
+    ) -> Result<Applied> {
         let me = self.client_id();
         self.write(|tx| {
             let mut out = Applied::default();
+            let reconcile = super::state::reset_flag(&tx.tx, tx.path)?;
             for rec in records {
-                tx.apply_record(rec, me, &mut out)?;
+                tx.apply_record(rec, me, reconcile, &mut out)?;
             }
             meta::set(&tx.tx, tx.path, CURSOR, &next_cursor.0.to_string())?;
+            match next_chain {
+                Some(chain) => meta::set(&tx.tx, tx.path, CURSOR_CHAIN, chain)?,
+                None => {
+                    tx.tx
+                        .execute("DELETE FROM sync_meta WHERE key = ?1", [CURSOR_CHAIN])
+                        .at(tx.path)?;
+                }
+            }
             crate::testhook::pause_at(crate::testhook::PULL_PAGE_APPLYING);
             Ok(out)
         })
@@ -760,7 +891,7 @@ impl Store {
                         if !fields.is_empty() {
                             tx.requeue(entry.entity, &entry.entity_id, &entry.name, fields, entry.base_version, now)?;
                         }
-                        tx.apply_record(current, me, &mut out)?;
+                        tx.apply_record(current, me, false, &mut out)?;
                     }
                     Outcome::Rejected { code, message } => {
                         tx.tx
@@ -1361,5 +1492,81 @@ mod tests {
                 .all(|e| e.fields.get("body").is_none_or(|b| b.value != "one\ntwo\n")),
             "the undone edit is not sent again: {queue:?}"
         );
+    }
+
+    /// A server restored from an older copy: it has note one at the version before this
+    /// device's last edit, and has never heard of note two. The re-download keeps both as they
+    /// are here and sends again what the server lost, and removes nothing.
+    #[test]
+    fn a_reconcile_keeps_and_sends_again_what_the_server_lost() {
+        let (_dir, store) = temp_store();
+        let one = synced_note(&store, "Pump", "");
+        let before = stamp(&store, one, "title");
+        store
+            .update_note(
+                one,
+                NotePatch {
+                    title: Some("Pump 3 (seal replaced)".into()),
+                    ..Default::default()
+                },
+            )
+            .expect("edit");
+        ack_all(&store);
+        let two = synced_note(&store, "Valve", "closed at 14:00");
+        assert_eq!(store.local_status().expect("status").pending, 0);
+
+        store.begin_reset(None).expect("begin");
+        let old_copy = record(one, 1, &[("title", "Pump", before)]);
+        store
+            .apply_pull(&[old_copy], Cursor(1), Some("00ff"))
+            .expect("pull");
+        let resent = store.finish_reset().expect("finish");
+
+        assert_eq!(resent.notes, 1, "note two, whole: {resent:?}");
+        assert_eq!(
+            store.get_note(one).expect("one").title,
+            "Pump 3 (seal replaced)",
+            "the newer title stays"
+        );
+        assert_eq!(store.get_note(two).expect("two").body, "closed at 14:00");
+        let one_queue = store.outbox_for(&one.to_string()).expect("outbox");
+        assert!(
+            one_queue.iter().any(|e| e.base_version == Some(1)
+                && e.fields
+                    .get("title")
+                    .is_some_and(|t| t.value == "Pump 3 (seal replaced)")),
+            "the lost title goes up again on the server's version: {one_queue:?}"
+        );
+        let two_queue = store.outbox_for(&two.to_string()).expect("outbox");
+        assert!(
+            two_queue.iter().any(|e| e.base_version.is_none()
+                && e.fields
+                    .get("body")
+                    .is_some_and(|b| b.value == "closed at 14:00")),
+            "the note the server lacks goes up as new: {two_queue:?}"
+        );
+        assert!(!store.reset_in_progress().expect("flag"));
+        assert_eq!(
+            store.cursor_chain().expect("chain").as_deref(),
+            Some("00ff")
+        );
+    }
+
+    /// What the server says was purged leaves the device during a re-download too.
+    #[test]
+    fn a_reconcile_still_removes_what_the_server_purged() {
+        let (_dir, store) = temp_store();
+        let gone = synced_note(&store, "Old checklist", "");
+        store.begin_reset(None).expect("begin");
+        let mut purged = record(gone, 2, &[]);
+        purged.purged = true;
+        store.apply_pull(&[purged], Cursor(2), None).expect("pull");
+        let resent = store.finish_reset().expect("finish");
+        assert_eq!(resent.total(), 0);
+        assert!(
+            store.get_note(gone).is_err(),
+            "purged on the server, gone here"
+        );
+        assert_eq!(store.local_status().expect("status").pending, 0);
     }
 }

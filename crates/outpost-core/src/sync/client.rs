@@ -1,15 +1,17 @@
 //! The HTTP side of sync: protocol `/v1` over reqwest, with the shared wire types. Every failure
 //! is sorted into what the engine must do about it: offline (retry with backoff), signed out,
-//! re-download, too old, or a server error.
+//! re-download (also when a reply comes from another server history than the one expected), too
+//! old, or a server error.
 
 use outpost_protocol::api::{
-    Credentials, Cursor, ErrorBody, HEADER_CLIENT_ID, HEADER_PROTOCOL, Mutation, Poke,
-    PullResponse, PushRequest, PushResponse, Session, codes,
+    Credentials, Cursor, ErrorBody, HEADER_CLIENT_ID, HEADER_HISTORY, HEADER_PROTOCOL, History,
+    Mutation, Poke, PullResponse, PushRequest, PushResponse, Session, codes,
 };
 use outpost_protocol::digest::{
     DigestResponse, EntriesRequest, EntriesResponse, FetchRequest, FetchResponse, Key,
 };
 use outpost_protocol::{ClientId, PROTOCOL_VERSION};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +25,15 @@ pub enum SyncError {
     /// The server cannot continue from this device's cursor: re-download, keeping the outbox.
     #[error("the server asks for a full re-download: {0}")]
     ResetRequired(String),
+    /// The server's history is not the one this device's cursor came from: a server restored
+    /// from a backup, a re-created database, another server on the same address. The device
+    /// reconciles with it (re-downloads, and sends again what the server lacks).
+    #[error("{why}")]
+    HistoryChanged {
+        /// The history the server's replies now name, when they name one.
+        now: Option<History>,
+        why: String,
+    },
     #[error("{0}")]
     ClientTooOld(String),
     /// A 4xx/5xx with the server's `{code, message}`.
@@ -56,6 +67,7 @@ impl SyncError {
             SyncError::Offline(_) => "offline",
             SyncError::SignedOut(_) => "signed_out",
             SyncError::ResetRequired(_) => "reset_required",
+            SyncError::HistoryChanged { .. } => codes::HISTORY_CHANGED,
             SyncError::ClientTooOld(_) => "client_too_old",
             SyncError::Server { code, .. } => code,
             SyncError::Garbage(_) => "bad_reply",
@@ -86,6 +98,9 @@ pub struct SyncClient {
     base: String,
     client_id: ClientId,
     token: Option<String>,
+    /// The server history replies must come from; `None` until the first reply that names one
+    /// (see [`SyncClient::expect_history`]). Shared by the clones a cycle makes.
+    history: Arc<Mutex<Option<History>>>,
 }
 
 impl std::fmt::Debug for SyncClient {
@@ -146,7 +161,47 @@ impl SyncClient {
             base,
             client_id,
             token,
+            history: Arc::default(),
         })
+    }
+
+    /// From now on a reply from another server history fails with
+    /// [`SyncError::HistoryChanged`] (`None`: the first reply that names one sets it).
+    pub fn expect_history(&self, history: Option<History>) {
+        *self.history.lock().unwrap_or_else(|e| e.into_inner()) = history;
+    }
+
+    /// The server history replies came from (or must come from).
+    pub fn history(&self) -> Option<History> {
+        *self.history.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Holds a reply to the history it must come from. A reply without the header is from a
+    /// server that predates histories (nothing to check); one with a header that is not a
+    /// history is not our protocol.
+    fn check_history(&self, resp: &reqwest::Response) -> Result<(), SyncError> {
+        let Some(value) = resp.headers().get(HEADER_HISTORY) else {
+            return Ok(());
+        };
+        let seen: History = value
+            .to_str()
+            .map_err(|e| e.to_string())
+            .and_then(|v| v.parse())
+            .map_err(|e| SyncError::Garbage(format!("the reply's {HEADER_HISTORY}: {e}")))?;
+        let mut expected = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        match *expected {
+            None => {
+                *expected = Some(seen);
+                Ok(())
+            }
+            Some(known) if known == seen => Ok(()),
+            Some(known) => Err(SyncError::HistoryChanged {
+                now: Some(seen),
+                why: format!(
+                    "the server's data is not the copy this device synced with (it was {known}, now {seen}: restored from a backup, or a new database); reconciling"
+                ),
+            }),
+        }
     }
 
     /// The same client with other timeouts. The product keeps [`CONNECT_TIMEOUT`] and
@@ -210,6 +265,10 @@ impl SyncClient {
                 SyncError::ResetRequired(body.message)
             }
             codes::CLIENT_TOO_OLD => SyncError::ClientTooOld(body.message),
+            codes::HISTORY_CHANGED => SyncError::HistoryChanged {
+                now: None,
+                why: body.message,
+            },
             _ => SyncError::Server {
                 status: status.as_u16(),
                 code: body.code,
@@ -287,26 +346,32 @@ impl SyncClient {
         } else {
             request.body(json)
         };
-        Self::call(request).await
+        self.call(request).await
     }
 
-    /// Sends a prepared request and decodes the reply (or sorts its error).
+    /// Sends a prepared request and decodes the reply (or sorts its error), from the server
+    /// history this client expects.
     async fn call<T: serde::de::DeserializeOwned>(
+        &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, SyncError> {
         let resp = request.send().await.map_err(network)?;
+        if resp.status().is_success() {
+            self.check_history(&resp)?;
+        }
         Self::decode(resp).await
     }
 
     /// The sync doctor: the account summed up bucket by bucket.
     pub async fn digest(&self) -> Result<DigestResponse, SyncError> {
-        Self::call(self.request(reqwest::Method::GET, "/v1/sync/digest")?).await
+        self.call(self.request(reqwest::Method::GET, "/v1/sync/digest")?)
+            .await
     }
 
     /// The sync doctor: one line per record of the given buckets.
     pub async fn digest_entries(&self, buckets: Vec<u8>) -> Result<EntriesResponse, SyncError> {
         let body = EntriesRequest { buckets };
-        Self::call(
+        self.call(
             self.request(reqwest::Method::POST, "/v1/sync/digest/entries")?
                 .json(&body),
         )
@@ -316,16 +381,28 @@ impl SyncClient {
     /// The current records of some keys, for a repair.
     pub async fn fetch_records(&self, keys: Vec<Key>) -> Result<FetchResponse, SyncError> {
         let body = FetchRequest { keys };
-        Self::call(
+        self.call(
             self.request(reqwest::Method::POST, "/v1/sync/records")?
                 .json(&body),
         )
         .await
     }
 
-    pub async fn pull(&self, cursor: Cursor, limit: u32) -> Result<PullResponse, SyncError> {
-        let path = format!("/v1/sync/pull?cursor={}&limit={limit}", cursor.0);
-        Self::call(self.request(reqwest::Method::GET, &path)?).await
+    /// The changes after `cursor`; with `chain` (the `next_chain` that came with `cursor`) the
+    /// server checks that its history at `cursor` is the one this device read.
+    pub async fn pull(
+        &self,
+        cursor: Cursor,
+        chain: Option<&str>,
+        limit: u32,
+    ) -> Result<PullResponse, SyncError> {
+        let mut path = format!("/v1/sync/pull?cursor={}&limit={limit}", cursor.0);
+        // 32 hex digits from the server; anything else is not sent rather than escaped.
+        if let Some(chain) = chain.filter(|c| c.bytes().all(|b| b.is_ascii_hexdigit())) {
+            path.push_str("&chain=");
+            path.push_str(chain);
+        }
+        self.call(self.request(reqwest::Method::GET, &path)?).await
     }
 
     /// Opens the server's poke stream; yields each announced cursor until the stream ends.
@@ -341,7 +418,9 @@ impl SyncClient {
             .send()
             .await
             .map_err(network)?;
-        if !resp.status().is_success() {
+        if resp.status().is_success() {
+            self.check_history(&resp)?;
+        } else {
             return Err(Self::decode::<serde_json::Value>(resp)
                 .await
                 .err()
@@ -389,7 +468,7 @@ mod tests {
             .with_timeouts(Duration::from_secs(1), Duration::from_millis(200))
             .expect("timeouts");
         let started = std::time::Instant::now();
-        let result = client.pull(Cursor(0), 10).await;
+        let result = client.pull(Cursor(0), None, 10).await;
         assert!(
             matches!(&result, Err(SyncError::Offline(m)) if m.contains("in time")),
             "{result:?}"
@@ -400,6 +479,81 @@ mod tests {
             started.elapsed()
         );
         drop(listener);
+    }
+
+    /// A server on a thread that answers each connection with the next of `replies` (a raw
+    /// HTTP/1.1 response), then stops.
+    fn answering(replies: Vec<String>) -> String {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        std::thread::spawn(move || {
+            for reply in replies {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    return;
+                };
+                // Reads the request head before answering (a client may wait to send it all).
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                let _ = conn.write_all(reply.as_bytes());
+            }
+        });
+        url
+    }
+
+    fn pull_reply(history: Option<&str>) -> String {
+        let body = r#"{"records":[],"next_cursor":0,"has_more":false,"remaining":0,"last_mutation_number":0,"server_time_ms":1}"#;
+        let header = history.map_or(String::new(), |h| format!("{HEADER_HISTORY}: {h}\r\n"));
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{header}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    /// The first reply sets the history; the same one passes; another one is a
+    /// `history_changed` that names it; a header that is not a history is not the protocol; a
+    /// reply without one (a server from before histories) is taken as it is.
+    #[tokio::test]
+    async fn replies_are_held_to_the_server_history_they_must_come_from() {
+        let first = History {
+            database: uuid::Uuid::now_v7(),
+            epoch: 0,
+        };
+        let restored = History { epoch: 1, ..first };
+        let url = answering(vec![
+            pull_reply(Some(&first.to_string())),
+            pull_reply(Some(&first.to_string())),
+            pull_reply(Some(&restored.to_string())),
+            pull_reply(Some("not-a-history")),
+            pull_reply(None),
+        ]);
+        let client = SyncClient::new(&url, ClientId::new(), Some("token".into())).expect("client");
+        assert_eq!(client.history(), None);
+        client.pull(Cursor(0), None, 10).await.expect("first reply");
+        assert_eq!(client.history(), Some(first), "the first reply sets it");
+        client
+            .pull(Cursor(0), None, 10)
+            .await
+            .expect("same history");
+        let changed = client.pull(Cursor(0), None, 10).await;
+        assert!(
+            matches!(&changed, Err(SyncError::HistoryChanged { now: Some(h), why }) if *h == restored && why.contains("restored from a backup")),
+            "{changed:?}"
+        );
+        assert_eq!(
+            client.history(),
+            Some(first),
+            "a changed history is not taken silently"
+        );
+        let garbage = client.pull(Cursor(0), None, 10).await;
+        assert!(
+            matches!(&garbage, Err(SyncError::Garbage(m)) if m.contains(HEADER_HISTORY)),
+            "{garbage:?}"
+        );
+        client.pull(Cursor(0), None, 10).await.expect("no header");
     }
 
     #[test]

@@ -391,12 +391,12 @@ impl Store {
                     Entity::Note => tx.repair_note(rec, &mut done)?,
                     Entity::Notebook => {
                         let before = tx.notebook_fields(&rec.id)?;
-                        tx.apply_notebook(rec)?;
+                        tx.apply_notebook(rec, false)?;
                         tx.requeue_newer(Entity::Notebook, rec, before, &mut done)?;
                     }
                     Entity::Pref => {
                         let before = tx.pref_fields(&rec.id)?;
-                        tx.apply_pref(rec)?;
+                        tx.apply_pref(rec, false)?;
                         tx.requeue_newer(Entity::Pref, rec, before, &mut done)?;
                     }
                 }
@@ -414,23 +414,36 @@ impl Store {
                     done.skipped += 1;
                     continue;
                 }
-                let (name, fields) = match key.entity {
-                    Entity::Note => (names::NOTE_PUT, tx.load_local(&key.id)?.map(|l| l.fields)),
-                    Entity::Notebook => (names::NOTEBOOK_PUT, tx.notebook_fields(&key.id)?),
-                    Entity::Pref => (names::PREF_PUT, tx.pref_fields(&key.id)?),
-                };
-                let Some(fields) = fields else {
+                if tx.requeue_whole(key)? {
+                    done.requeued += 1;
+                } else {
                     done.skipped += 1;
-                    continue;
-                };
-                let now = now_ms(tx);
-                // The server does not know the record: send it as new, on no base version.
-                tx.forget_server_version(key)?;
-                tx.enqueue(key.entity, &key.id, name, fields, None, now)?;
-                done.requeued += 1;
+                }
             }
             Ok(done)
         })
+    }
+}
+
+impl Tx<'_> {
+    /// Queues a record this device holds, whole, as new to a server that does not know it (no
+    /// base version). False if the device does not hold it either.
+    pub(super) fn requeue_whole(&mut self, key: &Key) -> Result<bool> {
+        let (name, fields) = match key.entity {
+            Entity::Note => (names::NOTE_PUT, self.load_local(&key.id)?.map(|l| l.fields)),
+            Entity::Notebook => (names::NOTEBOOK_PUT, self.notebook_fields(&key.id)?),
+            Entity::Pref => (names::PREF_PUT, self.pref_fields(&key.id)?),
+        };
+        let Some(fields) = fields else {
+            return Ok(false);
+        };
+        let now = now_ms(self);
+        self.forget_server_version(key)?;
+        self.enqueue(key.entity, &key.id, name, fields, None, now)?;
+        if let (Entity::Note, Ok(note)) = (key.entity, key.id.parse::<NoteId>()) {
+            self.change.notes.push(note);
+        }
+        Ok(true)
     }
 }
 
@@ -446,7 +459,7 @@ impl Tx<'_> {
             .at(self.path)
     }
 
-    fn notebook_fields(&self, id: &str) -> Result<Option<Fields>> {
+    pub(super) fn notebook_fields(&self, id: &str) -> Result<Option<Fields>> {
         use rusqlite::OptionalExtension;
         self.tx
             .prepare_cached(
@@ -470,7 +483,7 @@ impl Tx<'_> {
             .at(self.path)
     }
 
-    fn pref_fields(&self, key: &str) -> Result<Option<Fields>> {
+    pub(super) fn pref_fields(&self, key: &str) -> Result<Option<Fields>> {
         use rusqlite::OptionalExtension;
         self.tx
             .prepare_cached("SELECT value, stamp FROM prefs WHERE key = ?1")

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, watch};
+use tracing::Instrument as _;
 
 /// Bounds of one cycle's requests.
 #[derive(Debug, Clone)]
@@ -109,7 +110,10 @@ pub struct CycleReport {
     pub pushed: usize,
     pub pulled: usize,
     pub applied: Applied,
+    /// The cycle reconciled with the server from cursor 0 (see `Store::begin_reset`).
     pub reset: bool,
+    /// What that found the server lacked and queued again.
+    pub resent: super::Resent,
 }
 
 fn now_ms() -> i64 {
@@ -203,43 +207,34 @@ async fn pull_all(
     report: &mut CycleReport,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<(), SyncError> {
-    if store.reset_in_progress()? && !report.reset {
-        // A re-download was cut short (crash, network): start it over.
-        report.reset = true;
-        store.begin_reset()?;
-    }
+    // A re-download cut short (crash, network) goes on from its saved cursor: what it confirmed
+    // so far is kept in the store with that cursor.
+    let reconciling = store.reset_in_progress()?;
+    report.reset |= reconciling;
     let cursor = store.cursor()?;
+    let chain = store.cursor_chain()?;
     let mut done = 0u64;
     let mut total = None;
     // The next page is fetched while this one is applied: on a long first sync the network and
     // the disk work at the same time.
-    let fetch = |cursor: Cursor| {
+    let fetch = |cursor: Cursor, chain: Option<String>| {
         let client = client.clone();
         let limit = cfg.pull_limit;
         let sent_at = store.wall_clock_ms();
         AbortOnDrop(tokio::spawn(async move {
             let started = std::time::Instant::now();
-            let page = client.pull(cursor, limit).await;
+            let page = client.pull(cursor, chain.as_deref(), limit).await;
             (sent_at, started.elapsed(), page)
         }))
     };
-    let mut next = fetch(cursor);
+    let mut next = fetch(cursor, chain);
     loop {
         let (sent_at, fetched_in, page) = (&mut next.0)
             .await
             .map_err(|e| SyncError::Garbage(format!("the pull was cut short: {e}")))?;
-        let page = match page {
-            Err(SyncError::ResetRequired(why)) if !report.reset => {
-                tracing::warn!(%why, "server asks for a re-download; keeping the outbox");
-                report.reset = true;
-                store.begin_reset()?;
-                next = fetch(Cursor(0));
-                continue;
-            }
-            other => other?,
-        };
+        let page = page?;
         if page.has_more {
-            next = fetch(page.next_cursor);
+            next = fetch(page.next_cursor, page.next_chain.clone());
         }
         observe_server_time(store, page.server_time_ms, sent_at);
         let n = page.records.len() as u64;
@@ -252,7 +247,8 @@ async fn pull_all(
             });
         }
         let apply_started = std::time::Instant::now();
-        let applied = store.apply_pull_page(&page.records, page.next_cursor)?;
+        let applied =
+            store.apply_pull(&page.records, page.next_cursor, page.next_chain.as_deref())?;
         tracing::debug!(
             records = n,
             cursor = %page.next_cursor,
@@ -263,8 +259,19 @@ async fn pull_all(
         report.pulled += page.records.len();
         merge_applied(&mut report.applied, applied);
         if !page.has_more {
-            if report.reset {
-                store.finish_reset()?;
+            if reconciling {
+                let resent = store.finish_reset()?;
+                if resent.total() > 0 {
+                    tracing::warn!(
+                        notes = resent.notes,
+                        notebooks = resent.notebooks,
+                        prefs = resent.prefs,
+                        "the server lacked records this device holds: sending them again"
+                    );
+                }
+                report.resent.notes += resent.notes;
+                report.resent.notebooks += resent.notebooks;
+                report.resent.prefs += resent.prefs;
             }
             return Ok(());
         }
@@ -281,6 +288,16 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+/// What the server's answer says about this device's cursor: it must reconcile from cursor 0,
+/// and against which history.
+fn needs_reconcile(e: &SyncError) -> Option<Option<outpost_protocol::api::History>> {
+    match e {
+        SyncError::ResetRequired(_) => Some(None),
+        SyncError::HistoryChanged { now, .. } => Some(*now),
+        _ => None,
+    }
+}
+
 /// One whole cycle: push, pull, and push again what the pull merged (bounded).
 pub async fn run_cycle(
     store: &Store,
@@ -289,20 +306,71 @@ pub async fn run_cycle(
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<CycleReport, SyncError> {
     let span = tracing::info_span!("sync_cycle", client = %store.client_id());
-    let _enter = span.enter();
+    cycle(store, client, cfg, progress).instrument(span).await
+}
+
+async fn cycle(
+    store: &Store,
+    client: &SyncClient,
+    cfg: &EngineConfig,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<CycleReport, SyncError> {
+    let known = store.server_history()?;
+    // A stored history that does not parse is treated as none: the first reply sets it, and
+    // the cursor is still checked by its chain.
+    client.expect_history(known.as_deref().and_then(|h| h.parse().ok()));
     let mut report = CycleReport::default();
-    for _ in 0..3 {
-        push_all(store, client, cfg, &mut report).await?;
-        pull_all(store, client, cfg, &mut report, progress).await?;
+    let mut reconciles = 0;
+    let mut rounds = 0;
+    while rounds < 3 {
+        let round = async {
+            push_all(store, client, cfg, &mut report).await?;
+            pull_all(store, client, cfg, &mut report, progress).await
+        }
+        .await;
+        if let Err(e) = round {
+            let Some(history) = needs_reconcile(&e) else {
+                return Err(e);
+            };
+            reconciles += 1;
+            if reconciles > 2 {
+                // The history changed again while reconciling: replies from two databases
+                // (instances behind one address on different data). Stop rather than mix them;
+                // nothing was removed, the next cycle tries again.
+                return Err(SyncError::HistoryChanged {
+                    now: history,
+                    why: format!(
+                        "the server keeps answering from different copies of its data ({e}); syncing waits until it answers from one"
+                    ),
+                });
+            }
+            tracing::warn!(error = %e, "reconciling with the server from the start; keeping everything on this device");
+            let history = history.or_else(|| client.history());
+            store.begin_reset(history.map(|h| h.to_string()).as_deref())?;
+            client.expect_history(history);
+            report.reset = true;
+            continue;
+        }
+        rounds += 1;
         if store.sendable_count()? == 0 {
             break;
         }
     }
+    if known.is_none()
+        && let Some(history) = client.history()
+    {
+        store.set_server_history(&history.to_string())?;
+    }
     store.record_sync_success(now_ms())?;
+    if let Some(notice) = report.resent.describe() {
+        // In the sync log, so the user can see why their notes went up again.
+        store.record_sync_error(&notice, now_ms())?;
+    }
     tracing::info!(
         pushed = report.pushed,
         pulled = report.pulled,
         conflicts = report.applied.conflicts.len(),
+        resent = report.resent.total(),
         "sync cycle done"
     );
     Ok(report)

@@ -18,4 +18,4 @@ pub use engine::{
     CycleReport, EngineConfig, EngineState, Progress, SyncEngine, SyncStatus, run_cycle,
 };
 pub use resolve::{Conflict, Resolution};
-pub use state::{SYNC_ERRORS_KEPT, SyncErrorEntry};
+pub use state::{Resent, SYNC_ERRORS_KEPT, SyncErrorEntry};

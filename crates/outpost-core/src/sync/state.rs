@@ -7,10 +7,14 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::meta;
 use crate::store::{SqlContext, Store};
+use outpost_protocol::Entity;
+use outpost_protocol::digest::Key;
 
 const LAST_SUCCESS: &str = "last_success_ms";
 const LAST_ERROR: &str = "last_error";
 const RESET: &str = "reset_in_progress";
+/// The server history this device's cursor belongs to (see `outpost_protocol::api::History`).
+const SERVER_HISTORY: &str = "server_history";
 
 /// How many distinct errors the log keeps (a repeat of the last one only counts up).
 pub const SYNC_ERRORS_KEPT: i64 = 50;
@@ -122,44 +126,139 @@ impl Store {
         })
     }
 
-    /// Starts a full re-download: the cursor goes back to 0 and every base copy is marked
-    /// unconfirmed (version -1, content kept for merges). Survives a crash: the flag makes the
-    /// next cycle start over.
-    pub fn begin_reset(&self) -> Result<()> {
+    /// Starts a re-download from cursor 0 that reconciles this device with the server: when the
+    /// server asked for it (`reset_required`), when its history is not the one this device
+    /// synced with (a restored backup, a re-created database, another server on the same
+    /// address), or when our cursor is ahead of it. Nothing is removed on the way or at the end:
+    /// what only this device holds is sent again (see [`Store::finish_reset`]). `history` is the
+    /// server history the re-download is against, when known. Survives a crash: the flag makes
+    /// the next cycle start over, and what came already stays counted.
+    pub fn begin_reset(&self, history: Option<&str>) -> Result<()> {
         self.write(|tx| {
             tx.tx
-                .execute_batch("UPDATE note_base SET version = -1")
+                .execute_batch("DELETE FROM reconcile_seen")
                 .at(tx.path)?;
             meta::set(&tx.tx, tx.path, super::apply::CURSOR, "0")?;
+            tx.tx
+                .execute(
+                    "DELETE FROM sync_meta WHERE key = ?1",
+                    [super::apply::CURSOR_CHAIN],
+                )
+                .at(tx.path)?;
+            if let Some(history) = history {
+                meta::set(&tx.tx, tx.path, SERVER_HISTORY, history)?;
+            }
             meta::set(&tx.tx, tx.path, RESET, "1")
         })
     }
 
     pub fn reset_in_progress(&self) -> Result<bool> {
-        Ok(self.read(|c, p| meta::get(c, p, RESET))?.as_deref() == Some("1"))
+        self.read(reset_flag)
     }
 
-    /// Ends a re-download: notes the server no longer has (their base was not confirmed) and
-    /// that have nothing waiting to be sent are removed; everything in the outbox stays.
-    pub fn finish_reset(&self) -> Result<usize> {
+    /// The chain of the server's commits at this device's cursor, if the server gave one.
+    pub fn cursor_chain(&self) -> Result<Option<String>> {
+        self.read(|c, p| meta::get(c, p, super::apply::CURSOR_CHAIN))
+    }
+
+    /// Ends a re-download. A record the server did not send, that has nothing waiting to be
+    /// sent, is one the server lost: it is queued again, whole, as new to the server (L4: a
+    /// record leaves a device only when the server says it was purged, or the user deletes it).
+    /// Returns what was queued again.
+    pub fn finish_reset(&self) -> Result<Resent> {
         self.write(|tx| {
-            let removed = tx
-                .tx
-                .execute(
-                    "DELETE FROM notes WHERE id IN (SELECT note_id FROM note_base WHERE version = -1)
-                       AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.entity_id = notes.id)",
-                    [],
-                )
-                .at(tx.path)?;
+            let mut resent = Resent::default();
+            for (entity, table, id_column) in [
+                (Entity::Note, "notes", "id"),
+                (Entity::Notebook, "notebooks", "id"),
+                (Entity::Pref, "prefs", "key"),
+            ] {
+                // Records the server did not send, with nothing queued and no open conflict.
+                let sql = format!(
+                    "SELECT {id_column} FROM {table} t
+                     WHERE NOT EXISTS (SELECT 1 FROM reconcile_seen s
+                                       WHERE s.entity = ?1 AND s.id = t.{id_column})
+                       AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.entity_id = t.{id_column})
+                       AND NOT EXISTS (SELECT 1 FROM conflicts c WHERE c.note_id = t.{id_column})"
+                );
+                let ids: Vec<String> = tx
+                    .tx
+                    .prepare(&sql)
+                    .and_then(|mut s| {
+                        s.query_map([entity.as_str()], |r| r.get(0))?
+                            .collect::<rusqlite::Result<Vec<String>>>()
+                    })
+                    .at(tx.path)?;
+                for id in ids {
+                    if entity == Entity::Pref && !crate::prefs::is_synced_key(&id) {
+                        continue;
+                    }
+                    let key = Key { entity, id };
+                    if tx.requeue_whole(&key)? {
+                        match entity {
+                            Entity::Note => resent.notes += 1,
+                            Entity::Notebook => resent.notebooks += 1,
+                            Entity::Pref => resent.prefs += 1,
+                        }
+                    }
+                }
+            }
             tx.tx
                 .execute_batch(
-                    "DELETE FROM note_base WHERE version = -1
-                       AND note_id NOT IN (SELECT id FROM notes);
+                    "DELETE FROM reconcile_seen;
                      DELETE FROM sync_meta WHERE key = 'reset_in_progress';",
                 )
                 .at(tx.path)?;
             tx.change.outbox = true;
-            Ok(removed)
+            Ok(resent)
+        })
+    }
+
+    /// The server history (its database and epoch, as its replies name it) this device's cursor
+    /// belongs to; `None` before the first reply that named one.
+    pub fn server_history(&self) -> Result<Option<String>> {
+        self.read(|c, p| meta::get(c, p, SERVER_HISTORY))
+    }
+
+    /// Remembers the server history a first sync met.
+    pub fn set_server_history(&self, history: &str) -> Result<()> {
+        self.write(|tx| meta::set(&tx.tx, tx.path, SERVER_HISTORY, history))
+    }
+}
+
+pub(super) fn reset_flag(conn: &rusqlite::Connection, path: &std::path::Path) -> Result<bool> {
+    Ok(meta::get(conn, path, RESET)?.as_deref() == Some("1"))
+}
+
+/// What a re-download queued again because the server did not have it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Resent {
+    pub notes: usize,
+    pub notebooks: usize,
+    pub prefs: usize,
+}
+
+impl Resent {
+    pub fn total(&self) -> usize {
+        self.notes + self.notebooks + self.prefs
+    }
+
+    /// For the sync log: "Sent 30 notes again that the server did not have".
+    pub fn describe(&self) -> Option<String> {
+        let parts: Vec<String> = [
+            (self.notes, "note", "notes"),
+            (self.notebooks, "notebook", "notebooks"),
+            (self.prefs, "setting", "settings"),
+        ]
+        .iter()
+        .filter(|(n, _, _)| *n > 0)
+        .map(|(n, one, many)| format!("{n} {}", if *n == 1 { one } else { many }))
+        .collect();
+        (!parts.is_empty()).then(|| {
+            format!(
+                "Sent {} again that the server did not have (it lost them: restored from a backup, or a new database)",
+                parts.join(", ")
+            )
         })
     }
 }

@@ -61,7 +61,42 @@ fn loaded_with(note: &str, r: StoredRecord) -> Loaded {
         account_cursor: Cursor(10),
         records: HashMap::from([(key(note), r)]),
         results: HashMap::new(),
+        chain: String::new(),
     }
+}
+
+#[test]
+fn each_commit_extends_the_chain_and_the_same_history_gives_the_same_chain() {
+    let (a, b) = (NoteId::new().to_string(), NoteId::new().to_string());
+    let batch = vec![
+        put(1, &a, fields(&[("title", json!("A"), NOW)]), None),
+        put(2, &b, fields(&[("title", json!("B"), NOW)]), None),
+    ];
+    let plan = plan_push(batch.clone(), Loaded::default(), NOW);
+    assert_eq!(plan.commits.len(), 2);
+    assert_eq!(plan.commits[0].0, Cursor(1));
+    assert_eq!(plan.commits[1].0, Cursor(2));
+    assert_ne!(plan.commits[0].1, plan.commits[1].1);
+    assert!(plan.commits.iter().all(|(_, c)| c.len() == 32));
+    // The same mutations again on the same history (a restore, then a device re-sending what it
+    // never got a reply for): the same chain, the history the device knew.
+    assert_eq!(
+        plan_push(batch.clone(), Loaded::default(), NOW).commits,
+        plan.commits
+    );
+    // Other commits at the same cursors (a restored server that moved on): another chain.
+    let other = vec![put(1, &b, fields(&[("title", json!("C"), NOW)]), None)];
+    let rewound = plan_push(other, Loaded::default(), NOW);
+    assert_eq!(rewound.commits[0].0, Cursor(1));
+    assert_ne!(rewound.commits[0].1, plan.commits[0].1);
+    // A duplicate commits nothing and leaves the chain where it was.
+    let again = Loaded {
+        last_number: MutationNumber(2),
+        account_cursor: Cursor(2),
+        chain: plan.commits[1].1.clone(),
+        ..Loaded::default()
+    };
+    assert!(plan_push(batch, again, NOW).commits.is_empty());
 }
 
 #[test]

@@ -7,7 +7,9 @@ pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use outpost_protocol::api::{AccountId, Cursor, Mutation, MutationNumber, MutationResult, Version};
+use outpost_protocol::api::{
+    AccountId, Cursor, History, Mutation, MutationNumber, MutationResult, Version,
+};
 use outpost_protocol::{ClientId, Entity};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -27,6 +29,10 @@ pub enum StorageError {
     CursorFromTheFuture { asked: Cursor, newest: Cursor },
     #[error("changes before cursor {horizon} were compacted; the device must re-download")]
     ResetRequired { horizon: Cursor },
+    #[error(
+        "this server's commit at cursor {cursor} is not the one the device saw there: the server was restored from an older copy and has moved on since; the device must reconcile"
+    )]
+    HistoryChanged { cursor: Cursor },
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     #[error("storage failure: {0}")]
@@ -115,6 +121,8 @@ impl PulledRecord {
 pub struct PullPage {
     pub records: Vec<PulledRecord>,
     pub next_cursor: Cursor,
+    /// The chain at `next_cursor`, if the server has one there.
+    pub next_chain: Option<String>,
     pub has_more: bool,
     pub remaining: u64,
     pub last_number: MutationNumber,
@@ -123,10 +131,17 @@ pub struct PullPage {
 /// A poke: the account's newest cursor after a commit.
 pub type Poke = (AccountId, Cursor);
 
+/// The `server_meta` keys of a database's [`History`], in both backends.
+pub(crate) const HISTORY_DATABASE: &str = "database_id";
+pub(crate) const HISTORY_EPOCH: &str = "epoch";
+
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
     /// `sqlite` or `postgres`, for /v1/health.
     fn kind(&self) -> &'static str;
+
+    /// The history this database holds (its identity and epoch), named in every reply.
+    fn history(&self) -> History;
 
     async fn create_account(
         &self,
@@ -158,11 +173,15 @@ pub trait Storage: Send + Sync + 'static {
         now_ms: u64,
     ) -> Result<PushOutcome>;
 
+    /// The changes after `cursor`. With `chain` (what the device got with that cursor) the
+    /// commit at `cursor` must be the one the device saw there ([`StorageError::HistoryChanged`]
+    /// if not); a cursor whose commit predates chains is taken as it is.
     async fn pull(
         &self,
         account: AccountId,
         client: ClientId,
         cursor: Cursor,
+        chain: Option<String>,
         limit: u32,
     ) -> Result<PullPage>;
 

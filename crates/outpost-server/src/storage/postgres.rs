@@ -17,13 +17,16 @@
 //!
 //! Connections use no TLS (`NoTls`): run the database on a private network or a local socket.
 
+use super::{HISTORY_DATABASE, HISTORY_EPOCH};
 use super::{
     NewToken, Poke, PullPage, PulledRecord, PushOutcome, Result, Storage, StorageError, TokenOwner,
 };
 use crate::plan::{self, Key, Loaded, StoredRecord};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
-use outpost_protocol::api::{AccountId, Cursor, Mutation, MutationNumber, Outcome, Version};
+use outpost_protocol::api::{
+    AccountId, Cursor, History, Mutation, MutationNumber, Outcome, Version,
+};
 use outpost_protocol::{ClientId, Entity, MutationId};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -38,7 +41,7 @@ use uuid::Uuid;
 
 /// Migrations in order; each runs once, in its own transaction. Never edit one that shipped:
 /// add the next.
-const MIGRATIONS: &[(i32, &str)] = &[(1, SCHEMA_V1)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, SCHEMA_V1), (2, SCHEMA_V2)];
 
 /// The same tables as the SQLite backend. Ids are `uuid` where the protocol says UUID. Entity
 /// ids stay `text`: preference keys are not UUIDs. Fields and outcomes are `text` holding JSON
@@ -102,6 +105,22 @@ CREATE TABLE login_attempts (
 );
 "#;
 
+/// Version 2, as SQLite's: the database's history (see `History`) and each account's chain of
+/// commits.
+const SCHEMA_V2: &str = r#"
+CREATE TABLE server_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+ALTER TABLE accounts ADD COLUMN chain TEXT NOT NULL DEFAULT '';
+CREATE TABLE commits (
+    account_id UUID NOT NULL,
+    cursor     BIGINT NOT NULL,
+    chain      TEXT NOT NULL,
+    PRIMARY KEY (account_id, cursor)
+);
+"#;
+
 /// Key of the advisory lock held while migrating ("outpost" in ASCII, then 1).
 const MIGRATION_LOCK: i64 = 0x006f_7574_706f_7374;
 /// The channel every instance listens on. Payload: `<account uuid>:<cursor>`.
@@ -122,6 +141,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 pub struct PgStorage {
     pool: Pool,
     pokes: broadcast::Sender<Poke>,
+    history: History,
     /// The LISTEN task; stopped when the storage is dropped.
     _listener: AbortOnDrop,
 }
@@ -253,6 +273,7 @@ impl PgStorage {
 
         let mut client = pool.get().await?;
         migrate(&mut client).await?;
+        let history = load_history(&client).await?;
         drop(client);
 
         let (pokes, _) = broadcast::channel(1024);
@@ -272,6 +293,7 @@ impl PgStorage {
         Ok(PgStorage {
             pool,
             pokes,
+            history,
             _listener: AbortOnDrop(listener),
         })
     }
@@ -335,6 +357,56 @@ impl PgStorage {
             results,
         })
     }
+}
+
+/// The database's history, made by the first instance that opens it; every instance on one
+/// database names the same one.
+async fn load_history(client: &deadpool_postgres::Object) -> Result<History> {
+    client
+        .execute(
+            "INSERT INTO server_meta (key, value) VALUES ($1, $2), ($3, '0')
+             ON CONFLICT (key) DO NOTHING",
+            &[
+                &HISTORY_DATABASE,
+                &Uuid::now_v7().to_string(),
+                &HISTORY_EPOCH,
+            ],
+        )
+        .await?;
+    let rows = client
+        .query(
+            "SELECT key, value FROM server_meta WHERE key IN ($1, $2)",
+            &[&HISTORY_DATABASE, &HISTORY_EPOCH],
+        )
+        .await?;
+    let (mut database, mut epoch) = (None, None);
+    for row in rows {
+        let (key, value): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+        if key == HISTORY_DATABASE {
+            database = Some(Uuid::parse_str(&value).map_err(bad_data)?);
+        } else {
+            epoch = Some(value.parse::<u64>().map_err(bad_data)?);
+        }
+    }
+    match (database, epoch) {
+        (Some(database), Some(epoch)) => Ok(History { database, epoch }),
+        _ => Err(bad_data("server_meta lacks the history")),
+    }
+}
+
+/// The chain stored at an account's cursor, if any.
+async fn chain_at(
+    tx: &deadpool_postgres::Transaction<'_>,
+    account: AccountId,
+    cursor: Cursor,
+) -> Result<Option<String>> {
+    let stmt = tx
+        .prepare_cached("SELECT chain FROM commits WHERE account_id = $1 AND cursor = $2")
+        .await?;
+    Ok(match tx.query_opt(&stmt, &[&account.0, &cursor.0]).await? {
+        Some(row) => Some(row.try_get(0)?),
+        None => None,
+    })
 }
 
 async fn migrate(client: &mut deadpool_postgres::Object) -> Result<()> {
@@ -511,18 +583,22 @@ async fn account_cursor(
     tx: &deadpool_postgres::Transaction<'_>,
     account: AccountId,
     lock: bool,
-) -> Result<(Cursor, Cursor)> {
+) -> Result<(Cursor, Cursor, String)> {
     let sql = if lock {
-        "SELECT cursor, tombstone_horizon FROM accounts WHERE id = $1 FOR UPDATE"
+        "SELECT cursor, tombstone_horizon, chain FROM accounts WHERE id = $1 FOR UPDATE"
     } else {
-        "SELECT cursor, tombstone_horizon FROM accounts WHERE id = $1"
+        "SELECT cursor, tombstone_horizon, chain FROM accounts WHERE id = $1"
     };
     let stmt = tx.prepare_cached(sql).await?;
     let row = tx
         .query_opt(&stmt, &[&account.0])
         .await?
         .ok_or_else(|| StorageError::Forbidden("the account no longer exists".into()))?;
-    Ok((Cursor(row.try_get(0)?), Cursor(row.try_get(1)?)))
+    Ok((
+        Cursor(row.try_get(0)?),
+        Cursor(row.try_get(1)?),
+        row.try_get(2)?,
+    ))
 }
 
 async fn push_in(
@@ -537,7 +613,7 @@ async fn push_in(
     let cli = *client_id.as_uuid();
     let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
     // First, before reading anything: the row lock that orders this account's pushes (S2).
-    let (account_cursor, _) = account_cursor(&tx, account, true).await?;
+    let (account_cursor, _, chain) = account_cursor(&tx, account, true).await?;
 
     let stmt = tx
         .prepare_cached(
@@ -629,6 +705,7 @@ async fn push_in(
         account_cursor,
         records,
         results,
+        chain,
     };
     let plan = plan::plan_push(mutations, loaded, now_ms);
 
@@ -721,15 +798,28 @@ async fn push_in(
         tx.execute(&set_last, &set_last_params),
     )?;
     let new_cursor = (plan.account_cursor > account_cursor).then_some(plan.account_cursor);
-    if let Some(cursor) = new_cursor {
+    if let (Some(cursor), Some((_, new_chain))) = (new_cursor, plan.commits.last()) {
+        let (c_cursor, c_chain): (Vec<i64>, Vec<&str>) = plan
+            .commits
+            .iter()
+            .map(|(c, chain)| (c.0, chain.as_str()))
+            .unzip();
+        let commit = tx
+            .prepare_cached(
+                "INSERT INTO commits (account_id, cursor, chain)
+                 SELECT $1, * FROM UNNEST($2::bigint[], $3::text[])
+                 ON CONFLICT (account_id, cursor) DO UPDATE SET chain = excluded.chain",
+            )
+            .await?;
+        tx.execute(&commit, &[&acc, &c_cursor, &c_chain]).await?;
         let set_cursor = tx
-            .prepare_cached("UPDATE accounts SET cursor = $2 WHERE id = $1")
+            .prepare_cached("UPDATE accounts SET cursor = $2, chain = $3 WHERE id = $1")
             .await?;
         // NOTIFY is transactional: delivered to every instance at commit, never for a
         // rolled-back push, and in commit order.
         let notify = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
         let payload = format!("{account}:{cursor}");
-        let set_cursor_params: [&(dyn ToSql + Sync); 2] = [&acc, &cursor.0];
+        let set_cursor_params: [&(dyn ToSql + Sync); 3] = [&acc, &cursor.0, new_chain];
         let notify_params: [&(dyn ToSql + Sync); 2] = [&POKE_CHANNEL, &payload];
         tokio::try_join!(
             tx.execute(&set_cursor, &set_cursor_params),
@@ -764,6 +854,7 @@ async fn pull_in(
     account: AccountId,
     client_id: ClientId,
     cursor: Cursor,
+    chain: Option<String>,
     limit: u32,
 ) -> Result<PullPage> {
     // One snapshot for the page, the newest cursor, the count and the device's number. Pushes
@@ -783,7 +874,7 @@ async fn pull_in(
     // 100,000 records instead of 2 ms (see BENCHMARKS.md, "Sync server"). Without sorts it
     // keeps to the index whatever it guesses.
     tx.batch_execute("SET LOCAL enable_sort = off").await?;
-    let (newest, horizon) = account_cursor(&tx, account, false).await?;
+    let (newest, horizon, _) = account_cursor(&tx, account, false).await?;
     if cursor > newest {
         return Err(StorageError::CursorFromTheFuture {
             asked: cursor,
@@ -792,6 +883,13 @@ async fn pull_in(
     }
     if cursor.0 > 0 && cursor < horizon {
         return Err(StorageError::ResetRequired { horizon });
+    }
+    if let Some(theirs) = chain.filter(|_| cursor.0 > 0)
+        && chain_at(&tx, account, cursor)
+            .await?
+            .is_some_and(|ours| ours != theirs)
+    {
+        return Err(StorageError::HistoryChanged { cursor });
     }
     let page = tx
         .prepare_cached(
@@ -837,10 +935,12 @@ async fn pull_in(
     } else {
         0
     };
+    let next_chain = chain_at(&tx, account, next_cursor).await?;
     tx.commit().await?;
     Ok(PullPage {
         records,
         next_cursor,
+        next_chain,
         has_more,
         remaining,
         last_number,
@@ -851,6 +951,10 @@ async fn pull_in(
 impl Storage for PgStorage {
     fn kind(&self) -> &'static str {
         "postgres"
+    }
+
+    fn history(&self) -> History {
+        self.history
     }
 
     async fn create_account(
@@ -982,10 +1086,11 @@ impl Storage for PgStorage {
         account: AccountId,
         client: ClientId,
         cursor: Cursor,
+        chain: Option<String>,
         limit: u32,
     ) -> Result<PullPage> {
         let mut conn = self.client().await?;
-        pull_in(&mut conn, account, client, cursor, limit).await
+        pull_in(&mut conn, account, client, cursor, chain, limit).await
     }
 
     async fn cursor(&self, account: AccountId) -> Result<Cursor> {

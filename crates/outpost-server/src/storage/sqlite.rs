@@ -12,12 +12,15 @@
 //! writes and the device's last mutation number still commit together (S1), and no push is
 //! answered before the commit that holds it is on disk. A push alone waits for nothing.
 
+use super::{HISTORY_DATABASE, HISTORY_EPOCH};
 use super::{
     NewToken, Poke, PullPage, PulledRecord, PushOutcome, Result, Storage, StorageError, TokenOwner,
 };
 use crate::plan::{self, Key, Loaded, StoredRecord};
 use async_trait::async_trait;
-use outpost_protocol::api::{AccountId, Cursor, Mutation, MutationNumber, Outcome, Version};
+use outpost_protocol::api::{
+    AccountId, Cursor, History, Mutation, MutationNumber, Outcome, Version,
+};
 use outpost_protocol::{ClientId, Entity, MutationId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use rusqlite_migration::{M, Migrations};
@@ -81,6 +84,146 @@ CREATE TABLE login_attempts (
 ) STRICT, WITHOUT ROWID;
 "#;
 
+/// Version 2: the database's history (an identity made at creation, an epoch that a restore
+/// moves on) and each account's chain of commits, so a device can tell a restored copy that has
+/// moved on from the history its cursor came from.
+const SCHEMA_V2: &str = r#"
+CREATE TABLE server_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+ALTER TABLE accounts ADD COLUMN chain TEXT NOT NULL DEFAULT '';
+CREATE TABLE commits (
+    account_id TEXT NOT NULL,
+    cursor     INTEGER NOT NULL,
+    chain      TEXT NOT NULL,
+    PRIMARY KEY (account_id, cursor)
+) STRICT, WITHOUT ROWID;
+"#;
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(SCHEMA_V1), M::up(SCHEMA_V2)])
+}
+
+pub(crate) const DB_FILE: &str = "outpost-server.db";
+
+/// The database's history, made on first open: a new database is a new history.
+fn load_history(conn: &Connection) -> Result<History> {
+    conn.execute(
+        "INSERT OR IGNORE INTO server_meta (key, value) VALUES (?1, ?2), (?3, '0')",
+        params![
+            HISTORY_DATABASE,
+            uuid::Uuid::now_v7().to_string(),
+            HISTORY_EPOCH
+        ],
+    )?;
+    let get = |key: &str| -> Result<String> {
+        Ok(
+            conn.query_row("SELECT value FROM server_meta WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })?,
+        )
+    };
+    Ok(History {
+        database: uuid::Uuid::parse_str(&get(HISTORY_DATABASE)?).map_err(bad_data)?,
+        epoch: get(HISTORY_EPOCH)?.parse().map_err(bad_data)?,
+    })
+}
+
+/// Starts a new epoch of the database in `path` (after a restore): devices reconcile with it.
+pub fn new_epoch(path: &Path) -> Result<History> {
+    let mut conn = open_connection(path)?;
+    migrations()
+        .to_latest(&mut conn)
+        .map_err(|e| StorageError::Internal(format!("migrating {}: {e}", path.display())))?;
+    load_history(&conn)?;
+    conn.execute(
+        "UPDATE server_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = ?1",
+        [HISTORY_EPOCH],
+    )?;
+    load_history(&conn)
+}
+
+fn io_error(what: &str, path: &Path, e: std::io::Error) -> StorageError {
+    StorageError::Unavailable(format!("{what} {}: {e}", path.display()))
+}
+
+/// A consistent copy of the database in `dir`, written to `to` (SQLite's `VACUUM INTO`: safe
+/// while the server runs, and the copy is one file with no WAL beside it).
+pub fn backup(dir: &Path, to: &Path) -> Result<()> {
+    let from = dir.join(DB_FILE);
+    if !from.exists() {
+        return Err(StorageError::Unavailable(format!(
+            "no server database in {}",
+            dir.display()
+        )));
+    }
+    if to.exists() {
+        return Err(StorageError::Unavailable(format!(
+            "{} exists already: back up to a new file",
+            to.display()
+        )));
+    }
+    let target = to
+        .to_str()
+        .ok_or_else(|| StorageError::Unavailable(format!("{} is not UTF-8", to.display())))?;
+    open_connection(&from)?.execute("VACUUM INTO ?1", [target])?;
+    Ok(())
+}
+
+/// Puts the backup `from` in place of the database in `dir` (with the server stopped) and
+/// starts a new epoch of its history, so that every device reconciles with it instead of
+/// trusting a cursor from the history it replaced. A file that is not a sound Outpost server
+/// database is refused and nothing in `dir` changes.
+pub fn restore(dir: &Path, from: &Path) -> Result<History> {
+    let refuse = |why: String| StorageError::Unavailable(format!("{}: {why}", from.display()));
+    {
+        let check = Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| refuse(e.to_string()))?;
+        let sound: String = check
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| refuse(format!("not an Outpost server database ({e})")))?;
+        if sound != "ok" {
+            return Err(refuse(format!("the backup is damaged ({sound})")));
+        }
+        let ours: i64 = check
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('accounts', 'records')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| refuse(e.to_string()))?;
+        if ours != 2 {
+            return Err(refuse("not an Outpost server database".into()));
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io_error("creating", dir, e))?;
+    let db = dir.join(DB_FILE);
+    let staged = dir.join(format!("{DB_FILE}.restoring"));
+    std::fs::copy(from, &staged).map_err(|e| io_error("copying the backup to", &staged, e))?;
+    // The old database's write-ahead log belongs to the old file: applied to the backup it
+    // would corrupt it.
+    for suffix in ["-wal", "-shm"] {
+        let side = dir.join(format!("{DB_FILE}{suffix}"));
+        match std::fs::remove_file(&side) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_error("removing", &side, e));
+            }
+            _ => {}
+        }
+    }
+    std::fs::rename(&staged, &db).map_err(|e| io_error("moving the backup to", &db, e))?;
+    new_epoch(&db)
+}
+
+/// The chain stored at an account's cursor, if any.
+fn chain_at(conn: &Connection, account: &str, cursor: Cursor) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT chain FROM commits WHERE account_id = ?1 AND cursor = ?2")?
+        .query_row(params![account, cursor.0], |r| r.get(0))
+        .optional()?)
+}
+
 const READERS: usize = 4;
 
 /// The most mutations one group commit applies (whole pushes; a push is never split). Enough
@@ -105,6 +248,7 @@ pub struct SqliteStorage {
     pokes: broadcast::Sender<Poke>,
     /// Pushes waiting for the writer, oldest first (see the module doc).
     queue: Arc<Mutex<VecDeque<QueuedPush>>>,
+    history: History,
 }
 
 fn open_connection(path: &Path) -> Result<Connection> {
@@ -129,11 +273,12 @@ impl SqliteStorage {
     pub fn open(dir: &Path) -> Result<SqliteStorage> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StorageError::Unavailable(format!("{}: {e}", dir.display())))?;
-        let path = dir.join("outpost-server.db");
+        let path = dir.join(DB_FILE);
         let mut writer = open_connection(&path)?;
-        Migrations::new(vec![M::up(SCHEMA_V1)])
+        migrations()
             .to_latest(&mut writer)
             .map_err(|e| StorageError::Internal(format!("migrating {}: {e}", path.display())))?;
+        let history = load_history(&writer)?;
         let readers = (0..READERS)
             .map(|_| open_connection(&path).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
@@ -144,6 +289,7 @@ impl SqliteStorage {
             next_reader: AtomicUsize::new(0),
             pokes: broadcast::channel(1024).0,
             queue: Arc::new(Mutex::new(VecDeque::new())),
+            history,
         })
     }
 
@@ -187,10 +333,11 @@ fn parse_entity(s: &str) -> Result<Entity> {
     Entity::parse(s).ok_or_else(|| bad_data(format!("entity {s:?}")))
 }
 
-fn account_cursor(conn: &Connection, account: AccountId) -> Result<(Cursor, Cursor)> {
-    conn.prepare_cached("SELECT cursor, tombstone_horizon FROM accounts WHERE id = ?1")?
+/// An account's newest cursor, its tombstone horizon and its chain.
+fn account_cursor(conn: &Connection, account: AccountId) -> Result<(Cursor, Cursor, String)> {
+    conn.prepare_cached("SELECT cursor, tombstone_horizon, chain FROM accounts WHERE id = ?1")?
         .query_row([account.to_string()], |r| {
-            Ok((Cursor(r.get(0)?), Cursor(r.get(1)?)))
+            Ok((Cursor(r.get(0)?), Cursor(r.get(1)?), r.get(2)?))
         })
         .optional()?
         .ok_or_else(|| StorageError::Forbidden("the account no longer exists".into()))
@@ -220,7 +367,7 @@ fn push_in(
     let acc = account.to_string();
     let cli = client.to_string();
     let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
-    let (account_cursor, _) = account_cursor(tx, account)?;
+    let (account_cursor, _, chain) = account_cursor(tx, account)?;
     tx.prepare_cached(
         "INSERT INTO clients (account_id, client_id, last_number, last_seen_ms)
          VALUES (?1, ?2, 0, ?3)
@@ -305,6 +452,7 @@ fn push_in(
         account_cursor,
         records,
         results,
+        chain,
     };
     let plan = plan::plan_push(mutations, loaded, now_ms);
 
@@ -349,8 +497,22 @@ fn push_in(
         "UPDATE clients SET last_number = ?3 WHERE account_id = ?1 AND client_id = ?2",
     )?
     .execute(params![acc, cli, plan.last_number.0])?;
-    tx.prepare_cached("UPDATE accounts SET cursor = ?2 WHERE id = ?1")?
-        .execute(params![acc, plan.account_cursor.0])?;
+    {
+        let mut commit = tx.prepare_cached(
+            "INSERT OR REPLACE INTO commits (account_id, cursor, chain) VALUES (?1, ?2, ?3)",
+        )?;
+        for (cursor, chain) in &plan.commits {
+            commit.execute(params![acc, cursor.0, chain])?;
+        }
+    }
+    match plan.commits.last() {
+        Some((_, chain)) => tx
+            .prepare_cached("UPDATE accounts SET cursor = ?2, chain = ?3 WHERE id = ?1")?
+            .execute(params![acc, plan.account_cursor.0, chain])?,
+        None => tx
+            .prepare_cached("UPDATE accounts SET cursor = ?2 WHERE id = ?1")?
+            .execute(params![acc, plan.account_cursor.0])?,
+    };
     Ok(PushOutcome {
         results: plan.results,
         last_number: plan.last_number,
@@ -434,11 +596,12 @@ fn pull_in(
     account: AccountId,
     client: ClientId,
     cursor: Cursor,
+    chain: Option<String>,
     limit: u32,
 ) -> Result<PullPage> {
     // One read transaction: the page, the newest cursor and the count come from one snapshot.
     let tx = conn.transaction()?;
-    let (newest, horizon) = account_cursor(&tx, account)?;
+    let (newest, horizon, _) = account_cursor(&tx, account)?;
     if cursor > newest {
         return Err(StorageError::CursorFromTheFuture {
             asked: cursor,
@@ -449,6 +612,11 @@ fn pull_in(
         return Err(StorageError::ResetRequired { horizon });
     }
     let acc = account.to_string();
+    if let Some(theirs) = chain.filter(|_| cursor.0 > 0)
+        && chain_at(&tx, &acc, cursor)?.is_some_and(|ours| ours != theirs)
+    {
+        return Err(StorageError::HistoryChanged { cursor });
+    }
     let mut records = {
         let mut stmt = tx.prepare_cached(
             "SELECT entity, entity_id, version, cursor, purged, fields FROM records
@@ -493,10 +661,12 @@ fn pull_in(
         0
     };
     let last_number = last_number(&tx, account, client)?;
+    let next_chain = chain_at(&tx, &acc, next_cursor)?;
     tx.commit()?;
     Ok(PullPage {
         records,
         next_cursor,
+        next_chain,
         has_more,
         remaining,
         last_number,
@@ -507,6 +677,10 @@ fn pull_in(
 impl Storage for SqliteStorage {
     fn kind(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn history(&self) -> History {
+        self.history
     }
 
     async fn create_account(
@@ -660,9 +834,10 @@ impl Storage for SqliteStorage {
         account: AccountId,
         client: ClientId,
         cursor: Cursor,
+        chain: Option<String>,
         limit: u32,
     ) -> Result<PullPage> {
-        self.read(move |conn| pull_in(conn, account, client, cursor, limit))
+        self.read(move |conn| pull_in(conn, account, client, cursor, chain, limit))
             .await
     }
 
@@ -819,7 +994,7 @@ mod tests {
         // Nothing of the refused push: b holds only the other push's two notes.
         assert_eq!(storage.cursor(b).await.expect("b"), Cursor(2));
         let page = storage
-            .pull(b, ClientId::new(), Cursor(0), 100)
+            .pull(b, ClientId::new(), Cursor(0), None, 100)
             .await
             .expect("pull");
         assert_eq!(page.records.len(), 2);

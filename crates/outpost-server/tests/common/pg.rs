@@ -54,6 +54,43 @@ pub async fn fresh_database_url() -> String {
     with_database(&admin, &name)
 }
 
+/// A copy of the database at `url` as it is now (`CREATE DATABASE .. TEMPLATE`, PostgreSQL's own
+/// file-level copy): what restoring a backup taken now gives. Nothing may be connected to it:
+/// the copy waits (up to 10 s) for connections just closed to go.
+pub async fn copy_database(url: &str) -> String {
+    let source = url
+        .split('?')
+        .next()
+        .and_then(|u| u.rsplit('/').next())
+        .expect("a database in the URL")
+        .to_owned();
+    let admin = admin_url().await;
+    let name = format!("outpost_test_{}", uuid::Uuid::new_v4().simple());
+    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the test cluster at {admin}: {e}"));
+    let driver = tokio::spawn(connection);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match client
+            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {source}"))
+            .await
+        {
+            Ok(()) => break,
+            Err(e)
+                if Instant::now() < deadline
+                    && e.to_string().contains("accessed by other users") =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("copying {source}: {e}"),
+        }
+    }
+    drop(client);
+    let _ = driver.await;
+    with_database(&admin, &name)
+}
+
 /// `url` with its database replaced by `db` (`postgres://auth@host:port/db?params`).
 pub fn with_database(url: &str, db: &str) -> String {
     let (base, query) = match url.split_once('?') {

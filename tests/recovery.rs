@@ -1,0 +1,230 @@
+//! A sync server that fails: its data directory put back from an older file copy while the
+//! devices kept theirs. Nothing a user wrote may leave a device because the server lost it;
+//! the devices notice the other history (the server's chain of commits at their cursor), send
+//! again what the server lacks, and agree with it and with each other, as the doctor confirms.
+
+use outpost_e2e::device::{Device, doctor_agrees, title};
+use outpost_e2e::server::{copy_dir, restore_dir, spawn_server, stop_server};
+use std::time::Instant;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn titles(device: &Device) -> std::collections::BTreeSet<String> {
+    device.snapshot().into_values().map(|(t, ..)| t).collect()
+}
+
+fn notes(device: &Device, prefix: &str, n: usize) {
+    for i in 0..n {
+        device.note(&format!("{prefix} {i:02}"), "checked; photo to follow");
+    }
+}
+
+/// Issue 11, first case: the server is put back to a copy from before 30 notes and an edit;
+/// both devices that have them keep them, and the server gets them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restored_from_an_old_copy_gets_back_what_it_lost_and_no_device_deletes_it() {
+    let started = Instant::now();
+    let root = tempfile::tempdir().expect("dirs");
+    let (data, backup) = (root.path().join("data"), root.path().join("backup"));
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let server = spawn_server(&data, port).await;
+    let a = Device::new(&url, "ann@example.org", true).await;
+    let b = Device::new(&url, "ann@example.org", false).await;
+    notes(&a, "Before", 5);
+    a.sync().await;
+    b.sync().await;
+    let first = *a.snapshot().keys().next().expect("a note");
+
+    // The nightly file copy.
+    stop_server(server);
+    copy_dir(&data, &backup);
+    let server = spawn_server(&data, port).await;
+
+    notes(&a, "Pump", 30);
+    b.edit(first, title("Before 00 (valve replaced)"));
+    a.sync().await;
+    b.sync().await;
+    a.sync().await;
+    assert_eq!(a.snapshot().len(), 35);
+    assert_eq!(b.snapshot(), a.snapshot());
+
+    // The disk dies; the copy is put back.
+    stop_server(server);
+    restore_dir(&backup, &data);
+    let server = spawn_server(&data, port).await;
+
+    let report_a = a.sync().await;
+    assert!(report_a.reset, "A noticed the server's other history");
+    assert_eq!(report_a.resent.notes, 30, "A sent its 30 notes again");
+    let report_b = b.sync().await;
+    assert!(report_b.reset, "B noticed it too");
+    a.sync().await;
+
+    // What the user sees: every note still there on both devices, with the newest title.
+    assert_eq!(a.snapshot().len(), 35, "nothing deleted on A");
+    assert_eq!(b.snapshot(), a.snapshot(), "B agrees");
+    assert!(titles(&a).contains("Before 00 (valve replaced)"));
+    assert!(titles(&a).contains("Pump 29"));
+    assert_eq!(a.store.local_status().expect("status").pending, 0);
+    // The sync log says what happened.
+    let log = a.store.recent_sync_errors(5).expect("log");
+    assert!(
+        log.iter()
+            .any(|e| e.message.starts_with("Sent 30 notes again")),
+        "{log:?}"
+    );
+    // And the server has them all again: the doctor finds nothing to repair.
+    for device in [&a, &b] {
+        let diagnosis = doctor_agrees(device).await;
+        assert_eq!(diagnosis.server.notes, 35);
+    }
+    // A device that signs in now gets everything.
+    let c = Device::new(&url, "ann@example.org", false).await;
+    c.sync().await;
+    assert_eq!(c.snapshot(), a.snapshot());
+    stop_server(server);
+    eprintln!("restored server: {:?}", started.elapsed());
+}
+
+/// Issue 11, second case: after the restore a third device commits 40 notes, so the server
+/// reaches A's cursor again with other commits. A's pull names the chain it saw at that cursor;
+/// the server's differs, and A reconciles instead of skipping C's notes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_server_that_moved_past_a_devices_cursor_is_not_taken_for_the_old_one() {
+    let started = Instant::now();
+    let root = tempfile::tempdir().expect("dirs");
+    let (data, backup) = (root.path().join("data"), root.path().join("backup"));
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let server = spawn_server(&data, port).await;
+    let a = Device::new(&url, "ann@example.org", true).await;
+    let b = Device::new(&url, "ann@example.org", false).await;
+    notes(&a, "Before", 5);
+    a.sync().await;
+    b.sync().await;
+
+    stop_server(server);
+    copy_dir(&data, &backup);
+    let server = spawn_server(&data, port).await;
+    notes(&a, "Ann", 20);
+    a.sync().await;
+    b.sync().await;
+    assert_eq!(b.snapshot().len(), 25);
+
+    stop_server(server);
+    restore_dir(&backup, &data);
+    let server = spawn_server(&data, port).await;
+    let c = Device::new(&url, "ann@example.org", false).await;
+    c.sync().await;
+    notes(&c, "Carl", 40);
+    c.sync().await;
+
+    for device in [&a, &b, &c, &a, &b, &c] {
+        device.sync().await;
+    }
+    let want = 5 + 20 + 40;
+    for (name, device) in [("A", &a), ("B", &b), ("C", &c)] {
+        assert_eq!(device.snapshot().len(), want, "{name} has every note");
+        let titles = titles(device);
+        assert!(
+            titles.contains("Ann 19") && titles.contains("Carl 39"),
+            "{name}"
+        );
+        let diagnosis = doctor_agrees(device).await;
+        assert_eq!(
+            diagnosis.server.notes, want as u64,
+            "{name}: the server has them"
+        );
+    }
+    assert_eq!(b.snapshot(), a.snapshot());
+    assert_eq!(c.snapshot(), a.snapshot());
+    stop_server(server);
+    eprintln!("restored server moved on: {:?}", started.elapsed());
+}
+
+/// The operator's way: `outpost-server backup` while it runs, `restore` after a failure. The
+/// restore starts a new epoch, so the devices reconcile from the first reply that names it;
+/// a file that is not a server database is refused with a clear message and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outpost_server_restore_makes_every_device_reconcile_and_refuses_a_bad_file() {
+    let root = tempfile::tempdir().expect("dirs");
+    let data = root.path().join("data");
+    let backup = root.path().join("nightly.db");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let server = spawn_server(&data, port).await;
+    let a = Device::new(&url, "ann@example.org", true).await;
+    notes(&a, "Before", 5);
+    a.sync().await;
+    let run = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(outpost_e2e::bin("outpost-server"))
+            .args(args)
+            .output()
+            .expect("run outpost-server")
+    };
+    let made = run(&[
+        "backup".as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--to".as_ref(),
+        backup.as_os_str(),
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    notes(&a, "After", 10);
+    a.sync().await;
+    stop_server(server);
+
+    let junk = root.path().join("notes.txt");
+    std::fs::write(&junk, "not a database").expect("junk");
+    let refused = run(&[
+        "restore".as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--from".as_ref(),
+        junk.as_os_str(),
+    ]);
+    assert!(!refused.status.success());
+    let told = String::from_utf8_lossy(&refused.stderr);
+    assert!(told.contains("not an Outpost server database"), "{told}");
+    // The refused restore changed nothing: the server still has all 15.
+    let server = spawn_server(&data, port).await;
+    assert!(!a.sync().await.reset, "the same history");
+    stop_server(server);
+
+    let restored = run(&[
+        "restore".as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--from".as_ref(),
+        backup.as_os_str(),
+    ]);
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    let said = String::from_utf8_lossy(&restored.stdout);
+    assert!(said.contains("devices reconcile"), "{said}");
+    let server = spawn_server(&data, port).await;
+    let report = a.sync().await;
+    assert!(report.reset, "the new epoch makes A reconcile");
+    assert_eq!(report.resent.notes, 10, "A sends the 10 the backup lacks");
+    assert_eq!(a.snapshot().len(), 15);
+    let diagnosis = doctor_agrees(&a).await;
+    assert_eq!(diagnosis.server.notes, 15);
+    assert!(
+        !a.sync().await.reset,
+        "once reconciled, syncs go on from the cursor"
+    );
+    stop_server(server);
+}
