@@ -228,3 +228,134 @@ async fn outpost_server_restore_makes_every_device_reconcile_and_refuses_a_bad_f
     );
     stop_server(server);
 }
+
+/// A restore while a device is in the middle of a long push: the server is killed after some
+/// batches were committed (the reply of the last may be lost), and put back to a copy from
+/// before the push. The device's pull cursor is valid on the restored server (it was taken
+/// there), so only the changes it was told were committed show the loss: they do not come
+/// back with the pull. The device reconciles and every note ends on the server exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_in_the_middle_of_a_push_leaves_every_note_on_the_server_once() {
+    use outpost_core::NoteDraft;
+    use outpost_core::sync::{EngineConfig, SyncError};
+    const NOTES: usize = 2_000;
+    let root = tempfile::tempdir().expect("dirs");
+    let (data, backup) = (root.path().join("data"), root.path().join("backup"));
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let server = spawn_server(&data, port).await;
+    let a = Device::new(&url, "ann@example.org", true).await;
+    notes(&a, "Before", 3);
+    a.sync().await;
+    stop_server(server);
+    copy_dir(&data, &backup);
+
+    let mut server = spawn_server(&data, port).await;
+    let drafts = (0..NOTES).map(|i| NoteDraft {
+        title: format!("Meter {i:04}"),
+        body: "reading taken".into(),
+        ..Default::default()
+    });
+    a.store.import_notes(drafts.collect()).expect("import");
+    let pending = |d: &Device| d.store.local_status().expect("status").pending;
+    let cfg = EngineConfig {
+        push_batch_count: 100,
+        ..Default::default()
+    };
+    let (failed, ()) = tokio::join!(a.sync_with(&cfg, &|_| {}), async {
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        while pending(&a) > (NOTES as i64) - 300 {
+            assert!(Instant::now() < deadline, "the first batches never went up");
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        server.kill().expect("kill -9 the server");
+        server.wait().expect("reap the server");
+    });
+    assert!(matches!(failed, Err(SyncError::Offline(_))), "{failed:?}");
+    assert!(pending(&a) < NOTES as i64, "some batches were acknowledged");
+
+    restore_dir(&backup, &data);
+    let server = spawn_server(&data, port).await;
+    let report = a
+        .sync_with(&cfg, &|_| {})
+        .await
+        .expect("sync after the restore");
+    assert!(
+        report.reset,
+        "A noticed the acknowledged notes are gone and reconciled"
+    );
+    assert_eq!(pending(&a), 0);
+    assert_eq!(a.snapshot().len(), NOTES + 3);
+    let diagnosis = doctor_agrees(&a).await;
+    assert_eq!(diagnosis.server.notes, (NOTES + 3) as u64, "each note once");
+    let audit = std::process::Command::new(outpost_e2e::bin("outpost-server"))
+        .args(["audit".as_ref(), "--data-dir".as_ref(), data.as_os_str()])
+        .output()
+        .expect("audit");
+    assert!(
+        audit.status.success(),
+        "nothing doubled: {}",
+        String::from_utf8_lossy(&audit.stdout)
+    );
+    let b = Device::new(&url, "ann@example.org", false).await;
+    b.sync().await;
+    assert_eq!(b.snapshot(), a.snapshot());
+    stop_server(server);
+}
+
+/// Two copies of one server database in different epochs behind a balancer that alternates
+/// on every request (a restore done on one instance only): the replies flip between two
+/// histories. The device says so in its status, deletes nothing, and does not re-send in a
+/// loop; once one history answers alone it reconciles with it and agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_flips_between_two_histories_gets_a_clear_error_and_no_loop() {
+    use outpost_e2e::balancer::Balancer;
+    use outpost_e2e::server::Server;
+    let root = tempfile::tempdir().expect("dirs");
+    let (one, two) = (root.path().join("one"), root.path().join("two"));
+    let first = Server::start_in(&one).await;
+    let balancer = Balancer::start(vec![first.url.clone()]).await;
+    let a = Device::new(&balancer.url, "ann@example.org", true).await;
+    notes(&a, "Site", 5);
+    a.sync().await;
+    drop(first);
+    // Let the server let go of its database before it is copied.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    copy_dir(&one, &two);
+    outpost_server::storage::sqlite::new_epoch(&two.join("outpost-server.db")).expect("epoch");
+    let (one_server, two_server) = (Server::start_in(&one).await, Server::start_in(&two).await);
+    balancer.set_upstreams(vec![one_server.url.clone(), two_server.url.clone()]);
+
+    let id = *a.snapshot().keys().next().expect("a note");
+    a.edit(id, title("Site 00 (roof leaking)"));
+    // A cycle whose replies all come from one copy completes (against that copy); one that
+    // meets both says so. Either way nothing goes, and nothing piles up.
+    let mut told = 0;
+    for _ in 0..6 {
+        match a.try_sync().await {
+            Err(e) => {
+                let message = e.to_string();
+                assert!(
+                    message.contains("different copies of its data"),
+                    "{message}"
+                );
+                told += 1;
+            }
+            Ok(report) => assert!(report.resent.total() <= 1, "{report:?}"),
+        }
+        assert_eq!(a.snapshot().len(), 5, "nothing deleted");
+        assert!(
+            a.store.local_status().expect("status").pending <= 1,
+            "no pile of re-sends"
+        );
+    }
+    assert!(told > 0, "the status said what is wrong");
+    assert!(titles(&a).contains("Site 00 (roof leaking)"));
+
+    balancer.set_upstreams(vec![two_server.url.clone()]);
+    let report = a.sync().await;
+    assert!(report.reset, "it reconciles with the history that answers");
+    a.sync().await;
+    assert!(titles(&a).contains("Site 00 (roof leaking)"));
+    assert_eq!(doctor_agrees(&a).await.server.notes, 5);
+}

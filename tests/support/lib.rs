@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end scenarios: the workspace's binaries, a real server, devices
 //! with their own data directories, and a fault-injecting proxy between them.
 
+pub mod balancer;
 pub mod device;
 pub mod proxy;
 pub mod server;

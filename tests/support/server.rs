@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 /// A running server; dropping it shuts it down.
 pub struct Server {
     pub url: String,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -25,6 +25,16 @@ impl Server {
     /// On the current tokio runtime (for async tests).
     pub async fn start() -> Server {
         let (dir, state) = open();
+        Self::serve(state, Some(dir)).await
+    }
+
+    /// On the database in `dir` (kept when the server stops), on the current tokio runtime.
+    pub async fn start_in(dir: &std::path::Path) -> Server {
+        let storage = SqliteStorage::open(dir).expect("server storage");
+        Self::serve(AppState::new(Arc::new(storage)), None).await
+    }
+
+    async fn serve(state: AppState, dir: Option<tempfile::TempDir>) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -61,7 +71,7 @@ impl Server {
         });
         Server {
             url: url.recv().expect("server url"),
-            _dir: dir,
+            _dir: Some(dir),
             _stop: stop,
         }
     }

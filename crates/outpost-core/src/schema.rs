@@ -174,10 +174,20 @@ CREATE INDEX outbox_by_state ON outbox (state, seq);
 /// this device holds that the server did not send is one the server lost (a restored backup, a
 /// re-created database): it is sent again, never removed (L4). Kept in a table, not memory, so a
 /// re-download cut short by a crash or the network resumes without forgetting what came.
+///
+/// And the changes the server acknowledged that no pull has brought back yet, by the cursor it
+/// committed each at: one still missing when a pull has read past it (or a pull that ends
+/// before it) is one the server lost, with the push's reply, to a restore (see `sync::apply`).
 const V6: &str = r#"
 CREATE TABLE reconcile_seen (
     entity TEXT NOT NULL,
     id     TEXT NOT NULL,
+    PRIMARY KEY (entity, id)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE unconfirmed (
+    entity TEXT NOT NULL,
+    id     TEXT NOT NULL,
+    cursor INTEGER NOT NULL,
     PRIMARY KEY (entity, id)
 ) STRICT, WITHOUT ROWID;
 "#;

@@ -38,7 +38,8 @@ enum Command {
     Audit(AuditArgs),
     /// Write a consistent copy of the SQLite database to a new file. Safe while the server runs.
     Backup(BackupArgs),
-    /// Put a backup in place of the SQLite database, with the server stopped. The restored
+    /// Put a backup in place of the SQLite database, with the server stopped; or, with
+    /// --database-url, mark a PostgreSQL database just restored with pg_restore. The restored
     /// database starts a new epoch: devices re-download from it and send again whatever it
     /// lacks, so nothing written since the backup is lost.
     Restore(RestoreArgs),
@@ -57,11 +58,24 @@ struct BackupArgs {
 #[derive(Debug, clap::Args)]
 struct RestoreArgs {
     /// The server's --data-dir.
-    #[arg(long, value_name = "DIR", env = "OUTPOST_SERVER_DATA_DIR")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "OUTPOST_SERVER_DATA_DIR",
+        conflicts_with = "database_url"
+    )]
     data_dir: Option<PathBuf>,
     /// A file written by `outpost-server backup` (or any copy of the database file).
-    #[arg(long, value_name = "FILE")]
-    from: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "database_url")]
+    from: Option<PathBuf>,
+    /// A PostgreSQL database restored with pg_restore: start its new epoch.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "OUTPOST_DATABASE_URL",
+        conflicts_with = "from"
+    )]
+    database_url: Option<String>,
 }
 
 fn data_dir_or_default(dir: &Option<PathBuf>) -> Result<PathBuf> {
@@ -202,14 +216,26 @@ async fn main() -> Result<()> {
             return Ok(());
         }
         Some(Command::Restore(r)) => {
-            let dir = data_dir_or_default(&r.data_dir)?;
-            let history =
-                outpost_server::storage::sqlite::restore(&dir, &r.from).context("restoring")?;
-            println!(
-                "restored {} from {}: history {history}; devices reconcile on their next sync",
-                dir.display(),
-                r.from.display()
-            );
+            let (what, history) = match (&r.database_url, &r.from) {
+                (Some(url), _) => {
+                    let storage = PgStorage::connect(url)
+                        .await
+                        .context("connecting to PostgreSQL")?;
+                    let history = storage.new_epoch().await.context("starting a new epoch")?;
+                    ("the PostgreSQL database".to_owned(), history)
+                }
+                (None, Some(from)) => {
+                    let dir = data_dir_or_default(&r.data_dir)?;
+                    let history = outpost_server::storage::sqlite::restore(&dir, from)
+                        .context("restoring")?;
+                    (
+                        format!("{} from {}", dir.display(), from.display()),
+                        history,
+                    )
+                }
+                (None, None) => anyhow::bail!("restore needs --from FILE or --database-url URL"),
+            };
+            println!("restored {what}: history {history}; devices reconcile on their next sync");
             return Ok(());
         }
         None => {}

@@ -780,6 +780,13 @@ impl Tx<'_> {
                 out.skew_ms = Some(out.skew_ms.unwrap_or(0).max(skew_ms));
             }
         }
+        // The server holds this record at or after the commit this device was told of.
+        self.tx
+            .prepare_cached(
+                "DELETE FROM unconfirmed WHERE entity = ?1 AND id = ?2 AND cursor <= ?3",
+            )
+            .and_then(|mut s| s.execute(params![rec.entity.as_str(), rec.id, rec.cursor.0]))
+            .at(self.path)?;
         if reconcile {
             self.tx
                 .prepare_cached("INSERT OR IGNORE INTO reconcile_seen (entity, id) VALUES (?1, ?2)")
@@ -795,6 +802,15 @@ impl Tx<'_> {
 }
 
 impl Store {
+    /// How many changes the server acknowledged that a pull which read to its newest cursor
+    /// did not bring back: the server lost them (restored from a backup taken before them).
+    pub fn lost_acknowledged(&self) -> Result<i64> {
+        self.read(|conn, path| {
+            conn.query_row("SELECT count(*) FROM unconfirmed", [], |r| r.get(0))
+                .at(path)
+        })
+    }
+
     /// Applies one pull page and saves its cursor, in one transaction.
     pub fn apply_pull_page(&self, records: &[Record], next_cursor: Cursor) -> Result<Applied> {
         self.apply_pull(records, next_cursor, None)
@@ -875,12 +891,32 @@ impl Store {
                     "push reply"
                 );
                 match outcome {
-                    Outcome::Applied { version, clamped_skew_ms, .. } => {
+                    Outcome::Applied { version, cursor, clamped_skew_ms } => {
                         if let Some(skew) = clamped_skew_ms {
                             out.skew_ms = Some(out.skew_ms.unwrap_or(0).max(*skew));
                         }
                         tx.remove_entry(entry)?;
                         tx.note_applied(entry, version.0)?;
+                        // Until a pull brings it back: a server restored from a backup may
+                        // have lost it together with this reply. (A commit the pull cursor is
+                        // past already, the reply of a resend, came back with that pull.)
+                        tx.tx
+                            .prepare_cached(
+                                "INSERT INTO unconfirmed (entity, id, cursor)
+                                 SELECT ?1, ?2, ?3 WHERE ?3 > coalesce(
+                                     (SELECT CAST(value AS INTEGER) FROM sync_meta WHERE key = ?4), 0)
+                                 ON CONFLICT (entity, id) DO UPDATE
+                                 SET cursor = max(cursor, excluded.cursor)",
+                            )
+                            .and_then(|mut s| {
+                                s.execute(params![
+                                    entry.entity.as_str(),
+                                    entry.entity_id,
+                                    cursor.0,
+                                    CURSOR
+                                ])
+                            })
+                            .at(tx.path)?;
                     }
                     Outcome::Duplicate { .. } => tx.remove_entry(entry)?,
                     Outcome::Conflict { current } => {
@@ -1568,5 +1604,44 @@ mod tests {
             "purged on the server, gone here"
         );
         assert_eq!(store.local_status().expect("status").pending, 0);
+    }
+
+    /// An acknowledged change counts as lost until a pull brings its record back at or after
+    /// the cursor it was committed at; the reply of a resend, for a commit the pull cursor is
+    /// already past, does not count.
+    #[test]
+    fn an_acknowledged_change_is_unconfirmed_until_a_pull_brings_it_back() {
+        let (_dir, store) = temp_store();
+        let id = synced_note(&store, "Pump", "");
+        assert_eq!(store.lost_acknowledged().expect("count"), 1);
+        let own = stamp(&store, id, "title");
+        store
+            .apply_pull(&[record(id, 1, &[("title", "Pump", own)])], Cursor(1), None)
+            .expect("pull");
+        assert_eq!(store.lost_acknowledged().expect("count"), 0);
+
+        // A resend answered as a duplicate of a commit this device pulled past long ago.
+        store
+            .update_note(
+                id,
+                NotePatch {
+                    title: Some("Pump 3".into()),
+                    ..Default::default()
+                },
+            )
+            .expect("edit");
+        store
+            .apply_pull_page(&[], Cursor(5))
+            .expect("the cursor moves on");
+        let sent = store.take_batch(10, usize::MAX).expect("batch");
+        let old = Outcome::Applied {
+            version: Version(2),
+            cursor: Cursor(4),
+            clamped_skew_ms: None,
+        };
+        store
+            .apply_push_results(&sent, &[reply(&sent[0], old)])
+            .expect("ack");
+        assert_eq!(store.lost_acknowledged().expect("count"), 0);
     }
 }

@@ -259,6 +259,17 @@ async fn pull_all(
         report.pulled += page.records.len();
         merge_applied(&mut report.applied, applied);
         if !page.has_more {
+            let lost = store.lost_acknowledged()?;
+            if lost > 0 && !reconciling {
+                // Read to the server's newest change, and still not back: the server lost
+                // them (and, with them, maybe more that other devices sent).
+                return Err(SyncError::HistoryChanged {
+                    now: None,
+                    why: format!(
+                        "the server no longer has {lost} changes it had acknowledged (restored from a backup?); reconciling"
+                    ),
+                });
+            }
             if reconciling {
                 let resent = store.finish_reset()?;
                 if resent.total() > 0 {

@@ -136,7 +136,7 @@ impl Store {
     pub fn begin_reset(&self, history: Option<&str>) -> Result<()> {
         self.write(|tx| {
             tx.tx
-                .execute_batch("DELETE FROM reconcile_seen")
+                .execute_batch("DELETE FROM reconcile_seen; DELETE FROM unconfirmed;")
                 .at(tx.path)?;
             meta::set(&tx.tx, tx.path, super::apply::CURSOR, "0")?;
             tx.tx

@@ -298,6 +298,20 @@ impl PgStorage {
         })
     }
 
+    /// Starts a new epoch of this database's history, after it was restored from a backup
+    /// (`pg_restore`): devices reconcile with it. Instances already running keep naming the old
+    /// epoch until restarted (the chain check still protects their devices' cursors).
+    pub async fn new_epoch(&self) -> Result<History> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE server_meta SET value = (value::bigint + 1)::text WHERE key = $1",
+                &[&HISTORY_EPOCH],
+            )
+            .await?;
+        load_history(&client).await
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         Ok(self.pool.get().await?)
     }
