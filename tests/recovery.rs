@@ -359,3 +359,77 @@ async fn a_server_that_flips_between_two_histories_gets_a_clear_error_and_no_loo
     assert!(titles(&a).contains("Site 00 (roof leaking)"));
     assert_eq!(doctor_agrees(&a).await.server.notes, 5);
 }
+
+/// Issue 11, "Up to date" proven: a server that forgot three notes without any sign in its
+/// history (rows deleted from its database by hand, the chain of commits untouched, its sums
+/// those of what it still holds). The next
+/// cycle that moves anything compares digests, finds the difference, sends the three again and
+/// says so in the sync log; only then does it report the device verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_silently_forgot_notes_is_caught_by_the_digest_check_and_repaired() {
+    let root = tempfile::tempdir().expect("dirs");
+    let data = root.path().join("data");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let server = spawn_server(&data, port).await;
+    let a = Device::new(&url, "ann@example.org", true).await;
+    let b = Device::new(&url, "ann@example.org", false).await;
+    notes(&a, "Valve", 10);
+    let first = a.sync().await;
+    assert!(
+        first.verified,
+        "a cycle that moved something proves it: {first:?}"
+    );
+    assert!(b.sync().await.verified);
+    assert!(b.store.verified_at_cursor().expect("verified"));
+
+    // Three notes vanish from the server's database; its history does not change.
+    stop_server(server);
+    let lost: Vec<String> = a
+        .snapshot()
+        .keys()
+        .take(3)
+        .map(ToString::to_string)
+        .collect();
+    {
+        let db = rusqlite::Connection::open(data.join("outpost-server.db")).expect("server db");
+        for id in &lost {
+            db.execute("DELETE FROM records WHERE entity_id = ?1", [id])
+                .expect("forget");
+        }
+        // Its sums agree with what it still has: the server sums its records up again at
+        // start, as after an upgrade.
+        db.execute_batch("DROP TABLE digests; PRAGMA user_version = 2;")
+            .expect("sums forgotten");
+    }
+    let server = spawn_server(&data, port).await;
+
+    // B edits a note: its cycle moves, checks, and finds what the server lacks.
+    let kept = *b.snapshot().keys().last().expect("a note");
+    b.edit(kept, title("Valve 09 (replaced)"));
+    let report = b.sync().await;
+    let repaired = report.repaired.clone().expect("the check repaired");
+    assert_eq!(repaired.requeued, 3, "{report:?}");
+    assert!(report.verified, "verified after the repair: {report:?}");
+    let log = b.store.recent_sync_errors(5).expect("log");
+    assert!(
+        log.iter().any(|e| e
+            .message
+            .starts_with("Checked against the server: Sent 3 notes again")),
+        "{log:?}"
+    );
+    // A gets the edit; nothing went anywhere; both agree with the server.
+    let report_a = a.sync().await;
+    assert!(report_a.verified, "{report_a:?}");
+    assert_eq!(a.snapshot().len(), 10);
+    assert_eq!(b.snapshot(), a.snapshot());
+    assert!(titles(&a).contains("Valve 09 (replaced)"));
+    for device in [&a, &b] {
+        assert_eq!(doctor_agrees(device).await.server.notes, 10);
+    }
+    // An idle cycle right after moves nothing and asks nothing more of the server.
+    let idle = a.sync().await;
+    assert!(!idle.moved() && !idle.verified && idle.repaired.is_none());
+    assert!(a.store.verified_at_cursor().expect("still proven"));
+    stop_server(server);
+}

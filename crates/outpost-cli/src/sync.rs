@@ -90,9 +90,15 @@ pub fn sync(store: Store, out: &Printer, watch: bool) -> Result<()> {
         .describe()
         .filter(|_| !json)
         .map_or(String::new(), |notice| format!("{notice}\n"));
+    // "Up to date" is proven by the digests (see `outpost_core::sync::verify`), or not yet.
+    let proof = if store.verified_at_cursor()? {
+        "checked: the server holds the same"
+    } else {
+        "not yet checked against the server"
+    };
     out.message(
         &format!(
-            "{}{resent}synced: sent {}, received {}, merged {}, {} conflicts, {} failed, {} pending",
+            "{}{resent}synced: sent {}, received {}, merged {}, {} conflicts, {} failed, {} pending; {proof}",
             if report.pulled > 0 && !json { "\n" } else { "" },
             report.pushed,
             report.pulled,

@@ -192,6 +192,87 @@ CREATE TABLE unconfirmed (
 ) STRICT, WITHOUT ROWID;
 "#;
 
+/// Version 7: the device's running digest of what it holds (see `sync::digest`), so "Up to date"
+/// is checked against the server's sums without hashing every note each time. Triggers mark a
+/// record whose digest may have changed; the next check hashes only those and moves each
+/// bucket's count and sum by the difference. Plain SQL triggers, so a change made by any tool
+/// (the sqlite3 shell, a test that damages a database) is noticed too. Every record starts
+/// marked: the first check sums up a database upgraded from V6.
+const V7: &str = r#"
+CREATE TABLE digest_records (
+    entity TEXT NOT NULL,
+    id     TEXT NOT NULL,
+    digest INTEGER NOT NULL,
+    PRIMARY KEY (entity, id)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE digest_buckets (
+    bucket INTEGER PRIMARY KEY,
+    count  INTEGER NOT NULL DEFAULT 0,
+    sum    INTEGER NOT NULL DEFAULT 0
+) STRICT;
+WITH RECURSIVE n(b) AS (SELECT 0 UNION ALL SELECT b + 1 FROM n WHERE b < 255)
+INSERT INTO digest_buckets (bucket) SELECT b FROM n;
+CREATE TABLE digest_dirty (
+    entity TEXT NOT NULL,
+    id     TEXT NOT NULL,
+    PRIMARY KEY (entity, id)
+) STRICT, WITHOUT ROWID;
+INSERT OR IGNORE INTO digest_dirty (entity, id)
+    SELECT 'note', id FROM notes
+    UNION ALL SELECT 'notebook', id FROM notebooks
+    UNION ALL SELECT 'pref', key FROM prefs;
+
+CREATE TRIGGER notes_digest_insert AFTER INSERT ON notes BEGIN
+    INSERT INTO digest_dirty (entity, id) SELECT 'note', new.id
+        WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE entity = 'note' AND id = new.id);
+END;
+-- Only the columns a digest covers: the preview or updated_ms alone change nothing.
+CREATE TRIGGER notes_digest_update AFTER UPDATE OF id, notebook_id, title, body, tags, pinned,
+    archived, deleted, notebook_stamp, title_stamp, body_stamp, tags_stamp, pinned_stamp,
+    archived_stamp, deleted_stamp, server_version ON notes BEGIN
+    INSERT INTO digest_dirty (entity, id) SELECT 'note', old.id
+        WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE entity = 'note' AND id = old.id);
+    INSERT INTO digest_dirty (entity, id) SELECT 'note', new.id
+        WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE entity = 'note' AND id = new.id);
+END;
+CREATE TRIGGER notes_digest_delete AFTER DELETE ON notes BEGIN
+    INSERT INTO digest_dirty (entity, id) SELECT 'note', old.id
+        WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE entity = 'note' AND id = old.id);
+END;
+CREATE TRIGGER notebooks_digest_insert AFTER INSERT ON notebooks BEGIN
+    INSERT INTO digest_dirty (entity, id) SELECT 'notebook', new.id
+        WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE entity = 'notebook' AND id = new.id);
+END;
+CREATE TRIGGER notebooks_digest_update AFTER UPDATE OF id, name, name_stamp, deleted,
+    deleted_stamp, server_version ON notebooks BEGIN
+    INSERT INTO digest_dirty (entity, id) SELECT 'notebook', old.id
+        WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE entity = 'notebook' AND id = old.id);
+    INSERT INTO digest_dirty (entity, id) SELECT 'notebook', new.id
+        WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE entity = 'notebook' AND id = new.id);
+END;
+CREATE TRIGGER notebooks_digest_delete AFTER DELETE ON notebooks BEGIN
+    INSERT INTO digest_dirty (entity, id) SELECT 'notebook', old.id
+        WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE entity = 'notebook' AND id = old.id);
+END;
+-- `INSERT OR REPLACE` deletes without firing the delete trigger; the insert marks the key.
+-- (The marks test before inserting rather than `INSERT OR IGNORE`: an outer statement's
+-- conflict clause, an upsert's too, overrides a trigger's.)
+CREATE TRIGGER prefs_digest_insert AFTER INSERT ON prefs BEGIN
+    INSERT INTO digest_dirty (entity, id) SELECT 'pref', new.key
+        WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE entity = 'pref' AND id = new.key);
+END;
+CREATE TRIGGER prefs_digest_update AFTER UPDATE OF key, value, stamp ON prefs BEGIN
+    INSERT INTO digest_dirty (entity, id) SELECT 'pref', old.key
+        WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE entity = 'pref' AND id = old.key);
+    INSERT INTO digest_dirty (entity, id) SELECT 'pref', new.key
+        WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE entity = 'pref' AND id = new.key);
+END;
+CREATE TRIGGER prefs_digest_delete AFTER DELETE ON prefs BEGIN
+    INSERT INTO digest_dirty (entity, id) SELECT 'pref', old.key
+        WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE entity = 'pref' AND id = old.key);
+END;
+"#;
+
 pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -200,11 +281,12 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(V4),
         M::up(V5),
         M::up(V6),
+        M::up(V7),
     ])
 }
 
 /// The schema version this build writes.
-pub(crate) const LATEST_VERSION: i64 = 6;
+pub(crate) const LATEST_VERSION: i64 = 7;
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,5 @@
 //! Planning a push: a pure function from (the batch, what the database holds now) to (the reply
-//! for each mutation, the records to write, the new counters). Both storage backends load the
+//! for each mutation, the records to write, the new counters, how the account's digest moves). Both storage backends load the
 //! inputs, call [`plan_push`] and save its output in one transaction, so the rules live here
 //! once and are unit tested without a database.
 //!
@@ -12,6 +12,7 @@ use outpost_protocol::api::{
     Cursor, MAX_STAMP_SKEW_MS, Mutation, MutationNumber, MutationResult, Outcome, Record, Version,
     codes,
 };
+use outpost_protocol::digest;
 use outpost_protocol::mutation::names;
 use outpost_protocol::{
     Entity, FieldChange, Fields, MAX_BODY_BYTES, MAX_TITLE_BYTES, MUTATION_SCHEMA_VERSION, Stamp,
@@ -62,6 +63,102 @@ pub struct Plan {
     pub account_cursor: Cursor,
     /// Each commit's cursor and the chain there, in order; the last is the account's new chain.
     pub commits: Vec<(Cursor, String)>,
+    /// How the account's digest moves, bucket by bucket (one entry per bucket touched).
+    pub digest: Vec<DigestDelta>,
+}
+
+/// What to add to one bucket of an account's running digest (see `outpost_protocol::digest`).
+/// The wrapping 64-bit sum is kept as two sums of 32-bit halves, so that plain SQL addition on
+/// either backend never overflows (below 2^31 records a bucket) and the sum is
+/// `(hi << 32) + lo`, wrapped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DigestDelta {
+    pub bucket: u8,
+    pub count: i64,
+    pub hi: i64,
+    pub lo: i64,
+    pub notes: i64,
+    pub notes_in_trash: i64,
+    pub notebooks: i64,
+    pub prefs: i64,
+    pub tombstones: i64,
+}
+
+impl DigestDelta {
+    /// What one stored record adds to its bucket.
+    pub fn of(entity: Entity, id: &str, record: &StoredRecord) -> DigestDelta {
+        let mut d = DigestDelta {
+            bucket: digest::bucket(entity, id),
+            ..DigestDelta::default()
+        };
+        if record.purged {
+            d.tombstones = 1;
+            return d;
+        }
+        let sum = digest::record_digest(entity, id, record.version, &record.fields);
+        d.count = 1;
+        d.hi = i64::try_from(sum >> 32).unwrap_or(0);
+        d.lo = i64::try_from(sum & 0xffff_ffff).unwrap_or(0);
+        match entity {
+            Entity::Note
+                if record
+                    .fields
+                    .get("deleted")
+                    .is_some_and(|c| c.value.as_bool() == Some(true)) =>
+            {
+                d.notes_in_trash = 1;
+            }
+            Entity::Note => d.notes = 1,
+            Entity::Notebook => d.notebooks = 1,
+            Entity::Pref => d.prefs = 1,
+        }
+        d
+    }
+
+    /// Adds (`sign` 1) or takes away (-1) another delta of the same bucket.
+    pub fn add(&mut self, other: &DigestDelta, sign: i64) {
+        self.count += sign * other.count;
+        self.hi += sign * other.hi;
+        self.lo += sign * other.lo;
+        self.notes += sign * other.notes;
+        self.notes_in_trash += sign * other.notes_in_trash;
+        self.notebooks += sign * other.notebooks;
+        self.prefs += sign * other.prefs;
+        self.tombstones += sign * other.tombstones;
+    }
+
+    /// The bucket's wrapping sum from its two half sums.
+    pub fn sum(hi: i64, lo: i64) -> u64 {
+        (hi as u64).wrapping_shl(32).wrapping_add(lo as u64)
+    }
+}
+
+/// The digest deltas of some writes: each new record added, the record it replaces (if any)
+/// taken away, summed per bucket.
+pub fn digest_deltas<'a>(
+    writes: impl IntoIterator<Item = (&'a Key, Option<&'a StoredRecord>, &'a StoredRecord)>,
+) -> Vec<DigestDelta> {
+    let mut by_bucket: std::collections::BTreeMap<u8, DigestDelta> = Default::default();
+    for ((entity, id), before, after) in writes {
+        let new = DigestDelta::of(*entity, id, after);
+        let slot = by_bucket.entry(new.bucket).or_insert(DigestDelta {
+            bucket: new.bucket,
+            ..DigestDelta::default()
+        });
+        slot.add(&new, 1);
+        if let Some(before) = before {
+            slot.add(&DigestDelta::of(*entity, id, before), -1);
+        }
+    }
+    by_bucket
+        .into_values()
+        .filter(|d| {
+            *d != DigestDelta {
+                bucket: d.bucket,
+                ..DigestDelta::default()
+            }
+        })
+        .collect()
 }
 
 /// The chain of an account's commits after one more: a hash of the chain before it, the
@@ -126,6 +223,8 @@ pub fn plan_push(mutations: Vec<Mutation>, mut loaded: Loaded, now_ms: u64) -> P
         ..Plan::default()
     };
     let mut changed: Vec<Key> = Vec::new();
+    // The stored record each changed key had before this batch: the digest moves from it.
+    let mut originals: Vec<Option<StoredRecord>> = Vec::new();
     let mut chain = std::mem::take(&mut loaded.chain);
     for m in mutations {
         let (id, number) = (m.id, m.number);
@@ -164,9 +263,10 @@ pub fn plan_push(mutations: Vec<Mutation>, mut loaded: Loaded, now_ms: u64) -> P
                     cursor: record.cursor,
                     clamped_skew_ms,
                 };
-                loaded.records.insert(key.clone(), record);
+                let previous = loaded.records.insert(key.clone(), record);
                 if !changed.contains(&key) {
                     changed.push(key);
+                    originals.push(previous);
                 }
                 outcome
             }
@@ -191,10 +291,18 @@ pub fn plan_push(mutations: Vec<Mutation>, mut loaded: Loaded, now_ms: u64) -> P
         plan.remember.push(result.clone());
         plan.results.push(result);
     }
-    plan.writes = changed
+    let (writes, originals): (Vec<(Key, StoredRecord)>, Vec<Option<StoredRecord>>) = changed
         .into_iter()
-        .filter_map(|k| loaded.records.remove(&k).map(|r| (k, r)))
-        .collect();
+        .zip(originals)
+        .filter_map(|(k, before)| loaded.records.remove(&k).map(|r| ((k, r), before)))
+        .unzip();
+    plan.digest = digest_deltas(
+        writes
+            .iter()
+            .zip(&originals)
+            .map(|((k, after), before)| (k, before.as_ref(), after)),
+    );
+    plan.writes = writes;
     plan
 }
 

@@ -470,14 +470,15 @@ pub async fn digest(
     State(state): State<AppState>,
     auth: Auth,
 ) -> Result<Json<DigestResponse>, ApiError> {
-    let (summary, tombstones, cursor) =
-        doctor::summary(state.storage.as_ref(), auth.account, auth.client).await?;
-    tracing::info!(account = %auth.account, cursor = %cursor, "digest");
+    // The running digest every push keeps (not a pass over the account): devices ask after
+    // every sync that moved anything.
+    let digest = state.storage.digest(auth.account).await?;
+    tracing::info!(account = %auth.account, cursor = %digest.cursor, "digest");
     Ok(Json(DigestResponse {
-        cursor,
-        counts: summary.counts,
-        tombstones,
-        buckets: summary.to_wire(),
+        cursor: digest.cursor,
+        counts: digest.summary.counts,
+        tombstones: digest.tombstones,
+        buckets: digest.summary.to_wire(),
     }))
 }
 

@@ -8,12 +8,17 @@ use common::{Backend, Device, TestServer};
 use outpost_protocol::NoteId;
 use outpost_protocol::api::{Cursor, Version};
 use outpost_protocol::digest::{self, DigestResponse, EntriesResponse, FetchResponse, Summary};
+use outpost_server::storage::Storage;
+use outpost_server::storage::postgres::PgStorage;
+use outpost_server::storage::sqlite::SqliteStorage;
 use serde_json::json;
+use std::sync::Arc;
 
 backends!(
     the_sums_match_what_a_client_computes_from_its_pull,
     entries_name_each_record_of_a_bucket_and_tombstones,
     fetching_records_never_crosses_accounts,
+    the_running_digest_is_a_full_pass_also_after_an_upgrade,
 );
 
 async fn get_digest(device: &Device) -> DigestResponse {
@@ -184,4 +189,113 @@ async fn fetching_records_never_crosses_accounts(backend: Backend) {
     let (code, message) = common::error_of(resp, 400).await;
     assert_eq!(code, "bad_request");
     assert!(message.contains("1000"), "{message}");
+}
+
+/// What a client computes from every record it pulls (the doctor's full pass).
+async fn full_pass(device: &Device) -> (Summary, u64) {
+    let (records, _) = device.pull_all(Cursor(0)).await;
+    let mut sums = Summary::new();
+    let mut tombstones = 0;
+    for rec in &records {
+        if rec.purged {
+            tombstones += 1;
+            continue;
+        }
+        let trash = rec
+            .fields
+            .get("deleted")
+            .is_some_and(|c| c.value == json!(true));
+        let d = digest::record_digest(rec.entity, &rec.id, rec.version, &rec.fields);
+        sums.add(rec.entity, &rec.id, d, trash);
+    }
+    (sums, tombstones)
+}
+
+async fn assert_running_equals_full(device: &Device, when: &str) {
+    let running = get_digest(device).await;
+    let (full, tombstones) = full_pass(device).await;
+    assert_eq!(running.counts, full.counts, "{when}");
+    assert_eq!(running.tombstones, tombstones, "{when}");
+    assert!(full.differing(&running.buckets).is_empty(), "{when}");
+}
+
+/// The digest each push keeps up to date equals a pass over every record, after creates,
+/// edits, a conflict (nothing written), Trash, a purge and a preference; and a database from
+/// before the running digest (schema 2) is summed up when the server upgrades it.
+async fn the_running_digest_is_a_full_pass_also_after_an_upgrade(backend: Backend) {
+    let (storage, dir, url): (Arc<dyn Storage>, _, _) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("dir");
+            let storage = SqliteStorage::open(dir.path()).expect("open");
+            (Arc::new(storage), Some(dir), None)
+        }
+        Backend::Postgres => {
+            let url = common::database_url(backend).await;
+            let storage = PgStorage::connect(&url).await.expect("connect");
+            (Arc::new(storage), None, Some(url))
+        }
+    };
+    let server = TestServer::start_on(storage, dir).await;
+    let mut ann = Device::register(&server, "ann@example.org").await;
+    let notes: Vec<NoteId> = (0..30).map(|_| NoteId::new()).collect();
+    let batch = notes
+        .iter()
+        .map(|n| ann.put(*n, &[("title", json!("Pump")), ("body", json!("a"))], None))
+        .collect();
+    ann.push(batch).await;
+    assert_running_equals_full(&ann, "creates").await;
+    let edit = ann.put(notes[0], &[("body", json!("b"))], Some(1));
+    let stale = ann.put(notes[0], &[("body", json!("c"))], Some(1));
+    let trash = ann.put(notes[1], &[("deleted", json!(true))], Some(1));
+    let mut purge = ann.put(notes[2], &[], Some(1));
+    purge.name = outpost_protocol::mutation::names::NOTE_PURGE.into();
+    let mut pref = ann.put(notes[3], &[("value", json!("dark"))], None);
+    pref.entity = outpost_protocol::Entity::Pref;
+    pref.entity_id = "theme".into();
+    pref.name = outpost_protocol::mutation::names::PREF_PUT.into();
+    ann.push(vec![edit, stale, trash, purge, pref]).await;
+    assert_running_equals_full(&ann, "edits, a conflict, trash, purge, a preference").await;
+    let before = get_digest(&ann).await;
+
+    // Back to schema 2, as a server from before this change left it.
+    let (storage, dir) = server.stop().await;
+    drop(storage);
+    let storage: Arc<dyn Storage> = match (&dir, &url) {
+        (Some(dir), _) => {
+            let db = rusqlite::Connection::open(dir.path().join("outpost-server.db")).expect("db");
+            db.execute_batch("DROP TABLE digests; PRAGMA user_version = 2;")
+                .expect("downgrade");
+            drop(db);
+            Arc::new(SqliteStorage::open(dir.path()).expect("upgrade"))
+        }
+        (None, Some(url)) => {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            let conn = tokio::spawn(conn);
+            client
+                .batch_execute(
+                    "DROP TABLE digests; DELETE FROM schema_migrations WHERE version = 3;",
+                )
+                .await
+                .expect("downgrade");
+            drop(client);
+            let _ = conn.await;
+            Arc::new(PgStorage::connect(url).await.expect("upgrade"))
+        }
+        (None, None) => unreachable!("a backend has a directory or a URL"),
+    };
+    let server = TestServer::start_on(storage, dir).await;
+    let after = get_digest(&ann_on(&ann, &server)).await;
+    assert_eq!(after, before, "the upgrade sums up what was stored");
+    assert_eq!(after.tombstones, 1);
+    assert_eq!(after.counts.prefs, 1);
+}
+
+/// The same device, talking to a restarted server.
+fn ann_on(device: &Device, server: &TestServer) -> Device {
+    Device {
+        base: server.base.clone(),
+        ..device.clone()
+    }
 }

@@ -48,6 +48,9 @@ pub enum SyncError {
     Garbage(String),
     #[error("not signed in")]
     NotSignedIn,
+    /// This device's digest and the server's still differ after a repair.
+    #[error("{0}")]
+    Unverified(String),
     #[error(transparent)]
     Store(#[from] crate::Error),
 }
@@ -72,6 +75,7 @@ impl SyncError {
             SyncError::Server { code, .. } => code,
             SyncError::Garbage(_) => "bad_reply",
             SyncError::NotSignedIn => "not_signed_in",
+            SyncError::Unverified(_) => "unverified",
             SyncError::Store(e) => e.code(),
         }
     }

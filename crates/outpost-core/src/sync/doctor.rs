@@ -18,6 +18,7 @@ use outpost_protocol::{Entity, FieldChange, Fields, NoteId, Stamp};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
+use tracing::Instrument as _;
 
 /// How a record differs between device and server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -112,7 +113,7 @@ struct Snapshot {
     cursor: i64,
 }
 
-fn local_digest(entity: Entity, id: &str, version: Option<i64>, fields: &Fields) -> u64 {
+pub(super) fn local_digest(entity: Entity, id: &str, version: Option<i64>, fields: &Fields) -> u64 {
     // A record never acknowledged has no version; 0 is one the server never gives.
     digest::record_digest(entity, id, Version(version.unwrap_or(0)), fields)
 }
@@ -163,14 +164,11 @@ impl Store {
             let rows = notebooks
                 .query_map([], |r| {
                     let name: String = r.get(1)?;
-                    let mut fields = Fields::new();
-                    fields.insert(
-                        "name".into(),
-                        field(Value::String(name.clone()), &r.get::<_, String>(2)?),
-                    );
-                    fields.insert(
-                        "deleted".into(),
-                        field(Value::Bool(r.get(3)?), &r.get::<_, String>(4)?),
+                    let fields = super::verify::notebook_fields(
+                        name.clone(),
+                        &r.get::<_, String>(2)?,
+                        r.get(3)?,
+                        &r.get::<_, String>(4)?,
                     );
                     Ok((r.get::<_, String>(0)?, name, fields, r.get(5)?))
                 })
@@ -204,9 +202,7 @@ impl Store {
                 if !crate::prefs::is_synced_key(&key) {
                     continue;
                 }
-                let value = serde_json::from_str(&value).unwrap_or(Value::Null);
-                let mut fields = Fields::new();
-                fields.insert("value".into(), field(value, &stamp));
+                let fields = super::verify::pref_fields(&value, &stamp);
                 records.push(LocalRecord {
                     digest: local_digest(Entity::Pref, &key, None, &fields),
                     title: None,
@@ -238,10 +234,27 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+impl Store {
+    /// The doctor's sums of every record this device holds, from a full pass: what the running
+    /// digest (`sync::verify`) must equal.
+    pub(crate) fn full_digest_buckets(&self) -> Result<Vec<digest::Bucket>> {
+        let local = self.doctor_snapshot()?;
+        let mut all = Summary::new();
+        for r in &local.records {
+            all.add(r.key.entity, &r.key.id, r.digest, r.in_trash);
+        }
+        Ok(all.buckets)
+    }
+}
+
 /// Compares this device with the server and names every record that differs.
 pub async fn diagnose(store: &Store, client: &SyncClient) -> Result<Diagnosis, SyncError> {
     let span = tracing::info_span!("sync_doctor", client = %store.client_id());
-    let _enter = span.enter();
+    diagnose_in(store, client).instrument(span).await
+}
+
+async fn diagnose_in(store: &Store, client: &SyncClient) -> Result<Diagnosis, SyncError> {
     let server = client.digest().await?;
     let local = store.doctor_snapshot()?;
 
@@ -333,7 +346,14 @@ pub async fn repair(
     diagnosis: &Diagnosis,
 ) -> Result<Repair, SyncError> {
     let span = tracing::info_span!("sync_doctor_repair", client = %store.client_id());
-    let _enter = span.enter();
+    repair_in(store, client, diagnosis).instrument(span).await
+}
+
+async fn repair_in(
+    store: &Store,
+    client: &SyncClient,
+    diagnosis: &Diagnosis,
+) -> Result<Repair, SyncError> {
     let mut repair = Repair::default();
     let (only_here, to_fetch): (Vec<&Difference>, Vec<&Difference>) = diagnosis
         .differences

@@ -8,6 +8,7 @@
 use super::account::{self, SignedIn};
 use super::apply::Applied;
 use super::client::{SyncClient, SyncError};
+use super::verify::{self, Verdict};
 use crate::model::OutboxEntry;
 use crate::store::Store;
 use outpost_protocol::api::{Cursor, Mutation, MutationNumber, Version};
@@ -114,6 +115,17 @@ pub struct CycleReport {
     pub reset: bool,
     /// What that found the server lacked and queued again.
     pub resent: super::Resent,
+    /// The device's digest agreed with the server's at the cursor the cycle ended at.
+    pub verified: bool,
+    /// What a check that disagreed found and repaired.
+    pub repaired: Option<super::doctor::Repair>,
+}
+
+impl CycleReport {
+    /// The cycle sent or received anything, or reconciled.
+    pub fn moved(&self) -> bool {
+        self.pushed > 0 || self.pulled > 0 || self.reset
+    }
 }
 
 fn now_ms() -> i64 {
@@ -299,6 +311,57 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+/// Compares this device's digest with the server's at the same cursor (see `verify`).
+async fn check(store: &Store, client: &SyncClient) -> Result<Verdict, SyncError> {
+    let local = store.local_digest()?;
+    let server = client.digest().await?;
+    let entries = if local.pending.is_empty() {
+        Vec::new()
+    } else {
+        let reply = client.digest_entries(local.pending_buckets()).await?;
+        if reply.cursor != server.cursor {
+            return Ok(Verdict::OtherCursor {
+                server: reply.cursor,
+                device: local.cursor,
+            });
+        }
+        reply.entries
+    };
+    let verdict = verify::compare(&local, &server, &entries).map_err(SyncError::Garbage)?;
+    tracing::debug!(?verdict, cursor = %local.cursor, pending = local.pending.len(), "checked the device's digest against the server's");
+    Ok(verdict)
+}
+
+/// For the sync log: what a check that disagreed repaired, in the user's words.
+fn describe_repair(diagnosis: &super::Diagnosis, done: &super::Repair) -> Option<String> {
+    use super::Problem;
+    let mut resent = super::Resent::default();
+    for d in &diagnosis.differences {
+        if d.problem == Problem::MissingOnServer {
+            match d.entity {
+                outpost_protocol::Entity::Note => resent.notes += 1,
+                outpost_protocol::Entity::Notebook => resent.notebooks += 1,
+                outpost_protocol::Entity::Pref => resent.prefs += 1,
+            }
+        }
+    }
+    let fetched = diagnosis.differences.len() - resent.total();
+    let mut parts: Vec<String> = resent.describe().into_iter().collect();
+    if fetched > 0 {
+        parts.push(format!(
+            "Took {fetched} {} from the server that differed on this device",
+            if fetched == 1 { "record" } else { "records" }
+        ));
+    }
+    if done.skipped > 0 {
+        parts.push(format!(
+            "{} changed here meanwhile and will sync as usual",
+            done.skipped
+        ));
+    }
+    (!parts.is_empty()).then(|| format!("Checked against the server: {}", parts.join("; ")))
+}
+
 /// What the server's answer says about this device's cursor: it must reconcile from cursor 0,
 /// and against which history.
 fn needs_reconcile(e: &SyncError) -> Option<Option<outpost_protocol::api::History>> {
@@ -333,38 +396,84 @@ async fn cycle(
     let mut report = CycleReport::default();
     let mut reconciles = 0;
     let mut rounds = 0;
-    while rounds < 3 {
+    // A check is skipped only by an idle cycle at a cursor already proven, and not for long:
+    // an idle device still checks now and then (a server that lost data tells nobody).
+    let check_due = store.verification_due(now_ms())? || !store.verified_at_cursor()?;
+    let mut repaired = false;
+    while rounds < 4 {
         let round = async {
             push_all(store, client, cfg, &mut report).await?;
-            pull_all(store, client, cfg, &mut report, progress).await
+            pull_all(store, client, cfg, &mut report, progress).await?;
+            if store.sendable_count()? > 0 {
+                // A merge queued something: send it before checking.
+                return Ok(None);
+            }
+            if !(check_due || report.moved() || repaired) {
+                return Ok(None);
+            }
+            check(store, client).await.map(Some)
         }
         .await;
-        if let Err(e) = round {
-            let Some(history) = needs_reconcile(&e) else {
-                return Err(e);
-            };
-            reconciles += 1;
-            if reconciles > 2 {
-                // The history changed again while reconciling: replies from two databases
-                // (instances behind one address on different data). Stop rather than mix them;
-                // nothing was removed, the next cycle tries again.
-                return Err(SyncError::HistoryChanged {
-                    now: history,
-                    why: format!(
-                        "the server keeps answering from different copies of its data ({e}); syncing waits until it answers from one"
-                    ),
-                });
+        let verdict = match round {
+            Ok(verdict) => verdict,
+            Err(e) => {
+                let Some(history) = needs_reconcile(&e) else {
+                    return Err(e);
+                };
+                reconciles += 1;
+                if reconciles > 2 {
+                    // The history changed again while reconciling: replies from two databases
+                    // (instances behind one address on different data). Stop rather than mix
+                    // them; nothing was removed, the next cycle tries again.
+                    return Err(SyncError::HistoryChanged {
+                        now: history,
+                        why: format!(
+                            "the server keeps answering from different copies of its data ({e}); syncing waits until it answers from one"
+                        ),
+                    });
+                }
+                tracing::warn!(error = %e, "reconciling with the server from the start; keeping everything on this device");
+                let history = history.or_else(|| client.history());
+                store.begin_reset(history.map(|h| h.to_string()).as_deref())?;
+                client.expect_history(history);
+                report.reset = true;
+                continue;
             }
-            tracing::warn!(error = %e, "reconciling with the server from the start; keeping everything on this device");
-            let history = history.or_else(|| client.history());
-            store.begin_reset(history.map(|h| h.to_string()).as_deref())?;
-            client.expect_history(history);
-            report.reset = true;
-            continue;
-        }
+        };
         rounds += 1;
-        if store.sendable_count()? == 0 {
-            break;
+        match verdict {
+            // Something to send again, or a check not wanted (idle, checked recently).
+            None if store.sendable_count()? > 0 => continue,
+            None => break,
+            Some(Verdict::Agrees) => {
+                store.set_verified(store.cursor()?, now_ms())?;
+                report.verified = true;
+                break;
+            }
+            Some(Verdict::OtherCursor { server, device }) => {
+                // Another device committed since this one pulled: pull again, check again.
+                tracing::debug!(%server, %device, "the server's digest is of another cursor");
+            }
+            Some(Verdict::Differs { buckets }) => {
+                if repaired {
+                    // Not a loop of repairs: the next cycle (with backoff) looks again.
+                    return Err(SyncError::Unverified(format!(
+                        "this device and the server still differ after a repair ({} of 256 buckets); nothing was removed, syncing tries again",
+                        buckets.len()
+                    )));
+                }
+                repaired = true;
+                tracing::warn!(
+                    buckets = buckets.len(),
+                    "this device and the server differ: repairing"
+                );
+                let diagnosis = super::doctor::diagnose(store, client).await?;
+                let done = super::doctor::repair(store, client, &diagnosis).await?;
+                if let Some(notice) = describe_repair(&diagnosis, &done) {
+                    store.record_sync_error(&notice, now_ms())?;
+                }
+                report.repaired = Some(done);
+            }
         }
     }
     if known.is_none()
@@ -492,6 +601,9 @@ impl Drop for SyncEngine {
     }
 }
 
+/// How soon a cycle that ended without proving "Up to date" is followed by another.
+const UNPROVEN_RETRY: Duration = Duration::from_secs(2);
+
 fn jitter(d: Duration) -> Duration {
     // Up to ±25 %: devices that lost the network together do not come back in lockstep.
     let r = (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
@@ -555,9 +667,22 @@ async fn run_loop(inner: Arc<Inner>) {
         match cycle {
             Ok(report) => {
                 backoff = inner.cfg.min_backoff;
-                retry_in = None;
+                // "Up to date" is proven: the digests agreed at this cursor and nothing waits.
+                // Otherwise (another device kept committing while this one checked, or an
+                // edit came in meanwhile) the engine looks again shortly.
+                let proven = (report.verified || inner.store.verified_at_cursor().unwrap_or(false))
+                    && inner
+                        .store
+                        .sendable_count()
+                        .map(|n| n == 0)
+                        .unwrap_or(false);
+                retry_in = (!proven).then_some(UNPROVEN_RETRY);
                 inner.publish(|s| {
-                    s.state = EngineState::UpToDate;
+                    s.state = if proven {
+                        EngineState::UpToDate
+                    } else {
+                        EngineState::Syncing
+                    };
                     s.last_error = None;
                     s.progress = None;
                     s.next_retry_ms = None;

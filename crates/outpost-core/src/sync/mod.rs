@@ -10,6 +10,7 @@ pub mod merge;
 mod resolve;
 mod state;
 pub mod vault;
+pub mod verify;
 
 pub use apply::Applied;
 pub use client::{SyncClient, SyncError};

@@ -139,6 +139,7 @@ impl Store {
                 .execute_batch("DELETE FROM reconcile_seen; DELETE FROM unconfirmed;")
                 .at(tx.path)?;
             meta::set(&tx.tx, tx.path, super::apply::CURSOR, "0")?;
+            Store::forget_verified(tx)?;
             tx.tx
                 .execute(
                     "DELETE FROM sync_meta WHERE key = ?1",

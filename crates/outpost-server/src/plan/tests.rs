@@ -469,3 +469,54 @@ fn the_same_body_from_another_writer_takes_the_newer_stamp_under_a_new_version()
     let plan = plan_push(vec![same], loaded_with(&a, current), NOW);
     assert!(plan.writes.is_empty());
 }
+
+#[test]
+fn the_digest_moves_from_the_stored_record_to_the_written_one_and_not_for_a_conflict() {
+    let note = NoteId::new().to_string();
+    let stored = record(
+        3,
+        3,
+        fields(&[
+            ("title", json!("Pump"), NOW - DAY),
+            ("body", json!("a"), NOW - DAY),
+        ]),
+    );
+    // An edit of a stored note: one bucket, count unchanged, the sum moves by new minus old.
+    let edit = put(
+        1,
+        &note,
+        fields(&[("title", json!("Pump 4"), NOW)]),
+        Some(3),
+    );
+    let plan = plan_push(vec![edit], loaded_with(&note, stored.clone()), NOW);
+    let (_, written) = &plan.writes[0];
+    assert_eq!(plan.digest.len(), 1);
+    let d = plan.digest[0];
+    assert_eq!(d.bucket, digest::bucket(Entity::Note, &note));
+    assert_eq!((d.count, d.notes, d.tombstones), (0, 0, 0));
+    let old = digest::record_digest(Entity::Note, &note, stored.version, &stored.fields);
+    let new = digest::record_digest(Entity::Note, &note, written.version, &written.fields);
+    assert_eq!(
+        DigestDelta::sum(d.hi, d.lo),
+        new.wrapping_sub(old),
+        "the halves add up to the wrapped difference"
+    );
+
+    // A body edit on an old base conflicts: nothing written, nothing moves.
+    let stale = put(2, &note, fields(&[("body", json!("b"), NOW)]), Some(1));
+    let plan = plan_push(vec![stale], loaded_with(&note, stored), NOW);
+    assert!(plan.writes.is_empty());
+    assert!(plan.digest.is_empty());
+
+    // A new note and its purge in one batch: one tombstone, no live record.
+    let other = NoteId::new().to_string();
+    let create = put(3, &other, fields(&[("title", json!("x"), NOW)]), None);
+    let mut purge = put(4, &other, Fields::new(), Some(1));
+    purge.name = names::NOTE_PURGE.into();
+    let plan = plan_push(vec![create, purge], Loaded::default(), NOW);
+    let d = plan.digest[0];
+    assert_eq!(
+        (d.count, d.notes, d.tombstones, d.hi, d.lo),
+        (0, 0, 1, 0, 0)
+    );
+}

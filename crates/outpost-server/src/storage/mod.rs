@@ -6,6 +6,7 @@
 pub mod postgres;
 pub mod sqlite;
 
+use crate::plan::DigestDelta;
 use async_trait::async_trait;
 use outpost_protocol::api::{
     AccountId, Cursor, History, Mutation, MutationNumber, MutationResult, Version,
@@ -128,6 +129,40 @@ pub struct PullPage {
     pub last_number: MutationNumber,
 }
 
+/// An account's running digest (see `outpost_protocol::digest`), kept up to date by every push
+/// in the same transaction, as of `cursor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountDigest {
+    pub cursor: Cursor,
+    pub summary: outpost_protocol::digest::Summary,
+    pub tombstones: u64,
+}
+
+impl AccountDigest {
+    /// From the account's stored bucket rows (buckets never touched have none).
+    pub fn from_rows(cursor: Cursor, rows: impl IntoIterator<Item = DigestDelta>) -> AccountDigest {
+        let mut summary = outpost_protocol::digest::Summary::new();
+        let mut tombstones = 0u64;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        for row in rows {
+            summary.buckets[usize::from(row.bucket)] = outpost_protocol::digest::Bucket {
+                count: count(row.count),
+                sum: DigestDelta::sum(row.hi, row.lo),
+            };
+            summary.counts.notes += count(row.notes);
+            summary.counts.notes_in_trash += count(row.notes_in_trash);
+            summary.counts.notebooks += count(row.notebooks);
+            summary.counts.prefs += count(row.prefs);
+            tombstones += count(row.tombstones);
+        }
+        AccountDigest {
+            cursor,
+            summary,
+            tombstones,
+        }
+    }
+}
+
 /// A poke: the account's newest cursor after a commit.
 pub type Poke = (AccountId, Cursor);
 
@@ -187,6 +222,9 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The account's newest cursor.
     async fn cursor(&self, account: AccountId) -> Result<Cursor>;
+
+    /// The account's running digest and the cursor it is of, read together.
+    async fn digest(&self, account: AccountId) -> Result<AccountDigest>;
 
     /// Pokes after every commit, from every instance on this database.
     fn pokes(&self) -> broadcast::Receiver<Poke>;

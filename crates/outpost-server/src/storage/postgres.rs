@@ -17,10 +17,11 @@
 //!
 //! Connections use no TLS (`NoTls`): run the database on a private network or a local socket.
 
-use super::{HISTORY_DATABASE, HISTORY_EPOCH};
 use super::{
-    NewToken, Poke, PullPage, PulledRecord, PushOutcome, Result, Storage, StorageError, TokenOwner,
+    AccountDigest, NewToken, Poke, PullPage, PulledRecord, PushOutcome, Result, Storage,
+    StorageError, TokenOwner,
 };
+use super::{HISTORY_DATABASE, HISTORY_EPOCH};
 use crate::plan::{self, Key, Loaded, StoredRecord};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
@@ -41,7 +42,7 @@ use uuid::Uuid;
 
 /// Migrations in order; each runs once, in its own transaction. Never edit one that shipped:
 /// add the next.
-const MIGRATIONS: &[(i32, &str)] = &[(1, SCHEMA_V1), (2, SCHEMA_V2)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3)];
 
 /// The same tables as the SQLite backend. Ids are `uuid` where the protocol says UUID. Entity
 /// ids stay `text`: preference keys are not UUIDs. Fields and outcomes are `text` holding JSON
@@ -120,6 +121,119 @@ CREATE TABLE commits (
     PRIMARY KEY (account_id, cursor)
 );
 "#;
+
+/// Version 3, as SQLite's: each account's running digest (see [`crate::plan::DigestDelta`]);
+/// the migration sums up the records already stored ([`backfill_digests`]).
+const SCHEMA_V3: &str = r#"
+CREATE TABLE digests (
+    account_id     UUID NOT NULL,
+    bucket         INTEGER NOT NULL,
+    count          BIGINT NOT NULL,
+    hi             BIGINT NOT NULL,
+    lo             BIGINT NOT NULL,
+    notes          BIGINT NOT NULL,
+    notes_in_trash BIGINT NOT NULL,
+    notebooks      BIGINT NOT NULL,
+    prefs          BIGINT NOT NULL,
+    tombstones     BIGINT NOT NULL,
+    PRIMARY KEY (account_id, bucket)
+);
+"#;
+
+/// Adds digest deltas to an account's buckets, in one statement.
+async fn add_digest(
+    tx: &deadpool_postgres::Transaction<'_>,
+    account: uuid::Uuid,
+    deltas: &[crate::plan::DigestDelta],
+) -> Result<()> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let col = |f: fn(&crate::plan::DigestDelta) -> i64| deltas.iter().map(f).collect::<Vec<i64>>();
+    let buckets: Vec<i32> = deltas.iter().map(|d| i32::from(d.bucket)).collect();
+    let (count, hi, lo) = (col(|d| d.count), col(|d| d.hi), col(|d| d.lo));
+    let (notes, trash) = (col(|d| d.notes), col(|d| d.notes_in_trash));
+    let (notebooks, prefs, tombstones) = (
+        col(|d| d.notebooks),
+        col(|d| d.prefs),
+        col(|d| d.tombstones),
+    );
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO digests (account_id, bucket, count, hi, lo, notes, notes_in_trash,
+                 notebooks, prefs, tombstones)
+             SELECT $1, * FROM unnest($2::int4[], $3::int8[], $4::int8[], $5::int8[],
+                 $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[])
+             ON CONFLICT (account_id, bucket) DO UPDATE SET
+                 count = digests.count + excluded.count, hi = digests.hi + excluded.hi,
+                 lo = digests.lo + excluded.lo, notes = digests.notes + excluded.notes,
+                 notes_in_trash = digests.notes_in_trash + excluded.notes_in_trash,
+                 notebooks = digests.notebooks + excluded.notebooks,
+                 prefs = digests.prefs + excluded.prefs,
+                 tombstones = digests.tombstones + excluded.tombstones",
+        )
+        .await?;
+    tx.execute(
+        &stmt,
+        &[
+            &account,
+            &buckets,
+            &count,
+            &hi,
+            &lo,
+            &notes,
+            &trash,
+            &notebooks,
+            &prefs,
+            &tombstones,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Sums up the records stored before V3, account by account (inside the migration's
+/// transaction, under its lock).
+async fn backfill_digests(tx: &deadpool_postgres::Transaction<'_>) -> Result<()> {
+    let mut sums: HashMap<uuid::Uuid, std::collections::BTreeMap<u8, crate::plan::DigestDelta>> =
+        HashMap::new();
+    let rows = tx
+        .query(
+            "SELECT account_id, entity, entity_id, version, purged, fields FROM records",
+            &[],
+        )
+        .await?;
+    for r in rows {
+        let account: uuid::Uuid = r.try_get(0)?;
+        let entity: String = r.try_get(1)?;
+        let id: String = r.try_get(2)?;
+        let Some(entity) = Entity::parse(&entity) else {
+            continue;
+        };
+        let fields: String = r.try_get(5)?;
+        let record = StoredRecord {
+            version: Version(r.try_get(3)?),
+            body_version: Version(0),
+            cursor: Cursor(0),
+            purged: r.try_get(4)?,
+            fields: serde_json::from_str(&fields).map_err(bad_data)?,
+        };
+        let d = crate::plan::DigestDelta::of(entity, &id, &record);
+        sums.entry(account)
+            .or_default()
+            .entry(d.bucket)
+            .or_insert(crate::plan::DigestDelta {
+                bucket: d.bucket,
+                ..Default::default()
+            })
+            .add(&d, 1);
+    }
+    for (account, buckets) in sums {
+        let deltas: Vec<_> = buckets.into_values().collect();
+        add_digest(tx, account, &deltas).await?;
+    }
+    Ok(())
+}
 
 /// Key of the advisory lock held while migrating ("outpost" in ASCII, then 1).
 const MIGRATION_LOCK: i64 = 0x006f_7574_706f_7374;
@@ -447,6 +561,9 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> Result<()> {
             .is_some();
         if !applied {
             tx.batch_execute(sql).await?;
+            if version == 3 {
+                backfill_digests(&tx).await?;
+            }
             let now = i64::try_from(crate::routes::now_ms()).unwrap_or(i64::MAX);
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)",
@@ -811,6 +928,7 @@ async fn push_in(
         tx.execute(&forget, &forget_params),
         tx.execute(&set_last, &set_last_params),
     )?;
+    add_digest(&tx, acc, &plan.digest).await?;
     let new_cursor = (plan.account_cursor > account_cursor).then_some(plan.account_cursor);
     if let (Some(cursor), Some((_, new_chain))) = (new_cursor, plan.commits.last()) {
         let (c_cursor, c_chain): (Vec<i64>, Vec<&str>) = plan
@@ -1117,6 +1235,44 @@ impl Storage for PgStorage {
             .await?
             .ok_or_else(|| StorageError::Forbidden("the account no longer exists".into()))?;
         Ok(Cursor(row.try_get(0)?))
+    }
+
+    async fn digest(&self, account: AccountId) -> Result<AccountDigest> {
+        let client = self.client().await?;
+        // One statement, one snapshot: the sums and the cursor of the same commit.
+        let stmt = client
+            .prepare_cached(
+                "SELECT a.cursor, d.bucket, d.count, d.hi, d.lo, d.notes, d.notes_in_trash,
+                     d.notebooks, d.prefs, d.tombstones
+                 FROM accounts a LEFT JOIN digests d ON d.account_id = a.id
+                 WHERE a.id = $1",
+            )
+            .await?;
+        let rows = client.query(&stmt, &[&account.0]).await?;
+        let Some(first) = rows.first() else {
+            return Err(StorageError::Forbidden(
+                "the account no longer exists".into(),
+            ));
+        };
+        let cursor = Cursor(first.try_get(0)?);
+        let mut deltas = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let Some(bucket) = r.try_get::<_, Option<i32>>(1)? else {
+                continue;
+            };
+            deltas.push(crate::plan::DigestDelta {
+                bucket: u8::try_from(bucket).map_err(bad_data)?,
+                count: r.try_get(2)?,
+                hi: r.try_get(3)?,
+                lo: r.try_get(4)?,
+                notes: r.try_get(5)?,
+                notes_in_trash: r.try_get(6)?,
+                notebooks: r.try_get(7)?,
+                prefs: r.try_get(8)?,
+                tombstones: r.try_get(9)?,
+            });
+        }
+        Ok(AccountDigest::from_rows(cursor, deltas))
     }
 
     fn pokes(&self) -> broadcast::Receiver<Poke> {

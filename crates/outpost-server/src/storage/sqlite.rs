@@ -12,10 +12,11 @@
 //! writes and the device's last mutation number still commit together (S1), and no push is
 //! answered before the commit that holds it is on disk. A push alone waits for nothing.
 
-use super::{HISTORY_DATABASE, HISTORY_EPOCH};
 use super::{
-    NewToken, Poke, PullPage, PulledRecord, PushOutcome, Result, Storage, StorageError, TokenOwner,
+    AccountDigest, NewToken, Poke, PullPage, PulledRecord, PushOutcome, Result, Storage,
+    StorageError, TokenOwner,
 };
+use super::{HISTORY_DATABASE, HISTORY_EPOCH};
 use crate::plan::{self, Key, Loaded, StoredRecord};
 use async_trait::async_trait;
 use outpost_protocol::api::{
@@ -101,8 +102,104 @@ CREATE TABLE commits (
 ) STRICT, WITHOUT ROWID;
 "#;
 
+/// Version 3: each account's running digest, bucket by bucket (see [`crate::plan::DigestDelta`]),
+/// moved by every push in its transaction, so `GET /v1/sync/digest` reads 256 rows instead of
+/// hashing the account. The migration sums up the records already stored.
+const SCHEMA_V3: &str = r#"
+CREATE TABLE digests (
+    account_id     TEXT NOT NULL,
+    bucket         INTEGER NOT NULL,
+    count          INTEGER NOT NULL,
+    hi             INTEGER NOT NULL,
+    lo             INTEGER NOT NULL,
+    notes          INTEGER NOT NULL,
+    notes_in_trash INTEGER NOT NULL,
+    notebooks      INTEGER NOT NULL,
+    prefs          INTEGER NOT NULL,
+    tombstones     INTEGER NOT NULL,
+    PRIMARY KEY (account_id, bucket)
+) STRICT, WITHOUT ROWID;
+"#;
+
+/// Adds digest deltas to an account's buckets (the same statement for a push and the backfill).
+const ADD_DIGEST: &str = "INSERT INTO digests (account_id, bucket, count, hi, lo, notes,
+         notes_in_trash, notebooks, prefs, tombstones)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+     ON CONFLICT (account_id, bucket) DO UPDATE SET count = count + excluded.count,
+         hi = hi + excluded.hi, lo = lo + excluded.lo, notes = notes + excluded.notes,
+         notes_in_trash = notes_in_trash + excluded.notes_in_trash,
+         notebooks = notebooks + excluded.notebooks, prefs = prefs + excluded.prefs,
+         tombstones = tombstones + excluded.tombstones";
+
+fn add_digest(
+    conn: &Connection,
+    account: &str,
+    deltas: &[crate::plan::DigestDelta],
+) -> rusqlite::Result<()> {
+    let mut add = conn.prepare_cached(ADD_DIGEST)?;
+    for d in deltas {
+        add.execute(params![
+            account,
+            d.bucket,
+            d.count,
+            d.hi,
+            d.lo,
+            d.notes,
+            d.notes_in_trash,
+            d.notebooks,
+            d.prefs,
+            d.tombstones
+        ])?;
+    }
+    Ok(())
+}
+
+/// Sums up the records stored before V3, account by account.
+fn backfill_digests(tx: &rusqlite::Transaction<'_>) -> rusqlite_migration::HookResult {
+    let mut sums: HashMap<(String, u8), crate::plan::DigestDelta> = HashMap::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT account_id, entity, entity_id, version, purged, fields FROM records",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let account: String = r.get(0)?;
+            let entity: String = r.get(1)?;
+            let id: String = r.get(2)?;
+            let Some(entity) = Entity::parse(&entity) else {
+                continue;
+            };
+            let fields: String = r.get(5)?;
+            let record = StoredRecord {
+                version: Version(r.get(3)?),
+                body_version: Version(0),
+                cursor: Cursor(0),
+                purged: r.get(4)?,
+                fields: serde_json::from_str(&fields).map_err(|e| {
+                    rusqlite_migration::HookError::Hook(format!("stored fields of {id}: {e}"))
+                })?,
+            };
+            let d = crate::plan::DigestDelta::of(entity, &id, &record);
+            sums.entry((account, d.bucket))
+                .or_insert(crate::plan::DigestDelta {
+                    bucket: d.bucket,
+                    ..Default::default()
+                })
+                .add(&d, 1);
+        }
+    }
+    for ((account, _), d) in sums {
+        add_digest(tx, &account, &[d])?;
+    }
+    Ok(())
+}
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(SCHEMA_V1), M::up(SCHEMA_V2)])
+    Migrations::new(vec![
+        M::up(SCHEMA_V1),
+        M::up(SCHEMA_V2),
+        M::up_with_hook(SCHEMA_V3, backfill_digests),
+    ])
 }
 
 pub(crate) const DB_FILE: &str = "outpost-server.db";
@@ -505,6 +602,7 @@ fn push_in(
             commit.execute(params![acc, cursor.0, chain])?;
         }
     }
+    add_digest(tx, &acc, &plan.digest)?;
     match plan.commits.last() {
         Some((_, chain)) => tx
             .prepare_cached("UPDATE accounts SET cursor = ?2, chain = ?3 WHERE id = ?1")?
@@ -844,6 +942,36 @@ impl Storage for SqliteStorage {
     async fn cursor(&self, account: AccountId) -> Result<Cursor> {
         self.read(move |conn| Ok(account_cursor(conn, account)?.0))
             .await
+    }
+
+    async fn digest(&self, account: AccountId) -> Result<AccountDigest> {
+        self.read(move |conn| {
+            // One read transaction: the sums and the cursor of the same commit.
+            let tx = conn.transaction()?;
+            let cursor = account_cursor(&tx, account)?.0;
+            let rows = tx
+                .prepare_cached(
+                    "SELECT bucket, count, hi, lo, notes, notes_in_trash, notebooks, prefs,
+                         tombstones
+                     FROM digests WHERE account_id = ?1",
+                )?
+                .query_map([account.to_string()], |r| {
+                    Ok(crate::plan::DigestDelta {
+                        bucket: r.get(0)?,
+                        count: r.get(1)?,
+                        hi: r.get(2)?,
+                        lo: r.get(3)?,
+                        notes: r.get(4)?,
+                        notes_in_trash: r.get(5)?,
+                        notebooks: r.get(6)?,
+                        prefs: r.get(7)?,
+                        tombstones: r.get(8)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(AccountDigest::from_rows(cursor, rows))
+        })
+        .await
     }
 
     fn pokes(&self) -> broadcast::Receiver<Poke> {
