@@ -107,6 +107,14 @@ fn check(spec: &Spec, value: &Value) -> Result<()> {
     )))
 }
 
+/// The preference keys that follow the account.
+pub(crate) fn synced_keys() -> impl Iterator<Item = &'static str> {
+    REGISTRY
+        .iter()
+        .filter(|s| s.scope == PrefScope::Synced)
+        .map(|s| s.key)
+}
+
 /// Whether `key` is a preference that follows the account (others are ignored when pulled).
 pub(crate) fn is_synced_key(key: &str) -> bool {
     REGISTRY

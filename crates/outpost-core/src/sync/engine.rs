@@ -315,19 +315,7 @@ impl<T> Drop for AbortOnDrop<T> {
 async fn check(store: &Store, client: &SyncClient) -> Result<Verdict, SyncError> {
     let local = store.local_digest()?;
     let server = client.digest().await?;
-    let entries = if local.pending.is_empty() {
-        Vec::new()
-    } else {
-        let reply = client.digest_entries(local.pending_buckets()).await?;
-        if reply.cursor != server.cursor {
-            return Ok(Verdict::OtherCursor {
-                server: reply.cursor,
-                device: local.cursor,
-            });
-        }
-        reply.entries
-    };
-    let verdict = verify::compare(&local, &server, &entries).map_err(SyncError::Garbage)?;
+    let verdict = verify::compare(&local, &server).map_err(SyncError::Garbage)?;
     tracing::debug!(?verdict, cursor = %local.cursor, pending = local.pending.len(), "checked the device's digest against the server's");
     Ok(verdict)
 }
@@ -468,6 +456,20 @@ async fn cycle(
                     "this device and the server differ: repairing"
                 );
                 let diagnosis = super::doctor::diagnose(store, client).await?;
+                if diagnosis.differences.is_empty() {
+                    // Record by record, device and server agree: the sums differ by what this
+                    // version of the app does not sync (a newer device's preference), or one
+                    // side's sums drifted. The full pass is what counts; the device sums its
+                    // records up again from scratch at the next check.
+                    tracing::warn!(
+                        buckets = buckets.len(),
+                        "the digests differ but every record agrees; summing up again"
+                    );
+                    store.rebuild_local_digest()?;
+                    store.set_verified(Cursor(diagnosis.device_cursor), now_ms())?;
+                    report.verified = true;
+                    break;
+                }
                 let done = super::doctor::repair(store, client, &diagnosis).await?;
                 if let Some(notice) = describe_repair(&diagnosis, &done) {
                     store.record_sync_error(&notice, now_ms())?;
@@ -603,6 +605,8 @@ impl Drop for SyncEngine {
 
 /// How soon a cycle that ended without proving "Up to date" is followed by another.
 const UNPROVEN_RETRY: Duration = Duration::from_secs(2);
+/// The longest wait between such cycles.
+const UNPROVEN_RETRY_MAX: Duration = Duration::from_secs(60);
 
 fn jitter(d: Duration) -> Duration {
     // Up to ±25 %: devices that lost the network together do not come back in lockstep.
@@ -614,6 +618,7 @@ async fn run_loop(inner: Arc<Inner>) {
     let mut stop = inner.stop.subscribe();
     let mut backoff = inner.cfg.min_backoff;
     let mut retry_in: Option<Duration> = None;
+    let mut unproven_wait = UNPROVEN_RETRY;
     loop {
         let interval = Duration::from_secs(
             inner
@@ -676,7 +681,15 @@ async fn run_loop(inner: Arc<Inner>) {
                         .sendable_count()
                         .map(|n| n == 0)
                         .unwrap_or(false);
-                retry_in = (!proven).then_some(UNPROVEN_RETRY);
+                retry_in = if proven {
+                    unproven_wait = UNPROVEN_RETRY;
+                    None
+                } else {
+                    // Backs off while it stays unproven (an account busy with other devices).
+                    let wait = jitter(unproven_wait);
+                    unproven_wait = (unproven_wait * 2).min(UNPROVEN_RETRY_MAX);
+                    Some(wait)
+                };
                 inner.publish(|s| {
                     s.state = if proven {
                         EngineState::UpToDate

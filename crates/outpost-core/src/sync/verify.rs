@@ -16,7 +16,7 @@ use super::doctor::local_digest;
 use crate::error::Result;
 use crate::store::{SqlContext, Store, Tx};
 use outpost_protocol::api::Cursor;
-use outpost_protocol::digest::{self, BUCKETS, Bucket, DigestResponse, Entry, Key};
+use outpost_protocol::digest::{self, BUCKETS, Bucket, DigestResponse, Key};
 use outpost_protocol::{Entity, FieldChange, Fields};
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
@@ -34,8 +34,7 @@ pub struct LocalDigest {
 }
 
 impl LocalDigest {
-    /// The buckets the pending records fall in: the server's entries of these are needed to
-    /// leave the same records out of its sums.
+    /// The buckets the pending records fall in (sorted): left out of a comparison.
     pub fn pending_buckets(&self) -> Vec<u8> {
         let mut buckets: Vec<u8> = self
             .pending
@@ -60,12 +59,13 @@ pub enum Verdict {
     OtherCursor { server: Cursor, device: Cursor },
 }
 
-/// Compares this device's digest with the server's (`server_entries`: the server's entries of
-/// [`LocalDigest::pending_buckets`]). An error names what in the server's reply is malformed.
+/// Compares this device's digest with the server's. The buckets of records with changes not
+/// yet acknowledged are left out on both sides (they are expected to differ, and are checked
+/// once those changes are through): no request beyond the digest. An error names what in the
+/// server's reply is malformed.
 pub fn compare(
     local: &LocalDigest,
     server: &DigestResponse,
-    server_entries: &[Entry],
 ) -> std::result::Result<Verdict, String> {
     if server.cursor != local.cursor {
         return Ok(Verdict::OtherCursor {
@@ -79,7 +79,7 @@ pub fn compare(
             server.buckets.len()
         ));
     }
-    let mut theirs = server
+    let theirs = server
         .buckets
         .iter()
         .enumerate()
@@ -92,27 +92,11 @@ pub fn compare(
                 .map_err(|_| format!("bucket {i} of the server's digest has the sum {:?}", b.sum))
         })
         .collect::<std::result::Result<Vec<Bucket>, String>>()?;
-    let mut mine = local.buckets.clone();
-    for (key, here) in &local.pending {
-        let b = usize::from(digest::bucket(key.entity, &key.id));
-        if let Some(d) = here {
-            remove(&mut mine[b], *d);
-        }
-        let there = server_entries
-            .iter()
-            .find(|e| e.entity == key.entity && e.id == key.id && !e.purged);
-        if let Some(e) = there {
-            let d = e
-                .digest
-                .as_deref()
-                .and_then(|d| u64::from_str_radix(d, 16).ok())
-                .ok_or_else(|| format!("the server's entry for {} has no digest", e.id))?;
-            remove(&mut theirs[b], d);
-        }
-    }
+    let left_out = local.pending_buckets();
     let buckets: Vec<u8> = (0..BUCKETS)
-        .filter(|&i| mine[i] != theirs[i])
         .filter_map(|i| u8::try_from(i).ok())
+        .filter(|b| !left_out.contains(b))
+        .filter(|&b| local.buckets[usize::from(b)] != theirs[usize::from(b)])
         .collect();
     Ok(if buckets.is_empty() {
         Verdict::Agrees
@@ -142,6 +126,21 @@ fn from_sql(d: i64) -> u64 {
 
 /// How often a device that is otherwise idle checks its digest against the server's.
 pub const VERIFY_EVERY_MS: i64 = 4 * 60 * 1000;
+
+/// What a record's digest depends on besides its row: the protocol's digest rules and which
+/// preference keys this build syncs. Stored with the sums; when an upgraded app finds another
+/// one, it sums everything up again (no trigger fires for a rule that changed).
+fn digest_format() -> String {
+    let mut keys: Vec<&str> = crate::prefs::synced_keys().collect();
+    keys.sort_unstable();
+    let fields: Vec<&str> = [Entity::Note, Entity::Notebook, Entity::Pref]
+        .iter()
+        .flat_map(|e| digest::known_fields(*e).iter().map(|(name, _)| *name))
+        .collect();
+    format!("1;{};{}", fields.join(","), keys.join(","))
+}
+
+const DIGEST_FORMAT: &str = "digest_format";
 
 /// Sync metadata: the cursor and time of the last check that agreed.
 const VERIFIED_CURSOR: &str = "verified_cursor";
@@ -191,10 +190,21 @@ impl Store {
         Ok(())
     }
 
+    /// Sums everything up again at the next check (the sums drifted from a full pass: see
+    /// `engine`, a check the doctor found nothing wrong with).
+    pub fn rebuild_local_digest(&self) -> Result<()> {
+        self.write(|tx| tx.reset_digest())
+    }
+
     /// This device's digest, brought up to date with what changed since the last call, with the
     /// cursor and pending records of the same moment (one transaction).
     pub fn local_digest(&self) -> Result<LocalDigest> {
         self.write(|tx| {
+            let format = digest_format();
+            if crate::meta::get(&tx.tx, tx.path, DIGEST_FORMAT)?.as_deref() != Some(&format) {
+                tx.reset_digest()?;
+                crate::meta::set(&tx.tx, tx.path, DIGEST_FORMAT, &format)?;
+            }
             let hashed = tx.refresh_digest()?;
             if hashed > 0 {
                 tracing::debug!(records = hashed, "brought the device's digest up to date");
@@ -250,6 +260,20 @@ impl Store {
 }
 
 impl Tx<'_> {
+    /// Forgets the sums and marks every record, as schema V7 does.
+    fn reset_digest(&mut self) -> Result<()> {
+        self.tx
+            .execute_batch(
+                "DELETE FROM digest_records;
+                 UPDATE digest_buckets SET count = 0, sum = 0;
+                 INSERT OR IGNORE INTO digest_dirty (entity, id)
+                     SELECT 'note', id FROM notes
+                     UNION ALL SELECT 'notebook', id FROM notebooks
+                     UNION ALL SELECT 'pref', key FROM prefs;",
+            )
+            .at(self.path)
+    }
+
     /// Hashes the records marked since the last refresh and moves their buckets; returns how
     /// many it hashed.
     fn refresh_digest(&mut self) -> Result<usize> {
@@ -608,6 +632,30 @@ mod tests {
         agrees_with_a_full_pass(&store, "the upgrade");
     }
 
+    #[test]
+    fn sums_kept_by_another_build_are_summed_up_again() {
+        let (_dir, store) = temp_store();
+        for i in 0..5 {
+            store
+                .create_note(NoteDraft {
+                    title: format!("Gauge {i}"),
+                    ..Default::default()
+                })
+                .expect("create");
+        }
+        agrees_with_a_full_pass(&store, "creating notes");
+        // What an older build left: other rules, sums that no longer match them.
+        store
+            .write(|tx| {
+                crate::meta::set(&tx.tx, tx.path, DIGEST_FORMAT, "0;title;theme")?;
+                tx.tx
+                    .execute_batch("UPDATE digest_buckets SET count = count + 1, sum = 42;")
+                    .at(tx.path)
+            })
+            .expect("older sums");
+        agrees_with_a_full_pass(&store, "an upgrade of the digest's rules");
+    }
+
     fn wire(buckets: &[Bucket]) -> Vec<BucketDigest> {
         buckets
             .iter()
@@ -645,16 +693,6 @@ mod tests {
         buckets
     }
 
-    fn entry(id: &str, d: u64) -> Entry {
-        Entry {
-            entity: Entity::Note,
-            id: id.into(),
-            version: Version(1),
-            purged: false,
-            digest: Some(digest::to_hex(d)),
-        }
-    }
-
     #[test]
     fn the_verdict_of_each_case() {
         let device = |records: &[(&str, u64)], pending: Vec<(Key, Option<u64>)>| LocalDigest {
@@ -665,44 +703,52 @@ mod tests {
         let both = [("a", 1), ("b", u64::MAX)];
         // The same records: agrees (sums wrap).
         assert_eq!(
-            compare(&device(&both, vec![]), &server(7, &with(&both)), &[]),
+            compare(&device(&both, vec![]), &server(7, &with(&both))),
             Ok(Verdict::Agrees)
         );
         // The server lost b: its bucket differs.
         assert_eq!(
-            compare(&device(&both, vec![]), &server(7, &with(&[("a", 1)])), &[]),
+            compare(&device(&both, vec![]), &server(7, &with(&[("a", 1)]))),
             Ok(Verdict::Differs {
                 buckets: vec![digest::bucket(Entity::Note, "b")]
             })
         );
         // Another device committed since: not comparable.
         assert_eq!(
-            compare(&device(&both, vec![]), &server(9, &with(&both)), &[]),
+            compare(&device(&both, vec![]), &server(9, &with(&both))),
             Ok(Verdict::OtherCursor {
                 server: Cursor(9),
                 device: Cursor(7)
             })
         );
-        // b edited here and not yet sent: left out on both sides.
+        // b edited here and not yet sent: its bucket is left out.
         let edited = device(&[("a", 1), ("b", 5)], vec![(key("b"), Some(5))]);
         assert_eq!(
-            compare(&edited, &server(7, &with(&both)), &[entry("b", u64::MAX)]),
+            compare(&edited, &server(7, &with(&both))),
             Ok(Verdict::Agrees)
         );
-        // A new note here, queued: the server has no entry for it.
+        // A new note here, queued: the server has none yet.
         let created = device(
             &[("a", 1), ("b", u64::MAX), ("c", 3)],
             vec![(key("c"), Some(3))],
         );
         assert_eq!(
-            compare(&created, &server(7, &with(&both)), &[]),
+            compare(&created, &server(7, &with(&both))),
             Ok(Verdict::Agrees)
         );
-        // A pending record does not hide a difference elsewhere.
-        assert!(matches!(
-            compare(&created, &server(7, &with(&[("a", 1)])), &[]),
-            Ok(Verdict::Differs { .. })
-        ));
+        // A pending record does not hide a difference in another bucket.
+        let (x, y) = ("x", "y");
+        assert_ne!(
+            digest::bucket(Entity::Note, x),
+            digest::bucket(Entity::Note, y)
+        );
+        let pending_x = device(&[(x, 1), (y, 2)], vec![(key(x), Some(1))]);
+        assert_eq!(
+            compare(&pending_x, &server(7, &with(&[(x, 9)]))),
+            Ok(Verdict::Differs {
+                buckets: vec![digest::bucket(Entity::Note, y)]
+            })
+        );
     }
 
     #[test]
@@ -714,10 +760,10 @@ mod tests {
         };
         let mut short = server(1, &with(&[]));
         short.buckets.truncate(10);
-        assert!(compare(&local, &short, &[]).is_err());
+        assert!(compare(&local, &short).is_err());
         let mut garbled = server(1, &with(&[]));
         garbled.buckets[3].sum = "not hex".into();
-        let e = compare(&local, &garbled, &[]).expect_err("garbled");
+        let e = compare(&local, &garbled).expect_err("garbled");
         assert!(e.contains("bucket 3"), "{e}");
     }
 }
