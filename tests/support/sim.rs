@@ -1,14 +1,18 @@
-//! The randomized simulation (issue 6): several devices of one account, each behind its own
-//! `outpost-netem`, in front of the real `outpost-server` process, doing random operations
-//! (create, edit small fields, edit the body, move to a notebook, trash, restore, resolve
-//! conflicts, create, rename and delete notebooks, sync, alone or all at once) through random
-//! offline periods, proxy faults (flaky, reply cut, stall, 2G), restarts with a new clock skew,
-//! kills in the middle of a sync cycle and kill -9 of the server. At the end every device goes
-//! online and syncs until quiet, and [`verify`] checks what a user would: every replica holds
-//! the same notes as the server, every note created exists exactly once, every small field
-//! shows its last write (by stamp), a body only one device ever edited shows that device's last
-//! text, every notebook created is there once with its last name and deleted if any device
-//! deleted it, nothing is pending, failed or in conflict.
+//! The randomized simulation (issues 6 and 11): several devices of one account, each behind its
+//! own `outpost-netem`, in front of the real `outpost-server` process, doing random operations
+//! (create, edit small fields, edit the body, move to a notebook, trash, restore, delete for
+//! good, resolve conflicts, create, rename and delete notebooks, set synced preferences, sync,
+//! alone or all at once) through random offline periods, proxy faults (flaky, reply cut, stall,
+//! 2G), restarts with a new clock skew, kills in the middle of a sync cycle, and server faults:
+//! kill -9, backups (a file copy with the server stopped, `outpost-server backup` while it runs)
+//! and restores of an older one, and a full disk for a while (its data directory is a small
+//! tmpfs where the test may mount one). At the end every device goes online and syncs until
+//! quiet, and [`verify`] checks what a user would: every replica holds the same notes as the
+//! server, every note created and not deleted for good exists exactly once on every device
+//! (whatever the server lost), every small field and synced preference shows its last write (by
+//! stamp), a body only one device ever edited shows that device's last text, every notebook
+//! created is there once with its last name and deleted if any device deleted it, nothing is
+//! pending, failed or in conflict.
 //!
 //! The seed fixes the whole schedule: each step draws the same random values whatever happened
 //! before it, so a replay of a seed runs the same operations, faults, restarts and clock skews in
@@ -250,22 +254,64 @@ fn options(skew_ms: i64) -> StoreOptions {
 }
 
 /// The real server process on a fixed port, so that proxies and devices keep its address
-/// across a kill -9 and restart.
+/// across a kill -9 and restart. Its data directory is, where this machine lets the test mount
+/// one (as root), a small tmpfs of its own, so that the disk can really fill up.
 struct ServerProc {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<std::process::Child>,
+    /// Backups taken so far, oldest first (outside the data directory).
+    backups_dir: tempfile::TempDir,
+    backups: Vec<Backup>,
+    /// The data directory is a tmpfs of its own (the disk-full fault needs one).
+    tmpfs: bool,
+    /// The disk is full until this step (a ballast file takes what was free).
+    full_until: Option<usize>,
+}
+
+/// A copy of the server's database: a file copy made with the server stopped (what a nightly
+/// file backup does), or `outpost-server backup` while it runs.
+enum Backup {
+    FileCopy(std::path::PathBuf),
+    Command(std::path::PathBuf),
+}
+
+const SERVER_DB: &str = "outpost-server.db";
+const BALLAST: &str = "ballast";
+
+/// The database's files in a directory (the database and its WAL and shared-memory files).
+fn db_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| dir.join(format!("{SERVER_DB}{suffix}")))
+        .filter(|p| p.exists())
+        .collect()
 }
 
 impl ServerProc {
     async fn start() -> ServerProc {
         let dir = tempfile::tempdir().expect("server dir");
+        let tmpfs = std::env::var_os("OUTPOST_SIM_NO_MOUNT").is_none()
+            && std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "size=256m", "tmpfs"])
+                .arg(dir.path())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         let child = Some(spawn_server(dir.path(), port).await);
-        ServerProc { dir, port, child }
+        ServerProc {
+            dir,
+            port,
+            child,
+            backups_dir: tempfile::tempdir().expect("backups dir"),
+            backups: Vec::new(),
+            tmpfs,
+            full_until: None,
+        }
     }
 
     fn kill9(&mut self) {
@@ -275,17 +321,138 @@ impl ServerProc {
         }
     }
 
+    /// Stops it as a service manager does (SIGTERM), so the files are at rest.
+    fn stop(&mut self) {
+        if let Some(child) = self.child.take() {
+            crate::server::stop_server(child);
+        }
+    }
+
     async fn ensure_up(&mut self) {
         if self.child.is_none() || !answers_health(self.port).await {
             self.kill9();
             self.child = Some(spawn_server(self.dir.path(), self.port).await);
         }
     }
+
+    /// A nightly file copy: the server stopped, its database files copied, started again.
+    async fn backup_by_copy(&mut self) {
+        self.stop();
+        let to = self
+            .backups_dir
+            .path()
+            .join(format!("copy-{}", self.backups.len()));
+        std::fs::create_dir_all(&to).expect("backup dir");
+        for file in db_files(self.dir.path()) {
+            let name = file.file_name().expect("a file name");
+            std::fs::copy(&file, to.join(name)).expect("copy a database file");
+        }
+        self.backups.push(Backup::FileCopy(to));
+        self.ensure_up().await;
+    }
+
+    /// `outpost-server backup` while the server runs.
+    fn backup_by_command(&mut self) -> bool {
+        let to = self
+            .backups_dir
+            .path()
+            .join(format!("backup-{}.db", self.backups.len()));
+        let ok = std::process::Command::new(crate::bin("outpost-server"))
+            .arg("backup")
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .arg("--to")
+            .arg(&to)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            self.backups.push(Backup::Command(to));
+        }
+        ok
+    }
+
+    /// The disk died: the server stopped and put back to backup `which` (by the way it was
+    /// made), then started. False if there is no backup yet.
+    async fn restore(&mut self, which: usize) -> bool {
+        if self.backups.is_empty() {
+            return false;
+        }
+        self.free_disk();
+        self.stop();
+        match &self.backups[which % self.backups.len()] {
+            Backup::FileCopy(from) => {
+                for file in db_files(self.dir.path()) {
+                    std::fs::remove_file(file).expect("remove a database file");
+                }
+                for file in db_files(from) {
+                    let name = file.file_name().expect("a file name");
+                    std::fs::copy(&file, self.dir.path().join(name)).expect("put a file back");
+                }
+            }
+            Backup::Command(from) => {
+                let status = std::process::Command::new(crate::bin("outpost-server"))
+                    .arg("restore")
+                    .arg("--data-dir")
+                    .arg(self.dir.path())
+                    .arg("--from")
+                    .arg(from)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .expect("run outpost-server restore");
+                assert!(status.success(), "outpost-server restore failed");
+            }
+        }
+        self.ensure_up().await;
+        true
+    }
+
+    /// Fills the server's disk (a tmpfs of its own) until `until`. False where the data
+    /// directory is not one (no mount here): the fault is not played.
+    fn fill_disk(&mut self, until: usize) -> bool {
+        use std::io::Write as _;
+        if !self.tmpfs {
+            return false;
+        }
+        if self.full_until.is_none() {
+            let mut ballast =
+                std::fs::File::create(self.dir.path().join(BALLAST)).expect("ballast");
+            let chunk = vec![0u8; 1 << 20];
+            // Until the disk says no: what is left is less than one chunk, then nothing.
+            while ballast.write_all(&chunk).is_ok() {}
+            while ballast.write_all(&chunk[..4096]).is_ok() {}
+        }
+        self.full_until = Some(until);
+        true
+    }
+
+    /// Frees the disk when its time is up (or at once with `None`).
+    fn free_disk_at(&mut self, step: Option<usize>) {
+        if self
+            .full_until
+            .is_some_and(|until| step.is_none_or(|s| s >= until))
+        {
+            let _ = std::fs::remove_file(self.dir.path().join(BALLAST));
+            self.full_until = None;
+        }
+    }
+
+    fn free_disk(&mut self) {
+        self.free_disk_at(None);
+    }
 }
 
 impl Drop for ServerProc {
     fn drop(&mut self) {
         self.kill9();
+        if self.tmpfs {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(self.dir.path())
+                .status();
+        }
     }
 }
 
@@ -308,6 +475,11 @@ struct Oracle {
     notebooks: BTreeMap<NotebookId, usize>,
     notebook_names: BTreeMap<NotebookId, Vec<FieldWrite>>,
     notebooks_deleted: BTreeSet<NotebookId>,
+    /// Notes some device deleted for good (an edit elsewhere may bring one back, and so may a
+    /// server restored from a backup older than the purge).
+    purged: BTreeSet<NoteId>,
+    /// Each synced preference's writes: key -> [(stamp, value as JSON, clampable)].
+    prefs: BTreeMap<String, Vec<FieldWrite>>,
 }
 
 /// The stamp a store holds for a field of a note (its own write, or one received since).
@@ -417,6 +589,7 @@ pub async fn run(cfg: SimConfig) -> SimReport {
 
     for step in 0..cfg.steps {
         let d = Draw::next(&mut rng, cfg.devices);
+        server.free_disk_at(Some(step));
         if trace {
             let note = (!oracle.created.is_empty()).then(|| {
                 let n = oracle.created.len() as u64;
@@ -512,7 +685,38 @@ pub async fn run(cfg: SimConfig) -> SimReport {
                     }
                 }
             }
-            0..18 => {
+            16..18 => {
+                report.op("purge");
+                let Some(id) = pick_note(&oracle) else {
+                    continue;
+                };
+                let device = devs[d.device].get();
+                // From the Trash, as a user does: moved there first if it is not.
+                let in_trash = match device.store.get_note(id) {
+                    Ok(note) => note.deleted || device.store.trash_note(id).is_ok(),
+                    Err(e) => {
+                        if refused(seed, "reading a note", &e) {
+                            report.ops_refused += 1;
+                        }
+                        continue;
+                    }
+                };
+                if !in_trash {
+                    report.ops_refused += 1;
+                    continue;
+                }
+                match device.store.purge_note(id) {
+                    Ok(()) => {
+                        oracle.purged.insert(id);
+                    }
+                    Err(e) => {
+                        if refused(seed, "deleting a note for good", &e) {
+                            report.ops_refused += 1;
+                        }
+                    }
+                }
+            }
+            0..16 => {
                 report.op("create");
                 let device = devs[d.device].get();
                 let tags = if d.b.is_multiple_of(3) {
@@ -681,7 +885,29 @@ pub async fn run(cfg: SimConfig) -> SimReport {
                     .or_default()
                     .push((d.device, note.body));
             }
-            67..82 => {
+            80..82 => {
+                report.op("set a preference");
+                let device = devs[d.device].get();
+                let (key, value) = match d.a % 3 {
+                    0 => (
+                        "theme",
+                        serde_json::json!(["system", "light", "dark"][(d.b % 3) as usize]),
+                    ),
+                    1 => ("editor.font_size", serde_json::json!(8 + d.b % 30)),
+                    _ => (
+                        "editor.spellcheck",
+                        serde_json::json!(d.b.is_multiple_of(2)),
+                    ),
+                };
+                device.store.set_pref(key, value).expect("set a preference");
+                let (value, stamp) = prefs_of(device)[key].clone();
+                oracle.prefs.entry(key.to_owned()).or_default().push((
+                    stamp,
+                    value,
+                    clampable(stamp),
+                ));
+            }
+            67..80 => {
                 report.op("sync");
                 sync_one(&devs, d.device, d, &mut report, &mut oracle).await;
             }
@@ -725,7 +951,7 @@ pub async fn run(cfg: SimConfig) -> SimReport {
                     .await
                     .expect("switch the network");
             }
-            92..97 => {
+            92..95 => {
                 let skew = if d.a.is_multiple_of(3) {
                     report.fault("clock skew changed");
                     SKEWS_MS[(d.c % SKEWS_MS.len() as u64) as usize]
@@ -744,19 +970,41 @@ pub async fn run(cfg: SimConfig) -> SimReport {
                 }
                 devs[d.device].restart(skew);
             }
-            _ => {
-                // The server loses power while a device is in a cycle.
-                report.fault("server killed (kill -9)");
-                let cfg = engine_config(d);
-                let device = devs[d.device].get();
-                let delay = Duration::from_millis(d.c % 40);
-                let (result, ()) = tokio::join!(device.sync_with(&cfg, &|_| {}), async {
-                    tokio::time::sleep(delay).await;
-                    server.kill9();
-                });
-                count_sync(&mut report, result.is_ok());
-                server.ensure_up().await;
-            }
+            _ => match d.a % 10 {
+                3 | 4 if d.b.is_multiple_of(2) => {
+                    report.fault("server backed up (file copy, stopped)");
+                    server.backup_by_copy().await;
+                }
+                3 | 4 => {
+                    if server.backup_by_command() {
+                        report.fault("server backed up (outpost-server backup, running)");
+                    }
+                }
+                5 | 6 => {
+                    // The disk died; last night's copy (or an older one) is put back.
+                    if server.restore(d.b as usize).await {
+                        report.fault("server restored from an older backup");
+                    }
+                }
+                7 | 8 => {
+                    if server.fill_disk(step + 3 + (d.b % 15) as usize) {
+                        report.fault("server disk full for a while");
+                    }
+                }
+                _ => {
+                    // The server loses power while a device is in a cycle.
+                    report.fault("server killed (kill -9)");
+                    let cfg = engine_config(d);
+                    let device = devs[d.device].get();
+                    let delay = Duration::from_millis(d.c % 40);
+                    let (result, ()) = tokio::join!(device.sync_with(&cfg, &|_| {}), async {
+                        tokio::time::sleep(delay).await;
+                        server.kill9();
+                    });
+                    count_sync(&mut report, result.is_ok());
+                    server.ensure_up().await;
+                }
+            },
         }
         if let Some(id) = watched {
             watched_rows.resize(devs.len(), String::new());
@@ -887,6 +1135,30 @@ fn notebooks_of(device: &Device) -> BTreeMap<NotebookId, NotebookRow> {
     .collect()
 }
 
+/// Every preference row of a store: key -> (value as JSON, stamp).
+fn prefs_of(device: &Device) -> BTreeMap<String, (String, Stamp)> {
+    let conn = rusqlite::Connection::open_with_flags(
+        device.store.db_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("a read-only look at the store");
+    let mut stmt = conn
+        .prepare("SELECT key, value, stamp FROM prefs")
+        .expect("prefs");
+    stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })
+    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+    .expect("preference rows")
+    .into_iter()
+    .map(|(key, value, stamp)| (key, (value, stamp.parse().expect("a stamp"))))
+    .collect()
+}
+
 /// Last writer wins, checked: the value shown (`got`, under `stamp`) is one of the writes, under
 /// that write's stamp (or the server's clamp of it, for a clock too far ahead), and no write with
 /// a later stamp was lost, unless the server clamped that one.
@@ -975,6 +1247,7 @@ async fn settle(
     oracle: &mut Oracle,
 ) {
     let seed = report.seed;
+    server.free_disk();
     server.ensure_up().await;
     for dev in devs.iter() {
         dev.netem.set_mode(Mode::Online).await.expect("back online");
@@ -1154,22 +1427,28 @@ async fn verify(devs: &[SimDevice], oracle: &Oracle, report: &mut SimReport) {
         }
     }
 
-    // Every note created is there, once; nothing is there that was not created.
+    // Every note created and not deleted for good is there, once, on every device (the
+    // snapshots are equal); nothing is there that was not created. A note deleted for good may
+    // be back: edited meanwhile on another device, or on a server restored from before.
     let ids: BTreeSet<NoteId> = first.keys().copied().collect();
     let created: BTreeSet<NoteId> = oracle.created.keys().copied().collect();
-    report.lost = created.difference(&ids).count();
+    let kept: BTreeSet<NoteId> = created.difference(&oracle.purged).copied().collect();
+    report.lost = kept.difference(&ids).count();
     report.doubled = ids.difference(&created).count();
     assert_eq!(
         (report.lost, report.doubled),
         (0, 0),
         "seed {seed}: notes lost {:?}, notes that no one created {:?}",
-        created.difference(&ids).collect::<Vec<_>>(),
+        kept.difference(&ids).collect::<Vec<_>>(),
         ids.difference(&created).collect::<Vec<_>>()
     );
     report.notes = ids.len();
 
     // Each small field shows the last write by stamp (last writer wins).
     for ((id, field), writes) in &oracle.fields {
+        if !first.contains_key(id) {
+            continue; // deleted for good (checked above)
+        }
         let note = devs[0].get().store.get_note(*id).expect("note");
         let got = field_value(&note, *field);
         let stamp = field_stamp(devs[0].get(), *id, *field);
@@ -1209,10 +1488,33 @@ async fn verify(devs: &[SimDevice], oracle: &Oracle, report: &mut SimReport) {
     }
     report.notebooks = notebooks.len();
 
+    // Every synced preference is the same on every device, its last write by stamp.
+    let prefs = prefs_of(devs[0].get());
+    for (i, dev) in devs.iter().enumerate().skip(1) {
+        let theirs = prefs_of(dev.get());
+        for key in oracle.prefs.keys() {
+            assert_eq!(
+                theirs.get(key),
+                prefs.get(key),
+                "seed {seed}: device {i}'s preference {key} differs from device 0's"
+            );
+        }
+    }
+    for (key, writes) in &oracle.prefs {
+        let (value, stamp) = &prefs[key];
+        if let Err(e) = check_last_write(writes, value, *stamp) {
+            panic!("seed {seed}: preference {key} {e}");
+        }
+        report.fields_checked += 1;
+    }
+
     // A body that only one device ever wrote, never in conflict, shows its last text.
     for (id, writes) in &oracle.bodies {
         let writer = writes[0].0;
-        if oracle.conflicted.contains(id) || writes.iter().any(|(d, _)| *d != writer) {
+        if !first.contains_key(id)
+            || oracle.conflicted.contains(id)
+            || writes.iter().any(|(d, _)| *d != writer)
+        {
             continue;
         }
         let want = &writes.last().expect("a write").1;

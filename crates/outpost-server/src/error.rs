@@ -93,6 +93,14 @@ impl From<StorageError> for ApiError {
                     "the server is busy; nothing was stored, try again",
                 )
             }
+            StorageError::CannotWrite(detail) => {
+                tracing::error!(%detail, "the database cannot write");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    codes::UNAVAILABLE,
+                    "the server cannot write to its disk (full or read-only); nothing was stored, your changes wait on your device",
+                )
+            }
             StorageError::Internal(detail) => {
                 tracing::error!(%detail, "storage failure");
                 ApiError::internal()

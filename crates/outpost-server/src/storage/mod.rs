@@ -36,6 +36,10 @@ pub enum StorageError {
     HistoryChanged { cursor: Cursor },
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The database cannot write: its disk is full or read-only. Nothing was stored; the
+    /// device keeps its changes and sends them again later.
+    #[error("the database cannot write (disk full or read-only): {0}")]
+    CannotWrite(String),
     #[error("storage failure: {0}")]
     Internal(String),
 }
@@ -45,6 +49,9 @@ impl From<rusqlite::Error> for StorageError {
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
                 StorageError::Unavailable(e.to_string())
+            }
+            Some(rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::ReadOnly) => {
+                StorageError::CannotWrite(e.to_string())
             }
             _ => StorageError::Internal(e.to_string()),
         }

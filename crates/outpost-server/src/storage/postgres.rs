@@ -287,6 +287,9 @@ impl From<tokio_postgres::Error> for StorageError {
             // Worth a retry by the device: the database is restarting, out of connections, or
             // chose this transaction as a deadlock/serialization victim (rolled back: nothing
             // stored).
+            if [SqlState::DISK_FULL, SqlState::READ_ONLY_SQL_TRANSACTION].contains(code) {
+                return StorageError::CannotWrite(e.to_string());
+            }
             let class = code.code().get(..2).unwrap_or("");
             let transient = matches!(class, "08" | "53")
                 || [
