@@ -90,9 +90,9 @@ async fn main() -> Result<()> {
             break;
         }
         let cfg = SimConfig {
-            seed,
             devices: args.devices,
             steps: args.steps,
+            ..SimConfig::new(seed)
         };
         let report = match tokio::spawn(run(cfg)).await {
             Ok(report) => report,

@@ -3,6 +3,10 @@
 
 pub mod balancer;
 pub mod device;
+/// The server tests' PostgreSQL for the tests (a cluster from `OUTPOST_TEST_PG_URL`, or one of
+/// this process's own), shared rather than written twice.
+#[path = "../../crates/outpost-server/tests/common/pg.rs"]
+pub mod pg;
 pub mod proxy;
 pub mod server;
 pub mod sim;

@@ -79,11 +79,16 @@ impl Server {
 
 /// The real `outpost-server` on `port`, its database in `dir`; returns once it answers.
 pub async fn spawn_server(dir: &std::path::Path, port: u16) -> std::process::Child {
+    spawn_server_on(&["--data-dir".as_ref(), dir.as_os_str()], port).await
+}
+
+/// The real `outpost-server` on `port` with its database given by `place` (`--data-dir DIR` or
+/// `--database-url URL`); returns once it answers.
+pub async fn spawn_server_on(place: &[&std::ffi::OsStr], port: u16) -> std::process::Child {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let mut child = std::process::Command::new(crate::bin("outpost-server"))
-            .arg("--data-dir")
-            .arg(dir)
+            .args(place)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .stdout(std::process::Stdio::null())

@@ -40,14 +40,19 @@ pub struct SimConfig {
     pub seed: u64,
     pub devices: usize,
     pub steps: usize,
+    /// The server on PostgreSQL (from `OUTPOST_TEST_PG_URL`, or a cluster of this process's
+    /// own), not SQLite.
+    pub postgres: bool,
 }
 
 impl SimConfig {
+    /// One seed in four runs the server on PostgreSQL (by the seed, so a replay does too).
     pub fn new(seed: u64) -> SimConfig {
         SimConfig {
             seed,
             devices: 5,
             steps: 300,
+            postgres: seed % 4 == 3,
         }
     }
 }
@@ -56,6 +61,8 @@ impl SimConfig {
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct SimReport {
     pub seed: u64,
+    /// The server's database: `sqlite` or `postgres`.
+    pub backend: &'static str,
     pub devices: usize,
     pub steps: usize,
     /// Operations tried, by kind.
@@ -114,11 +121,12 @@ impl fmt::Display for SimReport {
         };
         write!(
             f,
-            "seed {}: {} devices, {} steps, {:.1} s; ops {} ({}; {} refused); faults {} ({}; \
+            "seed {} ({}): {} devices, {} steps, {:.1} s; ops {} ({}; {} refused); faults {} ({}; \
              {} connections cut, {} replies cut); syncs {} ok, {} failed; conflicts {} seen, {} \
              resolved; {} notes, {} notebooks, {} fields and {} bodies checked; quiet after {} \
              rounds; {} lost, {} doubled, converged",
             self.seed,
+            self.backend,
             self.devices,
             self.steps,
             self.seconds,
@@ -254,10 +262,13 @@ fn options(skew_ms: i64) -> StoreOptions {
 }
 
 /// The real server process on a fixed port, so that proxies and devices keep its address
-/// across a kill -9 and restart. Its data directory is, where this machine lets the test mount
-/// one (as root), a small tmpfs of its own, so that the disk can really fill up.
+/// across a kill -9 and restart; on SQLite or PostgreSQL. An SQLite data directory is, where
+/// this machine lets the test mount one (as root), a small tmpfs of its own, so that the disk
+/// can really fill up.
 struct ServerProc {
     dir: tempfile::TempDir,
+    /// On PostgreSQL: the database it serves (a restore moves it to another one).
+    database_url: Option<String>,
     port: u16,
     child: Option<std::process::Child>,
     /// Backups taken so far, oldest first (outside the data directory).
@@ -270,10 +281,31 @@ struct ServerProc {
 }
 
 /// A copy of the server's database: a file copy made with the server stopped (what a nightly
-/// file backup does), or `outpost-server backup` while it runs.
+/// file backup does), or `outpost-server backup` while it runs; on PostgreSQL a copy of the
+/// database made with the server stopped, or `pg_dump` while it runs.
 enum Backup {
     FileCopy(std::path::PathBuf),
     Command(std::path::PathBuf),
+    PgCopy(String),
+    PgDump(std::path::PathBuf),
+}
+
+/// Runs a program to its end; panics with what it said if it fails.
+fn run_ok(cmd: &mut std::process::Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run it: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn pg_bin(name: &str) -> std::path::PathBuf {
+    crate::pg::bin_dir()
+        .unwrap_or_else(|e| panic!("PostgreSQL binaries: {e}"))
+        .join(name)
 }
 
 const SERVER_DB: &str = "outpost-server.db";
@@ -289,9 +321,15 @@ fn db_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 impl ServerProc {
-    async fn start() -> ServerProc {
+    async fn start(postgres: bool) -> ServerProc {
         let dir = tempfile::tempdir().expect("server dir");
-        let tmpfs = std::env::var_os("OUTPOST_SIM_NO_MOUNT").is_none()
+        let database_url = if postgres {
+            Some(crate::pg::fresh_database_url().await)
+        } else {
+            None
+        };
+        let tmpfs = !postgres
+            && std::env::var_os("OUTPOST_SIM_NO_MOUNT").is_none()
             && std::process::Command::new("mount")
                 .args(["-t", "tmpfs", "-o", "size=256m", "tmpfs"])
                 .arg(dir.path())
@@ -302,15 +340,30 @@ impl ServerProc {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let child = Some(spawn_server(dir.path(), port).await);
-        ServerProc {
+        let mut server = ServerProc {
             dir,
+            database_url,
             port,
-            child,
+            child: None,
             backups_dir: tempfile::tempdir().expect("backups dir"),
             backups: Vec::new(),
             tmpfs,
             full_until: None,
+        };
+        server.ensure_up().await;
+        server
+    }
+
+    async fn spawn(&self) -> std::process::Child {
+        match &self.database_url {
+            Some(url) => {
+                crate::server::spawn_server_on(
+                    &["--database-url".as_ref(), url.as_ref()],
+                    self.port,
+                )
+                .await
+            }
+            None => spawn_server(self.dir.path(), self.port).await,
         }
     }
 
@@ -331,13 +384,19 @@ impl ServerProc {
     async fn ensure_up(&mut self) {
         if self.child.is_none() || !answers_health(self.port).await {
             self.kill9();
-            self.child = Some(spawn_server(self.dir.path(), self.port).await);
+            self.child = Some(self.spawn().await);
         }
     }
 
     /// A nightly file copy: the server stopped, its database files copied, started again.
     async fn backup_by_copy(&mut self) {
         self.stop();
+        if let Some(url) = &self.database_url {
+            let copy = crate::pg::copy_database(url).await;
+            self.backups.push(Backup::PgCopy(copy));
+            self.ensure_up().await;
+            return;
+        }
         let to = self
             .backups_dir
             .path()
@@ -357,6 +416,18 @@ impl ServerProc {
             .backups_dir
             .path()
             .join(format!("backup-{}.db", self.backups.len()));
+        if let Some(url) = &self.database_url {
+            run_ok(
+                std::process::Command::new(pg_bin("pg_dump"))
+                    .arg("--format=custom")
+                    .arg("--file")
+                    .arg(&to)
+                    .arg(url),
+                "pg_dump",
+            );
+            self.backups.push(Backup::PgDump(to));
+            return true;
+        }
         let ok = std::process::Command::new(crate::bin("outpost-server"))
             .arg("backup")
             .arg("--data-dir")
@@ -391,22 +462,47 @@ impl ServerProc {
                     std::fs::copy(&file, self.dir.path().join(name)).expect("put a file back");
                 }
             }
-            Backup::Command(from) => {
-                let status = std::process::Command::new(crate::bin("outpost-server"))
+            Backup::Command(from) => run_ok(
+                std::process::Command::new(crate::bin("outpost-server"))
                     .arg("restore")
                     .arg("--data-dir")
                     .arg(self.dir.path())
                     .arg("--from")
-                    .arg(from)
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .status()
-                    .expect("run outpost-server restore");
-                assert!(status.success(), "outpost-server restore failed");
+                    .arg(from),
+                "outpost-server restore",
+            ),
+            // As the README says for PostgreSQL: into a new database, then marked restored.
+            Backup::PgCopy(from) => {
+                let restored = crate::pg::copy_database(from).await;
+                self.restored_into(restored);
+            }
+            Backup::PgDump(from) => {
+                let restored = crate::pg::fresh_database_url().await;
+                run_ok(
+                    std::process::Command::new(pg_bin("pg_restore"))
+                        .arg("--no-owner")
+                        .arg("--dbname")
+                        .arg(&restored)
+                        .arg(from),
+                    "pg_restore",
+                );
+                self.restored_into(restored);
             }
         }
         self.ensure_up().await;
         true
+    }
+
+    /// Marks a PostgreSQL database just restored (a new epoch) and serves it from now on.
+    fn restored_into(&mut self, url: String) {
+        run_ok(
+            std::process::Command::new(crate::bin("outpost-server"))
+                .arg("restore")
+                .arg("--database-url")
+                .arg(&url),
+            "outpost-server restore --database-url",
+        );
+        self.database_url = Some(url);
     }
 
     /// Fills the server's disk (a tmpfs of its own) until `until`. False where the data
@@ -559,12 +655,13 @@ pub async fn run(cfg: SimConfig) -> SimReport {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut report = SimReport {
         seed,
+        backend: if cfg.postgres { "postgres" } else { "sqlite" },
         devices: cfg.devices,
         steps: cfg.steps,
         ..Default::default()
     };
     let mut oracle = Oracle::default();
-    let mut server = ServerProc::start().await;
+    let mut server = ServerProc::start(cfg.postgres).await;
     let upstream: SocketAddr = ([127, 0, 0, 1], server.port).into();
     let email = format!("sim-{seed}@example.org");
 
@@ -972,12 +1069,12 @@ pub async fn run(cfg: SimConfig) -> SimReport {
             }
             _ => match d.a % 10 {
                 3 | 4 if d.b.is_multiple_of(2) => {
-                    report.fault("server backed up (file copy, stopped)");
+                    report.fault("server backed up (a copy, server stopped)");
                     server.backup_by_copy().await;
                 }
                 3 | 4 => {
                     if server.backup_by_command() {
-                        report.fault("server backed up (outpost-server backup, running)");
+                        report.fault("server backed up (backup tool, server running)");
                     }
                 }
                 5 | 6 => {
