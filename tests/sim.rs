@@ -1,8 +1,10 @@
-//! The randomized simulation in CI (issue 6): a bounded number of seeds, each five devices of
-//! one account through their own fault proxies to the real server process, random operations,
-//! offline periods, faults, restarts, clock skews and server kills; then all online and synced,
-//! and the checks of `outpost_e2e::sim::verify` (every replica identical to the server, every
-//! note created present once, every last write shown, nothing pending or in conflict).
+//! The randomized simulation in CI (issues 6 and 11): a bounded number of seeds, each five
+//! devices of one account through their own fault proxies to the real server process (one seed
+//! in four on PostgreSQL), random operations, offline periods, faults, restarts, clock skews,
+//! server kills, backups and restores of an older one, and a full disk; then all online and
+//! synced, and the checks of `outpost_e2e::sim::verify` (every replica identical to the server,
+//! every note created and not deleted for good present once, every last write shown, nothing
+//! pending or in conflict).
 //!
 //! `OUTPOST_SIM_SEEDS=first..end` picks the seeds (default `1..9`); a failure names its seed,
 //! and `cargo run -p outpost-e2e --bin outpost-sim -- --seed N` replays it.

@@ -1543,8 +1543,10 @@ async fn verify(devs: &[SimDevice], oracle: &Oracle, report: &mut SimReport) {
 
     // Each small field shows the last write by stamp (last writer wins).
     for ((id, field), writes) in &oracle.fields {
-        if !first.contains_key(id) {
-            continue; // deleted for good (checked above)
+        if oracle.purged.contains(id) {
+            // Deleted for good somewhere: gone, or brought back by an edit on another device
+            // with that device's copy (what the deleting device wrote before went with it).
+            continue;
         }
         let note = devs[0].get().store.get_note(*id).expect("note");
         let got = field_value(&note, *field);
@@ -1608,7 +1610,7 @@ async fn verify(devs: &[SimDevice], oracle: &Oracle, report: &mut SimReport) {
     // A body that only one device ever wrote, never in conflict, shows its last text.
     for (id, writes) in &oracle.bodies {
         let writer = writes[0].0;
-        if !first.contains_key(id)
+        if oracle.purged.contains(id)
             || oracle.conflicted.contains(id)
             || writes.iter().any(|(d, _)| *d != writer)
         {
