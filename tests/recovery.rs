@@ -498,3 +498,62 @@ async fn a_server_with_a_full_disk_refuses_pushes_clearly_and_nothing_is_lost() 
     assert_eq!(doctor_agrees(&a).await.server.notes, 23);
     stop_server(server);
 }
+
+/// Issue 11, bad input and faults: a note deleted for good after the backup was taken. The
+/// restored server holds it again, so it comes back on the devices (the one fault a restore may
+/// cause), and the device that deleted it says so in its sync log; nothing else changes: every
+/// other note, edit and deletion stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_made_after_the_backup_may_come_back_and_nothing_else_changes() {
+    let root = tempfile::tempdir().expect("dirs");
+    let (data, backup) = (root.path().join("data"), root.path().join("backup"));
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let server = spawn_server(&data, port).await;
+    let a = Device::new(&url, "ann@example.org", true).await;
+    let b = Device::new(&url, "ann@example.org", false).await;
+    notes(&a, "Site", 4);
+    a.sync().await;
+    b.sync().await;
+    let ids: Vec<_> = a.snapshot().keys().copied().collect();
+
+    stop_server(server);
+    copy_dir(&data, &backup);
+    let server = spawn_server(&data, port).await;
+
+    // After the backup: one note deleted for good, one note new, one edited.
+    a.store.trash_note(ids[0]).expect("trash");
+    a.store.purge_note(ids[0]).expect("purge");
+    let new = a.note("Site 04", "after the backup");
+    b.edit(ids[1], title("Site 01 (roof done)"));
+    a.sync().await;
+    b.sync().await;
+    a.sync().await;
+    assert_eq!(a.snapshot(), b.snapshot());
+    assert!(!a.snapshot().contains_key(&ids[0]));
+    let before_restore = a.snapshot();
+
+    stop_server(server);
+    restore_dir(&backup, &data);
+    let server = spawn_server(&data, port).await;
+    a.sync().await;
+    b.sync().await;
+    a.sync().await;
+
+    let mut after = a.snapshot();
+    assert_eq!(b.snapshot(), after, "both devices agree");
+    // The purged note is back, as the backup had it, and A (which deleted it) says so.
+    let back = after.remove(&ids[0]).expect("the purged note came back");
+    assert_eq!(back.0, "Site 00");
+    let log = a.store.recent_sync_errors(5).expect("log");
+    assert!(
+        log.iter()
+            .any(|e| e.message.starts_with("1 note you deleted for good is back")),
+        "{log:?}"
+    );
+    // Nothing else: the new note, the edit and the other notes are exactly as before.
+    assert_eq!(after, before_restore);
+    assert!(after.contains_key(&new));
+    assert_eq!(doctor_agrees(&a).await.server.notes, 5);
+    stop_server(server);
+}

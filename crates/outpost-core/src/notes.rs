@@ -725,6 +725,13 @@ fn purge_in(tx: &mut Tx<'_>, note: &Note) -> Result<()> {
     }
     let stamp = tx.stamp();
     let now_ms = i64::try_from(stamp.physical_ms).unwrap_or(i64::MAX);
+    tx.tx
+        .prepare_cached(
+            "INSERT INTO purged_here (id, purged_ms) VALUES (?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET purged_ms = excluded.purged_ms",
+        )
+        .and_then(|mut s| s.execute(rusqlite::params![id, now_ms]))
+        .at(tx.path)?;
     let mut fields = Fields::new();
     fields.insert(
         Field::Deleted.name().to_owned(),

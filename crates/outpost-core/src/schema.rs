@@ -273,6 +273,16 @@ CREATE TRIGGER prefs_digest_delete AFTER DELETE ON prefs BEGIN
 END;
 "#;
 
+/// Version 8: the notes this device deleted for good, so that one coming back from the server
+/// (edited meanwhile on another device, whose edit wins; or a server restored from a backup
+/// older than the delete) is named to the user instead of reappearing silently.
+const V8: &str = r#"
+CREATE TABLE purged_here (
+    id        TEXT PRIMARY KEY,
+    purged_ms INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+"#;
+
 pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -282,11 +292,12 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(V5),
         M::up(V6),
         M::up(V7),
+        M::up(V8),
     ])
 }
 
 /// The schema version this build writes.
-pub(crate) const LATEST_VERSION: i64 = 7;
+pub(crate) const LATEST_VERSION: i64 = 8;
 
 #[cfg(test)]
 mod tests {

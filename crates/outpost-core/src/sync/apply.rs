@@ -39,6 +39,9 @@ pub struct Applied {
     pub conflicts: Vec<NoteId>,
     /// Notes deleted elsewhere that a local edit brought back.
     pub restored: Vec<NoteId>,
+    /// Notes this device deleted for good that the server holds again (another device's edit
+    /// won over the delete, or the server was restored from a backup older than it).
+    pub returned: Vec<NoteId>,
     /// Mutations the server refused: now dead letters.
     pub rejected: usize,
     /// Mutations the server had handled before (`duplicate`): sent again because the reply to
@@ -401,6 +404,14 @@ impl Tx<'_> {
                 self.write_base(id, rec.version.0, &rec.fields)?;
                 out.changed.push(note_id);
                 self.change.notes.push(note_id);
+                let returned = self
+                    .tx
+                    .prepare_cached("DELETE FROM purged_here WHERE id = ?1")
+                    .and_then(|mut s| s.execute([id]))
+                    .at(self.path)?;
+                if returned > 0 {
+                    out.returned.push(note_id);
+                }
             }
             return Ok(());
         };

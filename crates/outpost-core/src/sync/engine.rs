@@ -153,6 +153,7 @@ fn merge_applied(into: &mut Applied, more: Applied) {
     into.merged.extend(more.merged);
     into.conflicts.extend(more.conflicts);
     into.restored.extend(more.restored);
+    into.returned.extend(more.returned);
     into.rejected += more.rejected;
     into.duplicates.extend(more.duplicates);
     if let Some(s) = more.skew_ms {
@@ -318,6 +319,19 @@ async fn check(store: &Store, client: &SyncClient) -> Result<Verdict, SyncError>
     let verdict = verify::compare(&local, &server).map_err(SyncError::Garbage)?;
     tracing::debug!(?verdict, cursor = %local.cursor, pending = local.pending.len(), "checked the device's digest against the server's");
     Ok(verdict)
+}
+
+/// For the sync log: notes deleted for good here that are back.
+fn describe_returned(n: usize) -> Option<String> {
+    (n > 0).then(|| {
+        format!(
+            "{n} {} you deleted for good {} back: edited on another device meanwhile, or the server was restored from a backup older than the delete; delete {} again if you want {} gone",
+            if n == 1 { "note" } else { "notes" },
+            if n == 1 { "is" } else { "are" },
+            if n == 1 { "it" } else { "them" },
+            if n == 1 { "it" } else { "them" },
+        )
+    })
 }
 
 /// For the sync log: what a check that disagreed repaired, in the user's words.
@@ -486,6 +500,9 @@ async fn cycle(
     store.record_sync_success(now_ms())?;
     if let Some(notice) = report.resent.describe() {
         // In the sync log, so the user can see why their notes went up again.
+        store.record_sync_error(&notice, now_ms())?;
+    }
+    if let Some(notice) = describe_returned(report.applied.returned.len()) {
         store.record_sync_error(&notice, now_ms())?;
     }
     tracing::info!(
