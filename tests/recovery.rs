@@ -557,3 +557,66 @@ async fn a_purge_made_after_the_backup_may_come_back_and_nothing_else_changes() 
     assert_eq!(doctor_agrees(&a).await.server.notes, 5);
     stop_server(server);
 }
+
+/// Issue 11: the status bar says "Up to date" only when the digests prove it. A device's own
+/// copy damaged behind its back (a note's row gone, as a broken disk or a tool might leave it):
+/// "Sync now" checks, finds the difference, takes the note back from the server and says so;
+/// only then is the status "Up to date" again, and the doctor agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_now_proves_up_to_date_and_repairs_a_damaged_device_first() {
+    use outpost_core::sync::vault::TokenVault;
+    use outpost_core::sync::{EngineConfig, EngineState, SyncEngine};
+    let server = outpost_e2e::server::Server::start().await;
+    let a = Device::new(&server.url, "ann@example.org", true).await;
+    notes(&a, "Gauge", 6);
+    a.sync().await;
+    let engine = SyncEngine::start(
+        a.store.clone(),
+        TokenVault::file_only(a.dir()),
+        EngineConfig::default(),
+    );
+    let mut status = engine.status();
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    while status.borrow().state != EngineState::UpToDate {
+        assert!(
+            Instant::now() < deadline,
+            "never up to date: {:?}",
+            *status.borrow()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // A note's row vanishes from the device's database.
+    let gone = *a.snapshot().keys().next().expect("a note");
+    {
+        let db = rusqlite::Connection::open(a.store.db_path()).expect("device db");
+        db.execute("DELETE FROM notes WHERE id = ?1", [gone.to_string()])
+            .expect("damage");
+    }
+    assert_eq!(a.snapshot().len(), 5);
+    status.mark_unchanged();
+    engine.sync_now();
+    // The next status after "Sync now" comes from a cycle that checked: it is "Up to date"
+    // only with the note back.
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        tokio::time::timeout_at(deadline.into(), status.changed())
+            .await
+            .expect("a status within 20 s")
+            .expect("the engine runs");
+        let s = status.borrow().clone();
+        if s.state == EngineState::UpToDate {
+            assert_eq!(a.snapshot().len(), 6, "up to date only with the note back");
+            break;
+        }
+    }
+    let log = a.store.recent_sync_errors(5).expect("log");
+    assert!(
+        log.iter().any(|e| e
+            .message
+            .starts_with("Checked against the server: Took 1 record from the server")),
+        "{log:?}"
+    );
+    engine.shutdown().await;
+    assert_eq!(doctor_agrees(&a).await.server.notes, 6);
+}

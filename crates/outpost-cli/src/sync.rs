@@ -73,16 +73,16 @@ pub fn sync(store: Store, out: &Printer, watch: bool) -> Result<()> {
     }
     let session = account::signed_in(&store, &vault)?.ok_or(SyncError::NotSignedIn)?;
     let json = out.json;
-    let report = runtime()?.block_on(run_cycle(
-        &store,
-        &session.client,
-        &EngineConfig::default(),
-        &|p| {
-            if !json {
-                eprint!("\rpulled {}/{}", p.done, p.total);
-            }
-        },
-    ))?;
+    // Asked for by hand: checked against the server whatever the cycle moves.
+    let cfg = EngineConfig {
+        always_check: true,
+        ..EngineConfig::default()
+    };
+    let report = runtime()?.block_on(run_cycle(&store, &session.client, &cfg, &|p| {
+        if !json {
+            eprint!("\rpulled {}/{}", p.done, p.total);
+        }
+    }))?;
     let status = store.local_status()?;
     // A server that lost data: say what went up again, and why (JSON has it in the report).
     let resent = report

@@ -33,6 +33,9 @@ pub struct EngineConfig {
     /// The sync client's read timeout; `None` keeps the product's `client::READ_TIMEOUT`
     /// (30 s). Tests of a stalled link set a short one so they finish in seconds.
     pub read_timeout: Option<Duration>,
+    /// Check the digests at the end of the cycle even if it moved nothing and the cursor was
+    /// proven already: "Sync now" and `outpost sync`, where the user asks.
+    pub always_check: bool,
 }
 
 impl Default for EngineConfig {
@@ -45,6 +48,7 @@ impl Default for EngineConfig {
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             read_timeout: None,
+            always_check: false,
         }
     }
 }
@@ -400,7 +404,8 @@ async fn cycle(
     let mut rounds = 0;
     // A check is skipped only by an idle cycle at a cursor already proven, and not for long:
     // an idle device still checks now and then (a server that lost data tells nobody).
-    let check_due = store.verification_due(now_ms())? || !store.verified_at_cursor()?;
+    let check_due =
+        cfg.always_check || store.verification_due(now_ms())? || !store.verified_at_cursor()?;
     let mut repaired = false;
     while rounds < 4 {
         let round = async {
@@ -520,6 +525,8 @@ struct Inner {
     vault: super::vault::TokenVault,
     cfg: EngineConfig,
     wake: Notify,
+    /// "Sync now" was pressed: the next cycle checks the digests whatever it moves.
+    check_next: AtomicBool,
     paused: AtomicBool,
     status: watch::Sender<SyncStatus>,
     stop: watch::Sender<bool>,
@@ -569,6 +576,7 @@ impl SyncEngine {
             vault,
             cfg,
             wake: Notify::new(),
+            check_next: AtomicBool::new(false),
             paused: AtomicBool::new(paused),
             status: watch::channel(SyncStatus::new(EngineState::SignedOut)).0,
             stop: watch::channel(false).0,
@@ -582,8 +590,10 @@ impl SyncEngine {
         SyncEngine { inner, tasks }
     }
 
-    /// "Sync now": at once, also while backing off after a failure.
+    /// "Sync now": at once, also while backing off after a failure, and checked against the
+    /// server's digest whatever it moves.
     pub fn sync_now(&self) {
+        self.inner.check_next.store(true, Ordering::SeqCst);
         self.inner.wake.notify_one();
     }
 
@@ -681,9 +691,13 @@ async fn run_loop(inner: Arc<Inner>) {
             let inner = inner.clone();
             move |p: Progress| inner.status.send_modify(|s| s.progress = Some(p))
         };
+        let cfg = EngineConfig {
+            always_check: inner.check_next.swap(false, Ordering::SeqCst),
+            ..inner.cfg.clone()
+        };
         let cycle = async {
             let client = client?;
-            run_cycle(&inner.store, &client, &inner.cfg, &progress).await
+            run_cycle(&inner.store, &client, &cfg, &progress).await
         }
         .await;
         match cycle {
