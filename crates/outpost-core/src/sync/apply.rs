@@ -932,10 +932,20 @@ impl Store {
                     Outcome::Duplicate { .. } => tx.remove_entry(entry)?,
                     Outcome::Conflict { current } => {
                         tx.remove_entry(entry)?;
+                        // An edit of a note deleted for good on the server that this device no
+                        // longer holds either: the user deleted it here too (nothing is left to
+                        // bring back), and sending the edit again would meet the same tombstone
+                        // for ever (found by the simulation, seed 5016).
+                        let orphan = current.purged
+                            && entry.entity == Entity::Note
+                            && tx.load_local(&entry.entity_id)?.is_none();
+                        if orphan {
+                            tracing::info!(note = %entry.entity_id, "an edit of a note deleted for good here and on the server: dropped");
+                        }
                         // Queue the edit again as a new mutation; the merge below rebases it.
                         let now = tx.now_ms();
                         let fields = tx.not_superseded(entry)?;
-                        if !fields.is_empty() {
+                        if !fields.is_empty() && !orphan {
                             tx.requeue(entry.entity, &entry.entity_id, &entry.name, fields, entry.base_version, now)?;
                         }
                         tx.apply_record(current, me, false, &mut out)?;
@@ -1108,6 +1118,40 @@ mod tests {
             .map(|(name, value, stamp)| (*name, Value::String((*value).to_owned()), *stamp))
             .collect();
         record_of(Entity::Note, id.to_string(), version, fields)
+    }
+
+    /// Found by the simulation (seed 5016): an edit of a note this device then deleted for good,
+    /// answered by the server's tombstone, was queued again and again for ever.
+    #[test]
+    fn an_edit_of_a_note_deleted_for_good_here_and_on_the_server_is_not_sent_again() {
+        let (_dir, store) = temp_store();
+        let id = synced_note(&store, "Valve", "old");
+        store
+            .update_note(
+                id,
+                NotePatch {
+                    body: Some("new".into()),
+                    ..Default::default()
+                },
+            )
+            .expect("edit");
+        let sent = store.take_batch(10, usize::MAX).expect("batch");
+        store.trash_note(id).expect("trash");
+        store.purge_note(id).expect("purge");
+        let mut tombstone = record(id, 3, &[]);
+        tombstone.purged = true;
+        store
+            .apply_push_results(
+                &sent,
+                &[reply(&sent[0], Outcome::Conflict { current: tombstone })],
+            )
+            .expect("apply");
+        let queue = store.outbox_for(&id.to_string()).expect("outbox");
+        assert!(
+            queue.iter().all(|e| !e.fields.contains_key("body")),
+            "the edit is not queued again: {queue:?}"
+        );
+        assert_eq!(store.get_note(id).expect_err("gone").code(), "not_found");
     }
 
     /// Acknowledges everything queued as applied at version 1.
