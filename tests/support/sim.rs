@@ -761,6 +761,9 @@ pub async fn run(cfg: SimConfig) -> SimReport {
                             .collect();
                         match device.store.delete_notebook(id) {
                             Ok(()) => {
+                                if trace {
+                                    eprintln!("  deleted notebook {id} on device {}", d.device);
+                                }
                                 oracle.notebooks_deleted.insert(id);
                                 for note_id in filed {
                                     let note = device.store.get_note(note_id).expect("note");
@@ -1079,6 +1082,13 @@ pub async fn run(cfg: SimConfig) -> SimReport {
                 }
                 5 | 6 => {
                     // The disk died; last night's copy (or an older one) is put back.
+                    if trace {
+                        eprintln!(
+                            "  restoring backup {} of {}",
+                            d.b as usize % server.backups.len().max(1),
+                            server.backups.len()
+                        );
+                    }
                     if server.restore(d.b as usize).await {
                         report.fault("server restored from an older backup");
                     }

@@ -466,11 +466,18 @@ fn put(
         restamped = true;
     }
     for (name, change) in &incoming {
+        // Ordered by the stamp as the device wrote it: clamping moves a fast clock's stamps
+        // to the same limit, and between two edits clamped to one millisecond the counters
+        // alone would decide, so the earlier edit could win (found by the simulation, seed
+        // 6009: a fast device's notebook deletion lost to its creation, sent in one batch).
+        // A clamped stamp is never above the one written, so this only keeps a device's
+        // later edit over its own earlier one.
+        let written = m.fields.get(name).map_or(change.stamp, |c| c.stamp);
         let wins = match fields.get(name) {
             None => true,
             // The body's order is the server's (base version, checked above), not the clock.
             Some(old) if name == "body" => old.value != change.value,
-            Some(old) => change.stamp > old.stamp,
+            Some(old) => written > old.stamp,
         };
         if wins {
             // The body keeps its writer's stamp (even an older one): its node tells a device

@@ -153,11 +153,20 @@ fn to_mutation(e: &OutboxEntry) -> Mutation {
 }
 
 fn merge_applied(into: &mut Applied, more: Applied) {
+    // A note merged, conflicted or brought back twice in one cycle (its push met a conflict,
+    // then the pull brought the same record) is still one note to tell the user about.
+    fn add_new(into: &mut Vec<outpost_protocol::NoteId>, more: Vec<outpost_protocol::NoteId>) {
+        for id in more {
+            if !into.contains(&id) {
+                into.push(id);
+            }
+        }
+    }
     into.changed.extend(more.changed);
-    into.merged.extend(more.merged);
-    into.conflicts.extend(more.conflicts);
-    into.restored.extend(more.restored);
-    into.returned.extend(more.returned);
+    add_new(&mut into.merged, more.merged);
+    add_new(&mut into.conflicts, more.conflicts);
+    add_new(&mut into.restored, more.restored);
+    add_new(&mut into.returned, more.returned);
     into.rejected += more.rejected;
     into.duplicates.extend(more.duplicates);
     if let Some(s) = more.skew_ms {

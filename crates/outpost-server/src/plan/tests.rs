@@ -520,3 +520,40 @@ fn the_digest_moves_from_the_stored_record_to_the_written_one_and_not_for_a_conf
         (0, 0, 1, 0, 0)
     );
 }
+
+#[test]
+fn a_fast_devices_later_edit_wins_over_its_earlier_one_though_both_are_clamped() {
+    let note = NoteId::new().to_string();
+    let ahead = NOW + 2 * DAY;
+    let node = ClientId::from_uuid(uuid::Uuid::from_u128(7));
+    let at = |ms: u64, counter: u32| Stamp {
+        physical_ms: ms,
+        counter,
+        node,
+    };
+    let put_at = |number: i64, title: &str, stamp: Stamp, base: Option<i64>| {
+        let mut m = put(number, &note, Fields::new(), base);
+        m.fields.insert(
+            "title".into(),
+            FieldChange {
+                value: json!(title),
+                stamp,
+            },
+        );
+        m
+    };
+    // Written a millisecond apart; the earlier one happens to carry the higher counter.
+    let first = put_at(1, "Pump", at(ahead, 5), None);
+    let second = put_at(2, "Pump 4", at(ahead + 1, 0), Some(1));
+    let plan = plan_push(vec![first, second], Loaded::default(), NOW);
+    let (_, record) = &plan.writes[0];
+    assert_eq!(
+        record.fields["title"].value,
+        json!("Pump 4"),
+        "the later edit"
+    );
+    assert!(
+        record.fields["title"].stamp.physical_ms <= NOW + MAX_STAMP_SKEW_MS,
+        "still clamped"
+    );
+}
