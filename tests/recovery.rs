@@ -443,27 +443,10 @@ async fn a_server_with_a_full_disk_refuses_pushes_clearly_and_nothing_is_lost() 
     use std::io::Write as _;
     let root = tempfile::tempdir().expect("dirs");
     let data = root.path().join("data");
-    std::fs::create_dir_all(&data).expect("data dir");
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=32m", "tmpfs"])
-        .arg(&data)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some(_unmount) = Tmpfs::mount(&data) else {
         eprintln!("not run: this machine does not let the test mount a tmpfs (needs root)");
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-    let _unmount = Unmount(data.clone());
+    };
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let server = spawn_server(&data, port).await;
@@ -496,6 +479,97 @@ async fn a_server_with_a_full_disk_refuses_pushes_clearly_and_nothing_is_lost() 
     assert_eq!(report.pushed, 20, "{report:?}");
     assert!(report.verified, "{report:?}");
     assert_eq!(doctor_agrees(&a).await.server.notes, 23);
+    stop_server(server);
+}
+
+/// A small tmpfs of a test's own (a disk it can fill or make read-only), unmounted on drop.
+/// `None` where the machine does not let the test mount one (it needs root, as in CI).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).expect("mount point");
+        Self::run(&["-t", "tmpfs", "-o", "size=32m", "tmpfs"], dir).then(|| Tmpfs(dir.into()))
+    }
+
+    /// Remounts it read-only or writable again (the files must not be open for writing).
+    fn set_read_only(&self, read_only: bool) {
+        let opts = if read_only {
+            "remount,ro"
+        } else {
+            "remount,rw"
+        };
+        assert!(Self::run(&["-o", opts], &self.0), "mount -o {opts}");
+    }
+
+    fn run(args: &[&str], dir: &std::path::Path) -> bool {
+        std::process::Command::new("mount")
+            .args(args)
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Issue 11, bad input and faults: the server's disk goes read-only (a failing disk remounted
+/// read-only, a recovery boot) and the server is started on it. It serves: a device still pulls
+/// and proves "Up to date"; a push is refused with an error that says the server cannot write,
+/// and the notes wait on the device. Once the disk is writable and the server restarted, they go
+/// up once and reach the other device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_on_a_read_only_disk_serves_pulls_refuses_pushes_clearly_and_loses_nothing() {
+    let root = tempfile::tempdir().expect("dirs");
+    let data = root.path().join("data");
+    let Some(disk) = Tmpfs::mount(&data) else {
+        eprintln!("not run: this machine does not let the test mount a tmpfs (needs root)");
+        return;
+    };
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let server = spawn_server(&data, port).await;
+    let a = Device::new(&url, "ann@example.org", true).await;
+    let b = Device::new(&url, "ann@example.org", false).await;
+    notes(&a, "Before", 3);
+    a.sync().await;
+    stop_server(server);
+
+    disk.set_read_only(true);
+    let server = spawn_server(&data, port).await;
+    let pulled = b.sync().await;
+    assert_eq!(pulled.pulled, 3, "{pulled:?}");
+    assert!(
+        pulled.verified,
+        "B proves Up to date against the read-only server"
+    );
+    notes(&a, "Pump", 5);
+    let e = a.try_sync().await.expect_err("the server cannot store it");
+    let message = e.to_string();
+    assert!(
+        message.contains("cannot write to its disk") && message.contains("503"),
+        "what the status shows: {message}"
+    );
+    assert_eq!(a.store.local_status().expect("status").pending, 5);
+    assert_eq!(a.snapshot().len(), 8, "every note stays on the device");
+    stop_server(server);
+
+    disk.set_read_only(false);
+    let server = spawn_server(&data, port).await;
+    let report = a.sync().await;
+    assert_eq!(report.pushed, 5, "{report:?}");
+    assert!(report.verified, "{report:?}");
+    b.sync().await;
+    assert_eq!(titles(&b), titles(&a));
+    assert_eq!(doctor_agrees(&a).await.server.notes, 8);
     stop_server(server);
 }
 

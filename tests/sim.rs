@@ -1,8 +1,8 @@
 //! The randomized simulation in CI (issues 6 and 11): a bounded number of seeds, each five
 //! devices of one account through their own fault proxies to the real server process (one seed
 //! in four on PostgreSQL), random operations, offline periods, faults, restarts, clock skews,
-//! server kills, backups and restores of an older one, and a full disk; then all online and
-//! synced, and the checks of `outpost_e2e::sim::verify` (every replica identical to the server,
+//! server kills, backups and restores of an older one, and a full or read-only disk; then all
+//! online and synced, and the checks of `outpost_e2e::sim::verify` (every replica identical to the server,
 //! every note created and not deleted for good present once, every last write shown, nothing
 //! pending or in conflict).
 //!

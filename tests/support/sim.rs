@@ -5,8 +5,8 @@
 //! alone or all at once) through random offline periods, proxy faults (flaky, reply cut, stall,
 //! 2G), restarts with a new clock skew, kills in the middle of a sync cycle, and server faults:
 //! kill -9, backups (a file copy with the server stopped, `outpost-server backup` while it runs)
-//! and restores of an older one, and a full disk for a while (its data directory is a small
-//! tmpfs where the test may mount one). At the end every device goes online and syncs until
+//! and restores of an older one, and a full or read-only disk for a while (its data directory is
+//! a small tmpfs where the test may mount one). At the end every device goes online and syncs until
 //! quiet, and [`verify`] checks what a user would: every replica holds the same notes as the
 //! server, every note created and not deleted for good exists exactly once on every device
 //! (whatever the server lost), every small field and synced preference shows its last write (by
@@ -278,6 +278,8 @@ struct ServerProc {
     tmpfs: bool,
     /// The disk is full until this step (a ballast file takes what was free).
     full_until: Option<usize>,
+    /// The disk is read-only until this step (remounted so, the server restarted on it).
+    read_only_until: Option<usize>,
 }
 
 /// A copy of the server's database: a file copy made with the server stopped (what a nightly
@@ -349,6 +351,7 @@ impl ServerProc {
             backups: Vec::new(),
             tmpfs,
             full_until: None,
+            read_only_until: None,
         };
         server.ensure_up().await;
         server
@@ -451,6 +454,7 @@ impl ServerProc {
             return false;
         }
         self.free_disk();
+        self.writable_at(None).await;
         self.stop();
         match &self.backups[which % self.backups.len()] {
             Backup::FileCopy(from) => {
@@ -509,7 +513,7 @@ impl ServerProc {
     /// directory is not one (no mount here): the fault is not played.
     fn fill_disk(&mut self, until: usize) -> bool {
         use std::io::Write as _;
-        if !self.tmpfs {
+        if !self.tmpfs || self.read_only_until.is_some() {
             return false;
         }
         if self.full_until.is_none() {
@@ -537,6 +541,51 @@ impl ServerProc {
 
     fn free_disk(&mut self) {
         self.free_disk_at(None);
+    }
+
+    /// The disk fails into read-only until `until`: the server stopped, its tmpfs remounted
+    /// read-only, the server started on it (it serves pulls and refuses pushes). False where the
+    /// data directory is not a tmpfs of its own, or while the disk is full (one disk fault at a
+    /// time).
+    async fn make_read_only(&mut self, until: usize) -> bool {
+        if !self.tmpfs || self.full_until.is_some() {
+            return false;
+        }
+        if self.read_only_until.is_none() {
+            self.stop();
+            self.remount(true);
+            self.ensure_up().await;
+        }
+        self.read_only_until = Some(until);
+        true
+    }
+
+    /// Makes the disk writable again when its time is up (or at once with `None`), and restarts
+    /// the server on it, as whoever repaired the disk would.
+    async fn writable_at(&mut self, step: Option<usize>) {
+        if self
+            .read_only_until
+            .is_some_and(|until| step.is_none_or(|s| s >= until))
+        {
+            self.stop();
+            self.remount(false);
+            self.read_only_until = None;
+            self.ensure_up().await;
+        }
+    }
+
+    fn remount(&self, read_only: bool) {
+        let opts = if read_only {
+            "remount,ro"
+        } else {
+            "remount,rw"
+        };
+        run_ok(
+            std::process::Command::new("mount")
+                .args(["-o", opts])
+                .arg(self.dir.path()),
+            "remount the server's disk",
+        );
     }
 }
 
@@ -687,6 +736,7 @@ pub async fn run(cfg: SimConfig) -> SimReport {
     for step in 0..cfg.steps {
         let d = Draw::next(&mut rng, cfg.devices);
         server.free_disk_at(Some(step));
+        server.writable_at(Some(step)).await;
         if trace {
             let note = (!oracle.created.is_empty()).then(|| {
                 let n = oracle.created.len() as u64;
@@ -1093,6 +1143,11 @@ pub async fn run(cfg: SimConfig) -> SimReport {
                         report.fault("server restored from an older backup");
                     }
                 }
+                7 | 8 if d.b.is_multiple_of(3) => {
+                    if server.make_read_only(step + 3 + (d.b % 15) as usize).await {
+                        report.fault("server disk read-only for a while");
+                    }
+                }
                 7 | 8 => {
                     if server.fill_disk(step + 3 + (d.b % 15) as usize) {
                         report.fault("server disk full for a while");
@@ -1355,6 +1410,7 @@ async fn settle(
 ) {
     let seed = report.seed;
     server.free_disk();
+    server.writable_at(None).await;
     server.ensure_up().await;
     for dev in devs.iter() {
         dev.netem.set_mode(Mode::Online).await.expect("back online");

@@ -475,8 +475,8 @@ impl Bare {
         Ok(())
     }
 
-    /// One transaction: the note row (every column the store writes; the FTS trigger fires)
-    /// and its outbox entry with every field. `extras`: also the store's other statements.
+    /// One transaction: the note row (every column the store writes; indexed for search as the
+    /// store does) and its outbox entry with every field. `extras`: also the store's other statements.
     fn create(&mut self, d: &NoteDraft, extras: bool) -> rusqlite::Result<()> {
         let (now, s) = self.stamp();
         let id = NoteId::new().to_string();
@@ -523,11 +523,12 @@ impl Bare {
             Self::load(&tx, &id)?;
             Self::save_counters(&tx, &s, number + 1)?;
         }
+        Self::index(&tx)?;
         tx.commit()
     }
 
-    /// One transaction: the body (and preview, stamp, time) of one note (the FTS trigger
-    /// re-indexes it) and an outbox entry with that field.
+    /// One transaction: the body (and preview, stamp, time) of one note (re-indexed for search)
+    /// and an outbox entry with that field.
     fn update_body(&mut self, id: &str, body: &str) -> rusqlite::Result<()> {
         let (now, s) = self.stamp();
         let number = self.mutation_number;
@@ -543,7 +544,21 @@ impl Bare {
         )?
         .execute(params![body, s, preview, now, id])?;
         Self::insert_outbox(&tx, number, id, &fields, now)?;
+        Self::index(&tx)?;
         tx.commit()
+    }
+
+    /// The search index brought up to date before the commit, as the store does (schema V9:
+    /// the triggers on `notes` only mark the rows; where a lane swapped in an index with
+    /// triggers of its own, nothing is marked and this does nothing).
+    fn index(tx: &Connection) -> rusqlite::Result<()> {
+        tx.execute_batch(
+            "INSERT INTO notes_fts (notes_fts, rowid, title, body)
+                 SELECT 'delete', seq, title, body FROM fts_pending WHERE indexed;
+             INSERT INTO notes_fts (rowid, title, body)
+                 SELECT n.seq, n.title, n.body FROM fts_pending p JOIN notes n ON n.seq = p.seq;
+             DELETE FROM fts_pending;",
+        )
     }
 }
 

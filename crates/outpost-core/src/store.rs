@@ -129,6 +129,13 @@ impl Store {
         let db_path = db::db_path(&dir);
         let mut conn = db::open_connection(&db_path, options.synchronous)?;
         migrate(&mut conn, &db_path)?;
+        {
+            // One transaction: the index must never lose a note's terms without gaining its
+            // new ones.
+            let tx = conn.transaction().at(&db_path)?;
+            crate::notes::flush_search_index(&tx, &db_path)?;
+            tx.commit().at(&db_path)?;
+        }
         // SQLite's advice for a long-lived connection: let it analyse, within a bounded budget,
         // the tables whose statistics are missing or stale. The hot queries are written to take
         // the right index without statistics (see `query_plans`); this keeps the rest sound.
@@ -209,6 +216,7 @@ impl Store {
             change,
             ..
         } = ctx;
+        crate::notes::flush_search_index(&tx, path)?;
         meta::save_counters(&tx, path, clock.last(), *next_mutation_number)?;
         tx.commit().at(path)?;
         if !change.is_empty() {

@@ -74,22 +74,33 @@ pub fn record_digest(entity: Entity, id: &str, version: Version, fields: &Fields
         hasher.update(version.0.to_be_bytes());
     }
     for (name, default) in known_fields(entity) {
-        let (value, stamp) = match fields.get(*name) {
-            Some(change) => (change.value.clone(), change.stamp),
-            None => (default(), Stamp::ZERO),
-        };
         hasher.update(name.as_bytes());
         hasher.update([0]);
-        // serde_json writes objects with sorted keys and no spaces: one spelling per value.
-        hasher.update(value.to_string().as_bytes());
+        // serde_json writes objects with sorted keys and no spaces: one spelling per value
+        // (`Value`'s `to_string`, written straight into the hash).
+        let stamp = match fields.get(*name) {
+            Some(change) => {
+                write_json(&mut hasher, &change.value);
+                change.stamp
+            }
+            None => {
+                write_json(&mut hasher, &default());
+                Stamp::ZERO
+            }
+        };
         hasher.update([0]);
-        hasher.update(stamp.to_string().as_bytes());
+        hasher.update(stamp.to_text());
         hasher.update([0]);
     }
     let hash = hasher.finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&hash[..8]);
     u64::from_be_bytes(first)
+}
+
+fn write_json(hasher: &mut Sha256, value: &Value) {
+    // Writing into a hash cannot fail, and a `Value` always serialises.
+    let _ = serde_json::to_writer(hasher, value);
 }
 
 /// A digest on the wire: 16 hex digits (a JSON number would lose bits in JavaScript).
@@ -263,6 +274,7 @@ pub struct FetchResponse {
 mod tests {
     use super::*;
     use crate::FieldChange;
+    use serde_json::json;
 
     fn stamp(ms: u64) -> Stamp {
         format!("{ms:012x}-00000000-{:032x}", 10)
@@ -283,6 +295,69 @@ mod tests {
         let a = record_digest(Entity::Note, "n1", Version(1), &Fields::new());
         let b = record_digest(Entity::Note, "n1", Version(1), &explicit);
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_digest_is_the_one_servers_and_devices_already_hold() {
+        // The spelling the first version hashed (values and stamps as text), which running
+        // sums on servers and devices were made with: the digest must not move.
+        fn as_first_written(entity: Entity, id: &str, version: Version, fields: &Fields) -> u64 {
+            let mut hasher = Sha256::new()
+                .chain_update(entity.as_str())
+                .chain_update([0])
+                .chain_update(id)
+                .chain_update([0]);
+            if entity != Entity::Pref {
+                hasher.update(version.0.to_be_bytes());
+            }
+            for (name, default) in known_fields(entity) {
+                let (value, stamp) = match fields.get(*name) {
+                    Some(change) => (change.value.clone(), change.stamp),
+                    None => (default(), Stamp::ZERO),
+                };
+                for part in [name.to_string(), value.to_string(), stamp.to_string()] {
+                    hasher.update(part.as_bytes());
+                    hasher.update([0]);
+                }
+            }
+            let hash = hasher.finalize();
+            u64::from_be_bytes(hash[..8].try_into().expect("8 bytes"))
+        }
+        let stamp: Stamp = "0193496c8a7b-0000002a-00000000000000000000000000abcdef"
+            .parse()
+            .expect("stamp");
+        let mut note = Fields::new();
+        for (name, value) in [
+            ("title", json!("Pump \"B\"\tvalve ✓")),
+            ("body", json!("line 1\nline 2 \u{1F527} </script>")),
+            ("tags", json!(["site 4", "urgent"])),
+            ("pinned", json!(true)),
+        ] {
+            note.insert(name.into(), FieldChange { value, stamp });
+        }
+        let mut pref = Fields::new();
+        pref.insert(
+            "value".into(),
+            FieldChange {
+                value: json!({"z": [1, 2.5, null], "a": {"b": "c"}}),
+                stamp,
+            },
+        );
+        for (entity, fields) in [
+            (Entity::Note, &note),
+            (Entity::Notebook, &Fields::new()),
+            (Entity::Pref, &pref),
+        ] {
+            assert_eq!(
+                record_digest(entity, "a1", Version(7), fields),
+                as_first_written(entity, "a1", Version(7), fields),
+                "{entity:?}"
+            );
+        }
+        assert_eq!(
+            to_hex(record_digest(Entity::Note, "a1", Version(7), &note)),
+            "346a47b65140df0e"
+        );
     }
 
     #[test]

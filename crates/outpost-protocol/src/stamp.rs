@@ -43,15 +43,36 @@ impl Stamp {
     };
 }
 
+/// The length of a stamp's text form.
+pub const STAMP_LEN: usize = 12 + 1 + 8 + 1 + 32;
+
+impl Stamp {
+    /// The text form as bytes, without the formatting machinery: every synced field's stamp is
+    /// written to SQLite and hashed into the digests, so this runs per field of every record.
+    pub fn to_text(&self) -> [u8; STAMP_LEN] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; STAMP_LEN];
+        let ms = self.physical_ms.min(MAX_PHYSICAL_MS);
+        for (i, b) in out[..12].iter_mut().enumerate() {
+            *b = HEX[((ms >> (4 * (11 - i))) & 0xf) as usize];
+        }
+        out[12] = b'-';
+        for (i, b) in out[13..21].iter_mut().enumerate() {
+            *b = HEX[((self.counter >> (4 * (7 - i))) & 0xf) as usize];
+        }
+        out[21] = b'-';
+        for (i, byte) in self.node.as_uuid().as_bytes().iter().enumerate() {
+            out[22 + 2 * i] = HEX[usize::from(byte >> 4)];
+            out[23 + 2 * i] = HEX[usize::from(byte & 0xf)];
+        }
+        out
+    }
+}
+
 impl fmt::Display for Stamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:012x}-{:08x}-{}",
-            self.physical_ms.min(MAX_PHYSICAL_MS),
-            self.counter,
-            self.node.as_uuid().simple()
-        )
+        let text = self.to_text();
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -123,6 +144,37 @@ mod tests {
             for b in &stamps {
                 assert_eq!(a.cmp(b), a.to_string().cmp(&b.to_string()), "{a} vs {b}");
             }
+        }
+    }
+
+    #[test]
+    fn the_text_form_is_fixed_width_lowercase_hex() {
+        for (s, text) in [
+            (
+                stamp(0, 0, 0),
+                "000000000000-00000000-00000000000000000000000000000000",
+            ),
+            (
+                stamp(1_732_000_000_123, 42, 0xabcdef),
+                "0193433ea87b-0000002a-00000000000000000000000000abcdef",
+            ),
+            (
+                stamp(u64::MAX, u32::MAX, u128::MAX),
+                "ffffffffffff-ffffffff-ffffffffffffffffffffffffffffffff",
+            ),
+        ] {
+            assert_eq!(s.to_string(), text);
+            assert_eq!(s.to_text().len(), STAMP_LEN);
+            // The formatting machinery's spelling, which databases already hold.
+            assert_eq!(
+                format!(
+                    "{:012x}-{:08x}-{}",
+                    s.physical_ms.min(MAX_PHYSICAL_MS),
+                    s.counter,
+                    s.node.as_uuid().simple()
+                ),
+                text
+            );
         }
     }
 

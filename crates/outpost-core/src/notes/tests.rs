@@ -587,3 +587,93 @@ fn an_import_writes_every_note_with_its_outbox_entry_or_nothing() {
         assert_eq!(store.outbox_for(&id.to_string()).expect("outbox").len(), 1);
     }
 }
+
+/// The search index is written once per transaction (schema V9). After many changes to the same
+/// notes in one transaction, and after a write made outside the app (a `sqlite3` session), search
+/// finds what each note says now and nothing it said before, and FTS5's own check of the index
+/// against the notes passes.
+#[test]
+fn search_finds_what_notes_say_now_after_many_changes_in_one_transaction() {
+    let (dir, store) = temp_store();
+    let ids = store
+        .import_notes(
+            (0..50)
+                .map(|i| draft(&format!("Pump {i}"), "seal worn"))
+                .collect(),
+        )
+        .expect("import");
+    let count = |store: &Store, word: &str| store.search_notes(word, 100).expect("search").len();
+    assert_eq!(
+        count(&store, "seal"),
+        50,
+        "an import of 50 notes is searchable"
+    );
+    let index_matches_notes = |store: &Store| {
+        store
+            .write(|tx| {
+                tx.tx
+                    .execute(
+                        "INSERT INTO notes_fts (notes_fts, rank) VALUES ('integrity-check', 1)",
+                        [],
+                    )
+                    .at(tx.path)
+            })
+            .expect("the index holds exactly what the notes say");
+    };
+    store
+        .write(|tx| {
+            for id in &ids[..20] {
+                for sql in [
+                    "UPDATE notes SET body = 'gasket replaced' WHERE id = ?1",
+                    "UPDATE notes SET body = body || ', valve checked' WHERE id = ?1",
+                    "UPDATE notes SET pinned = 1 WHERE id = ?1",
+                ] {
+                    tx.tx.execute(sql, [id.to_string()]).at(tx.path)?;
+                }
+            }
+            // A pull writes a note with an upsert, whose conflict clause overrides the
+            // triggers' own.
+            tx.tx
+                .execute(
+                    "INSERT INTO notes (id, title, body, created_ms, updated_ms, notebook_stamp,
+                         title_stamp, body_stamp, tags_stamp, pinned_stamp, archived_stamp,
+                         deleted_stamp)
+                     VALUES (?1, 'Pump 0', 'gasket replaced, valve checked, upserted', 1, 1,
+                         's', 's', 's', 's', 's', 's', 's')
+                     ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                    [ids[0].to_string()],
+                )
+                .at(tx.path)?;
+            tx.tx
+                .execute("DELETE FROM notes WHERE id = ?1", [ids[49].to_string()])
+                .at(tx.path)?;
+            Ok(())
+        })
+        .expect("edits");
+    assert_eq!(count(&store, "gasket"), 20);
+    assert_eq!(count(&store, "valve"), 20);
+    assert_eq!(
+        count(&store, "seal"),
+        29,
+        "old words gone, the purged note gone"
+    );
+    assert_eq!(count(&store, "upserted"), 1);
+    index_matches_notes(&store);
+
+    drop(store);
+    let conn = Connection::open(crate::db::db_path(dir.path())).expect("sqlite3 session");
+    conn.execute(
+        "UPDATE notes SET title = 'Compressor' WHERE id = ?1",
+        [ids[30].to_string()],
+    )
+    .expect("edit outside the app");
+    drop(conn);
+    let store = Store::open(dir.path()).expect("reopen");
+    assert_eq!(
+        count(&store, "compressor"),
+        1,
+        "indexed when the app starts"
+    );
+    assert_eq!(count(&store, "pump"), 48);
+    index_matches_notes(&store);
+}

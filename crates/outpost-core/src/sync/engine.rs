@@ -342,8 +342,10 @@ impl<T> Drop for AbortOnDrop<T> {
 
 /// Compares this device's digest with the server's at the same cursor (see `verify`).
 async fn check(store: &Store, client: &SyncClient) -> Result<Verdict, SyncError> {
-    let local = store.local_digest()?;
-    let server = client.digest().await?;
+    // The request goes out first (`join!` polls in order), so the server sums up its side while
+    // this device brings its own up to date.
+    let (server, local) = tokio::join!(client.digest(), async { store.local_digest() });
+    let (local, server) = (local?, server?);
     let verdict = verify::compare(&local, &server).map_err(SyncError::Garbage)?;
     tracing::debug!(?verdict, cursor = %local.cursor, pending = local.pending.len(), "checked the device's digest against the server's");
     Ok(verdict)

@@ -11,7 +11,7 @@
 //! [`compare`] is pure: it takes both digests, leaves out the records with changes not yet
 //! acknowledged (on both sides: they are expected to differ), and says whether the rest agree.
 
-use super::apply;
+use super::apply::{self, NOTE_FIELD_COLUMNS, note_fields};
 use super::doctor::local_digest;
 use crate::error::Result;
 use crate::store::{SqlContext, Store, Tx};
@@ -277,51 +277,84 @@ impl Tx<'_> {
     /// Hashes the records marked since the last refresh and moves their buckets; returns how
     /// many it hashed.
     fn refresh_digest(&mut self) -> Result<usize> {
-        let dirty = self
+        // (entity, id, digest before, digest now) of every marked record. Notes, nearly all of
+        // them, come in one pass that joins each mark to its row and old digest.
+        let mut marked: Vec<(Entity, String, Option<u64>, Option<u64>)> = self
             .tx
-            .prepare_cached("SELECT entity, id FROM digest_dirty")
+            .prepare_cached(&format!(
+                "SELECT {NOTE_FIELD_COLUMNS}, server_version, d.id, r.digest, n.rowid
+                 FROM digest_dirty d
+                 LEFT JOIN notes n ON n.id = d.id
+                 LEFT JOIN digest_records r ON r.entity = 'note' AND r.id = d.id
+                 WHERE d.entity = 'note'"
+            ))
             .and_then(|mut s| {
-                s.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-                    .collect::<rusqlite::Result<Vec<_>>>()
+                s.query_map([], |r| {
+                    let id: String = r.get(15)?;
+                    let old: Option<i64> = r.get(16)?;
+                    let new = match r.get::<_, Option<i64>>(17)? {
+                        Some(_) => Some(local_digest(
+                            Entity::Note,
+                            &id,
+                            r.get(14)?,
+                            &note_fields(r)?,
+                        )),
+                        None => None,
+                    };
+                    Ok((Entity::Note, id, old.map(from_sql), new))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
             })
             .at(self.path)?;
-        if dirty.is_empty() {
+        let others = self
+            .tx
+            .prepare_cached(
+                "SELECT d.entity, d.id, r.digest FROM digest_dirty d
+                 LEFT JOIN digest_records r ON r.entity = d.entity AND r.id = d.id
+                 WHERE d.entity != 'note'",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .at(self.path)?;
+        for (entity, id, old) in others {
+            if let Some(entity) = Entity::parse(&entity) {
+                let new = self.current_digest(entity, &id)?;
+                marked.push((entity, id, old.map(from_sql), new));
+            }
+        }
+        if marked.is_empty() {
             return Ok(0);
         }
         let mut buckets: Vec<Option<Bucket>> = vec![None; BUCKETS];
-        for (entity, id) in &dirty {
-            let Some(entity) = Entity::parse(entity) else {
-                continue;
-            };
-            let old: Option<i64> = self
-                .tx
-                .prepare_cached("SELECT digest FROM digest_records WHERE entity = ?1 AND id = ?2")
-                .and_then(|mut s| {
-                    s.query_row(params![entity.as_str(), id], |r| r.get(0))
-                        .optional()
-                })
-                .at(self.path)?;
-            let new = self.current_digest(entity, id)?;
-            if old.map(from_sql) == new {
+        for (entity, id, old, new) in &marked {
+            if old == new {
                 continue;
             }
-            let i = usize::from(digest::bucket(entity, id));
+            let i = usize::from(digest::bucket(*entity, id));
             let bucket = match &mut buckets[i] {
                 Some(b) => b,
                 slot => slot.insert(self.bucket(i)?),
             };
             if let Some(old) = old {
-                remove(bucket, from_sql(old));
+                remove(bucket, *old);
             }
             match new {
                 Some(new) => {
-                    add(bucket, new);
+                    add(bucket, *new);
                     self.tx
                         .prepare_cached(
                             "INSERT INTO digest_records (entity, id, digest) VALUES (?1, ?2, ?3)
                              ON CONFLICT (entity, id) DO UPDATE SET digest = excluded.digest",
                         )
-                        .and_then(|mut s| s.execute(params![entity.as_str(), id, to_sql(new)]))
+                        .and_then(|mut s| s.execute(params![entity.as_str(), id, to_sql(*new)]))
                         .at(self.path)?;
                 }
                 None => {
@@ -352,7 +385,7 @@ impl Tx<'_> {
             .prepare_cached("DELETE FROM digest_dirty")
             .and_then(|mut s| s.execute([]))
             .at(self.path)?;
-        Ok(dirty.len())
+        Ok(marked.len())
     }
 
     fn bucket(&self, i: usize) -> Result<Bucket> {
@@ -616,7 +649,7 @@ mod tests {
             let conn = rusqlite::Connection::open(dir.path().join("outpost.db")).expect("db");
             conn.execute_batch(
                 "DROP TABLE digest_records; DROP TABLE digest_buckets; DROP TABLE digest_dirty;
-                 DROP TABLE purged_here; PRAGMA user_version = 6;",
+                 DROP TABLE purged_here; DROP TABLE fts_pending; PRAGMA user_version = 6;",
             )
             .expect("back to V6");
             for t in ["notes", "notebooks", "prefs"] {

@@ -11,6 +11,11 @@
 //! push is still all or nothing (a push refused as a whole rolls back its savepoint only), its
 //! writes and the device's last mutation number still commit together (S1), and no push is
 //! answered before the commit that holds it is on disk. A push alone waits for nothing.
+//!
+//! A data directory on a filesystem mounted read-only (a disk that failed into read-only, a
+//! recovery boot) is served read-only: pulls, digests and sign-in checks work, and every push is
+//! refused as on a full disk (503, "cannot write to its disk"), so devices keep their changes
+//! and send them once the server runs on a writable disk again.
 
 use super::{
     AccountDigest, NewToken, Poke, PullPage, PulledRecord, PushOutcome, Result, Storage,
@@ -206,6 +211,9 @@ pub(crate) const DB_FILE: &str = "outpost-server.db";
 
 /// The database's history, made on first open: a new database is a new history.
 fn load_history(conn: &Connection) -> Result<History> {
+    if conn.is_readonly(rusqlite::MAIN_DB)? {
+        return read_history(conn);
+    }
     conn.execute(
         "INSERT OR IGNORE INTO server_meta (key, value) VALUES (?1, ?2), (?3, '0')",
         params![
@@ -214,6 +222,10 @@ fn load_history(conn: &Connection) -> Result<History> {
             HISTORY_EPOCH
         ],
     )?;
+    read_history(conn)
+}
+
+fn read_history(conn: &Connection) -> Result<History> {
     let get = |key: &str| -> Result<String> {
         Ok(
             conn.query_row("SELECT value FROM server_meta WHERE key = ?1", [key], |r| {
@@ -264,7 +276,13 @@ pub fn backup(dir: &Path, to: &Path) -> Result<()> {
     let target = to
         .to_str()
         .ok_or_else(|| StorageError::Unavailable(format!("{} is not UTF-8", to.display())))?;
-    open_connection(&from)?.execute("VACUUM INTO ?1", [target])?;
+    // `VACUUM INTO` reads only: a database served read-only backs up as well.
+    let conn = if on_read_only_filesystem(&from) {
+        open_read_only(&from)?
+    } else {
+        open_connection(&from)?
+    };
+    conn.execute("VACUUM INTO ?1", [target])?;
     Ok(())
 }
 
@@ -365,19 +383,81 @@ fn open_connection(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Whether the database file sits on a filesystem mounted read-only (not merely a file the
+/// server may not write: that is an error to fix, not a mode to serve in).
+fn on_read_only_filesystem(path: &Path) -> bool {
+    matches!(
+        std::fs::OpenOptions::new().append(true).open(path),
+        Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
+/// Opens the database on a read-only filesystem. Nothing can change the file there, so SQLite
+/// is told so (`immutable`): it needs no lock and no `-shm` file, which it could not create. A
+/// `-wal` file left by a crash holds commits the file alone lacks; serving without them would
+/// show devices an older history, so that is refused.
+fn open_read_only(path: &Path) -> Result<Connection> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        return Err(StorageError::CannotWrite(format!(
+            "{} is on a read-only filesystem with commits not yet folded into it (its -wal file): make it writable once so SQLite can fold them in",
+            path.display()
+        )));
+    }
+    // A URI path: `%`, `?` and `#` would be read as its syntax.
+    let mut uri = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    let conn = Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA cache_size = -32000;")?;
+    Ok(conn)
+}
+
 impl SqliteStorage {
     /// Opens (creating and migrating as needed) `outpost-server.db` in `dir`.
     pub fn open(dir: &Path) -> Result<SqliteStorage> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StorageError::Unavailable(format!("{}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
-        let mut writer = open_connection(&path)?;
-        migrations()
-            .to_latest(&mut writer)
-            .map_err(|e| StorageError::Internal(format!("migrating {}: {e}", path.display())))?;
+        let read_only = on_read_only_filesystem(&path);
+        let open = if read_only {
+            open_read_only
+        } else {
+            open_connection
+        };
+        let mut writer = open(&path)?;
+        if read_only {
+            let pending = migrations()
+                .pending_migrations(&writer)
+                .map_err(|e| StorageError::Internal(format!("reading {}: {e}", path.display())))?;
+            if pending > 0 {
+                return Err(StorageError::CannotWrite(format!(
+                    "{} is on a read-only filesystem and its schema is older than this server's: make it writable so it can be upgraded",
+                    path.display()
+                )));
+            }
+            tracing::warn!(db = %path.display(), "the data directory is on a read-only filesystem: serving pulls, refusing pushes until the server runs on a writable disk");
+        } else {
+            migrations().to_latest(&mut writer).map_err(|e| {
+                StorageError::Internal(format!("migrating {}: {e}", path.display()))
+            })?;
+        }
         let history = load_history(&writer)?;
         let readers = (0..READERS)
-            .map(|_| open_connection(&path).map(Mutex::new))
+            .map(|_| open(&path).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
         Ok(SqliteStorage {
             path,
