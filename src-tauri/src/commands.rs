@@ -17,7 +17,7 @@ use outpost_core::sync::doctor::{self, Diagnosis, Repair};
 use outpost_core::sync::{Conflict, Resolution, SyncError, SyncErrorEntry, SyncStatus, account};
 use outpost_core::{
     ListQuery, LocalStatus, MarkdownExport, MarkdownImport, MutationId, Note, NoteDraft, NoteId,
-    NotePage, NotePatch, Notebook, NotebookId, OutboxEntry, Pref, SearchHit,
+    NotePage, NotePatch, Notebook, NotebookId, OutboxEntry, Pref, SearchHit, WORK_OFFLINE,
 };
 use serde::Serialize;
 use tauri::State;
@@ -204,8 +204,6 @@ pub async fn set_pref(
     })
     .await
 }
-
-const WORK_OFFLINE: &str = "sync.work_offline";
 
 #[tauri::command(rename_all = "snake_case")]
 pub async fn local_status(state: State<'_, AppState>) -> Result<LocalStatus, AppError> {

@@ -40,7 +40,7 @@ pub use notes::{MAX_TAG_CHARS, MAX_TAGS};
 pub use outpost_protocol::{
     ClientId, MAX_BODY_BYTES, MAX_TITLE_BYTES, MutationId, NoteId, NotebookId, Stamp,
 };
-pub use prefs::{Pref, PrefScope};
+pub use prefs::{Pref, PrefScope, SYNC_INTERVAL_SECS, WORK_OFFLINE};
 pub use store::{Store, StoreOptions};
 
 /// The app's identifier: also the name of its data directory.

@@ -36,6 +36,11 @@ struct Spec {
     help: &'static str,
 }
 
+/// "Work offline": syncing paused on this device.
+pub const WORK_OFFLINE: &str = "sync.work_offline";
+/// Seconds between background syncs when nothing else triggers one.
+pub const SYNC_INTERVAL_SECS: &str = "sync.interval_secs";
+
 const REGISTRY: &[Spec] = &[
     Spec {
         key: "theme",
@@ -59,7 +64,7 @@ const REGISTRY: &[Spec] = &[
         help: "check spelling while typing",
     },
     Spec {
-        key: "sync.interval_secs",
+        key: SYNC_INTERVAL_SECS,
         scope: PrefScope::Device,
         kind: Kind::Int {
             min: 15,
@@ -69,7 +74,7 @@ const REGISTRY: &[Spec] = &[
         help: "seconds between background syncs when nothing else triggers one",
     },
     Spec {
-        key: "sync.work_offline",
+        key: WORK_OFFLINE,
         scope: PrefScope::Device,
         kind: Kind::Bool,
         default: || Value::from(false),

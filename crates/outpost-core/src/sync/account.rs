@@ -7,8 +7,8 @@ use super::vault::TokenVault;
 use crate::meta;
 use crate::store::Store;
 
-const SERVER_URL: &str = "server_url";
-const ACCOUNT_ID: &str = "account_id";
+pub(crate) const SERVER_URL: &str = "server_url";
+pub(crate) const ACCOUNT_ID: &str = "account_id";
 const EMAIL: &str = "email";
 
 /// A device that is signed in: a client ready to sync.

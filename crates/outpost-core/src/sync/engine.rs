@@ -3,13 +3,16 @@
 //! The background loop runs one cycle at a time; triggers (start-up, a local change (throttled),
 //! a server poke, the timer, "sync now", connectivity regained) that arrive during a cycle queue
 //! exactly one more. Network errors back off exponentially with jitter; status is always
-//! published.
+//! published. SQLite and the keychain are called through [`blocking`], so a slow disk or a
+//! keychain prompt never holds up the runtime's other tasks (the app's commands, the event
+//! stream).
 
-use super::account::{self, SignedIn};
+use super::account;
 use super::apply::Applied;
 use super::client::{SyncClient, SyncError};
 use super::verify::{self, Verdict};
 use crate::model::OutboxEntry;
+use crate::prefs::{SYNC_INTERVAL_SECS, WORK_OFFLINE};
 use crate::store::Store;
 use outpost_protocol::api::{Cursor, Mutation, MutationNumber, Outcome, Version};
 use serde::Serialize;
@@ -139,6 +142,19 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Runs SQLite or keychain work from the engine's async code without stalling the runtime: on a
+/// multi-threaded runtime (the app's) the worker hands its other tasks to another thread first
+/// and becomes a blocking thread for the call (`block_in_place`); on a current-thread runtime
+/// (the CLI's, most tests') there is no other thread to hand them to, and it runs in place.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 fn to_mutation(e: &OutboxEntry) -> Mutation {
     Mutation {
         id: e.mutation_id,
@@ -193,10 +209,10 @@ async fn push_all(
     report: &mut CycleReport,
 ) -> Result<(), SyncError> {
     // Everything about to leave the device must survive a power cut first (see db::Synchronous).
-    store.durable_barrier()?;
+    blocking(|| store.durable_barrier())?;
     loop {
         let started = std::time::Instant::now();
-        let batch = store.take_batch(cfg.push_batch_count, cfg.push_batch_bytes)?;
+        let batch = blocking(|| store.take_batch(cfg.push_batch_count, cfg.push_batch_bytes))?;
         if batch.is_empty() {
             return Ok(());
         }
@@ -213,7 +229,7 @@ async fn push_all(
                 batch.len()
             )));
         }
-        let applied = store.apply_push_results(&batch, &reply.results)?;
+        let applied = blocking(|| store.apply_push_results(&batch, &reply.results))?;
         report.pushed += batch.len();
         merge_applied(&mut report.applied, applied);
         // A conflict queues the edit again, rebased on the server's record. Pull before sending
@@ -250,10 +266,10 @@ async fn pull_all(
 ) -> Result<(), SyncError> {
     // A re-download cut short (crash, network) goes on from its saved cursor: what it confirmed
     // so far is kept in the store with that cursor.
-    let reconciling = store.reset_in_progress()?;
+    let reconciling = blocking(|| store.reset_in_progress())?;
     report.reset |= reconciling;
-    let cursor = store.cursor()?;
-    let chain = store.cursor_chain()?;
+    let cursor = blocking(|| store.cursor())?;
+    let chain = blocking(|| store.cursor_chain())?;
     let mut done = 0u64;
     let mut total = None;
     // The next page is fetched while this one is applied: on a long first sync the network and
@@ -288,8 +304,9 @@ async fn pull_all(
             });
         }
         let apply_started = std::time::Instant::now();
-        let applied =
-            store.apply_pull(&page.records, page.next_cursor, page.next_chain.as_deref())?;
+        let applied = blocking(|| {
+            store.apply_pull(&page.records, page.next_cursor, page.next_chain.as_deref())
+        })?;
         tracing::debug!(
             records = n,
             cursor = %page.next_cursor,
@@ -300,7 +317,7 @@ async fn pull_all(
         report.pulled += page.records.len();
         merge_applied(&mut report.applied, applied);
         if !page.has_more {
-            let lost = store.lost_acknowledged()?;
+            let lost = blocking(|| store.lost_acknowledged())?;
             if lost > 0 && !reconciling {
                 // Read to the server's newest change, and still not back: the server lost
                 // them (and, with them, maybe more that other devices sent).
@@ -312,7 +329,7 @@ async fn pull_all(
                 });
             }
             if reconciling {
-                let resent = store.finish_reset()?;
+                let resent = blocking(|| store.finish_reset())?;
                 if resent.total() > 0 {
                     tracing::warn!(
                         notes = resent.notes,
@@ -344,7 +361,8 @@ impl<T> Drop for AbortOnDrop<T> {
 async fn check(store: &Store, client: &SyncClient) -> Result<Verdict, SyncError> {
     // The request goes out first (`join!` polls in order), so the server sums up its side while
     // this device brings its own up to date.
-    let (server, local) = tokio::join!(client.digest(), async { store.local_digest() });
+    let (server, local) =
+        tokio::join!(client.digest(), async { blocking(|| store.local_digest()) });
     let (local, server) = (local?, server?);
     let verdict = verify::compare(&local, &server).map_err(SyncError::Garbage)?;
     tracing::debug!(?verdict, cursor = %local.cursor, pending = local.pending.len(), "checked the device's digest against the server's");
@@ -421,7 +439,7 @@ async fn cycle(
     cfg: &EngineConfig,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<CycleReport, SyncError> {
-    let known = store.server_history()?;
+    let known = blocking(|| store.server_history())?;
     // A stored history that does not parse is treated as none: the first reply sets it, and
     // the cursor is still checked by its chain.
     client.expect_history(known.as_deref().and_then(|h| h.parse().ok()));
@@ -430,14 +448,15 @@ async fn cycle(
     let mut rounds = 0;
     // A check is skipped only by an idle cycle at a cursor already proven, and not for long:
     // an idle device still checks now and then (a server that lost data tells nobody).
-    let check_due =
-        cfg.always_check || store.verification_due(now_ms())? || !store.verified_at_cursor()?;
+    let check_due = cfg.always_check
+        || blocking(|| store.verification_due(now_ms()))?
+        || !blocking(|| store.verified_at_cursor())?;
     let mut repaired = false;
     while rounds < 4 {
         let round = async {
             push_all(store, client, cfg, &mut report).await?;
             pull_all(store, client, cfg, &mut report, progress).await?;
-            if store.sendable_count()? > 0 {
+            if blocking(|| store.sendable_count())? > 0 {
                 // A merge queued something: send it before checking.
                 return Ok(None);
             }
@@ -467,7 +486,7 @@ async fn cycle(
                 }
                 tracing::warn!(error = %e, "reconciling with the server from the start; keeping everything on this device");
                 let history = history.or_else(|| client.history());
-                store.begin_reset(history.map(|h| h.to_string()).as_deref())?;
+                blocking(|| store.begin_reset(history.map(|h| h.to_string()).as_deref()))?;
                 client.expect_history(history);
                 report.reset = true;
                 continue;
@@ -476,10 +495,10 @@ async fn cycle(
         rounds += 1;
         match verdict {
             // Something to send again, or a check not wanted (idle, checked recently).
-            None if store.sendable_count()? > 0 => continue,
+            None if blocking(|| store.sendable_count())? > 0 => continue,
             None => break,
             Some(Verdict::Agrees) => {
-                store.set_verified(store.cursor()?, now_ms())?;
+                blocking(|| store.set_verified(store.cursor()?, now_ms()))?;
                 report.verified = true;
                 break;
             }
@@ -510,14 +529,14 @@ async fn cycle(
                         buckets = buckets.len(),
                         "the digests differ but every record agrees; summing up again"
                     );
-                    store.rebuild_local_digest()?;
-                    store.set_verified(Cursor(diagnosis.device_cursor), now_ms())?;
+                    blocking(|| store.rebuild_local_digest())?;
+                    blocking(|| store.set_verified(Cursor(diagnosis.device_cursor), now_ms()))?;
                     report.verified = true;
                     break;
                 }
                 let done = super::doctor::repair(store, client, &diagnosis).await?;
                 if let Some(notice) = describe_repair(&diagnosis, &done) {
-                    store.record_sync_error(&notice, now_ms())?;
+                    blocking(|| store.record_sync_error(&notice, now_ms()))?;
                 }
                 report.repaired = Some(done);
             }
@@ -526,15 +545,15 @@ async fn cycle(
     if known.is_none()
         && let Some(history) = client.history()
     {
-        store.set_server_history(&history.to_string())?;
+        blocking(|| store.set_server_history(&history.to_string()))?;
     }
-    store.record_sync_success(now_ms())?;
+    blocking(|| store.record_sync_success(now_ms()))?;
     if let Some(notice) = report.resent.describe() {
         // In the sync log, so the user can see why their notes went up again.
-        store.record_sync_error(&notice, now_ms())?;
+        blocking(|| store.record_sync_error(&notice, now_ms()))?;
     }
     if let Some(notice) = describe_returned(report.applied.returned.len()) {
-        store.record_sync_error(&notice, now_ms())?;
+        blocking(|| store.record_sync_error(&notice, now_ms()))?;
     }
     tracing::info!(
         pushed = report.pushed,
@@ -560,8 +579,8 @@ struct Inner {
 
 impl Inner {
     fn publish(&self, f: impl FnOnce(&mut SyncStatus)) {
-        let counts = self.store.local_status().ok();
-        let last_success = self.store.last_sync_success().ok().flatten();
+        let counts = blocking(|| self.store.local_status()).ok();
+        let last_success = blocking(|| self.store.last_sync_success()).ok().flatten();
         let skew = self.store.clock_offset_ms();
         self.status.send_modify(|s| {
             f(s);
@@ -573,10 +592,6 @@ impl Inner {
             s.last_success_ms = last_success;
             s.clock_skew_ms = (skew != 0).then_some(skew);
         });
-    }
-
-    fn signed_in(&self) -> Option<SignedIn> {
-        account::signed_in(&self.store, &self.vault).ok().flatten()
     }
 }
 
@@ -593,10 +608,21 @@ impl SyncEngine {
         vault: super::vault::TokenVault,
         cfg: EngineConfig,
     ) -> SyncEngine {
-        let paused = store
-            .get_pref("sync.work_offline")
-            .map(|p| p.value.as_bool().unwrap_or(false))
-            .unwrap_or(false);
+        // "Work offline" that cannot be read is taken as set: the user may have asked for it
+        // (on a metered link, say), and syncing against that wish cannot be undone. The status
+        // says why; "Resume" clears it.
+        let (paused, unreadable) = match store.get_pref(WORK_OFFLINE) {
+            Ok(p) => (p.value.as_bool().unwrap_or(false), None),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the Work offline setting: staying offline until resumed");
+                (
+                    true,
+                    Some(format!(
+                        "Cannot read the Work offline setting ({e}): staying offline until you resume"
+                    )),
+                )
+            }
+        };
         let inner = Arc::new(Inner {
             store,
             vault,
@@ -607,6 +633,9 @@ impl SyncEngine {
             status: watch::channel(SyncStatus::new(EngineState::SignedOut)).0,
             stop: watch::channel(false).0,
         });
+        if let Some(why) = unreadable {
+            inner.status.send_modify(|s| s.last_error = Some(why));
+        }
         inner.wake.notify_one();
         let tasks = vec![
             tokio::spawn(run_loop(inner.clone())),
@@ -627,7 +656,7 @@ impl SyncEngine {
     pub fn set_paused(&self, paused: bool) -> crate::Result<()> {
         self.inner
             .store
-            .set_pref("sync.work_offline", serde_json::Value::Bool(paused))?;
+            .set_pref(WORK_OFFLINE, serde_json::Value::Bool(paused))?;
         self.inner.paused.store(paused, Ordering::SeqCst);
         self.inner.wake.notify_one();
         Ok(())
@@ -656,6 +685,13 @@ impl Drop for SyncEngine {
     }
 }
 
+/// Resolves once the engine is told to stop, also when that was before this task first looked
+/// (a `changed()` would wait for a later change that never comes: a shutdown right after
+/// start-up hung on it).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
 /// How soon a cycle that ended without proving "Up to date" is followed by another.
 const UNPROVEN_RETRY: Duration = Duration::from_secs(2);
 /// The longest wait between such cycles.
@@ -674,9 +710,7 @@ async fn run_loop(inner: Arc<Inner>) {
     let mut unproven_wait = UNPROVEN_RETRY;
     loop {
         let interval = Duration::from_secs(
-            inner
-                .store
-                .get_pref("sync.interval_secs")
+            blocking(|| inner.store.get_pref(SYNC_INTERVAL_SECS))
                 .ok()
                 .and_then(|p| p.value.as_u64())
                 .unwrap_or(300),
@@ -685,7 +719,7 @@ async fn run_loop(inner: Arc<Inner>) {
         tokio::select! {
             () = inner.wake.notified() => {}
             () = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => {}
+            () = stopped(&mut stop) => {}
         }
         if *stop.borrow() {
             return;
@@ -698,17 +732,23 @@ async fn run_loop(inner: Arc<Inner>) {
             });
             continue;
         }
-        let Some(session) = inner.signed_in() else {
-            retry_in = None;
-            inner.publish(|s| s.state = EngineState::SignedOut);
-            continue;
+        // A sign-in that cannot be read (a locked keychain, a damaged token file) is an error
+        // to show and retry, not "Signed out": the user did not sign out.
+        let session = match blocking(|| account::signed_in(&inner.store, &inner.vault)) {
+            Ok(None) => {
+                retry_in = None;
+                inner.publish(|s| s.state = EngineState::SignedOut);
+                continue;
+            }
+            Ok(Some(session)) => Ok(session),
+            Err(e) => Err(e),
         };
-        let client = match inner.cfg.read_timeout {
+        let client = session.and_then(|session| match inner.cfg.read_timeout {
             Some(read) => session
                 .client
                 .with_timeouts(super::client::CONNECT_TIMEOUT, read),
             None => Ok(session.client),
-        };
+        });
         inner.publish(|s| {
             s.state = EngineState::Syncing;
             s.progress = None;
@@ -732,12 +772,9 @@ async fn run_loop(inner: Arc<Inner>) {
                 // "Up to date" is proven: the digests agreed at this cursor and nothing waits.
                 // Otherwise (another device kept committing while this one checked, or an
                 // edit came in meanwhile) the engine looks again shortly.
-                let proven = (report.verified || inner.store.verified_at_cursor().unwrap_or(false))
-                    && inner
-                        .store
-                        .sendable_count()
-                        .map(|n| n == 0)
-                        .unwrap_or(false);
+                let proven = (report.verified
+                    || blocking(|| inner.store.verified_at_cursor()).unwrap_or(false))
+                    && blocking(|| inner.store.sendable_count()).is_ok_and(|n| n == 0);
                 retry_in = if proven {
                     unproven_wait = UNPROVEN_RETRY;
                     None
@@ -770,7 +807,11 @@ async fn run_loop(inner: Arc<Inner>) {
                 retry_in = (state != EngineState::SignedOut).then_some(delay);
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "sync cycle failed");
                 let message = e.to_string();
-                let _ = inner.store.record_sync_error(&message, now_ms());
+                if let Err(log_error) =
+                    blocking(|| inner.store.record_sync_error(&message, now_ms()))
+                {
+                    tracing::warn!(error = %log_error, "cannot keep the sync error in the sync log");
+                }
                 inner.publish(|s| {
                     s.state = state;
                     s.last_error = Some(message);
@@ -794,7 +835,7 @@ async fn watch_local_changes(inner: Arc<Inner>) {
     loop {
         let change = tokio::select! {
             c = changes.recv() => c,
-            _ = stop.changed() => return,
+            () = stopped(&mut stop) => return,
         };
         match change {
             Ok(c) if !c.queued => continue,
@@ -804,7 +845,7 @@ async fn watch_local_changes(inner: Arc<Inner>) {
         if let Some(next) = last_trigger.map(|t| t + inner.cfg.debounce) {
             tokio::select! {
                 () = tokio::time::sleep_until(next) => {}
-                _ = stop.changed() => return,
+                () = stopped(&mut stop) => return,
             }
         }
         loop {
@@ -833,7 +874,10 @@ async fn listen_for_pokes(inner: Arc<Inner>) {
         let session = if inner.paused.load(Ordering::SeqCst) {
             None
         } else {
-            inner.signed_in()
+            // A sign-in that cannot be read means no event stream; the sync loop reports it.
+            blocking(|| account::signed_in(&inner.store, &inner.vault))
+                .ok()
+                .flatten()
         };
         if let Some(session) = session {
             match session.client.events().await {
@@ -843,12 +887,13 @@ async fn listen_for_pokes(inner: Arc<Inner>) {
                     loop {
                         let next = tokio::select! {
                             n = stream.next() => n,
-                            _ = stop.changed() => return,
+                            () = stopped(&mut stop) => return,
                         };
                         match next {
                             Some(Ok(cursor)) => {
-                                let behind =
-                                    inner.store.cursor().map(|c| cursor > c).unwrap_or(true);
+                                let behind = blocking(|| inner.store.cursor())
+                                    .map(|c| cursor > c)
+                                    .unwrap_or(true);
                                 let offline = inner.status.borrow().state == EngineState::Offline;
                                 tracing::debug!(cursor = %cursor, behind, "poke from the server");
                                 if behind || offline {
@@ -864,7 +909,7 @@ async fn listen_for_pokes(inner: Arc<Inner>) {
         }
         tokio::select! {
             () = tokio::time::sleep(jitter(backoff)) => {}
-            _ = stop.changed() => return,
+            () = stopped(&mut stop) => return,
         }
         backoff = (backoff * 2).min(Duration::from_secs(60));
     }
@@ -875,6 +920,7 @@ mod tests {
     use super::*;
     use crate::StoreOptions;
     use crate::clock::WallClock;
+    use crate::store::SqlContext;
 
     /// A device clock standing still at a given time.
     struct Stopped(u64);
@@ -901,5 +947,72 @@ mod tests {
         let store = Store::open_with(dir.path(), options).expect("store");
         observe_server_time(&store, device_ms - DAY_MS, store.wall_clock_ms());
         assert_eq!(store.clock_offset_ms(), -(DAY_MS as i64));
+    }
+
+    /// Waits (with a deadline) for the engine's status to satisfy `done`.
+    async fn wait_for(engine: &SyncEngine, done: impl Fn(&SyncStatus) -> bool) -> SyncStatus {
+        let mut status = engine.status();
+        let waited = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let now = status.borrow_and_update().clone();
+                if done(&now) {
+                    return now;
+                }
+                status.changed().await.expect("the engine is running");
+            }
+        })
+        .await;
+        waited.unwrap_or_else(|_| panic!("status never came: {:?}", engine.status().borrow()))
+    }
+
+    /// Issue 12: a sign-in whose token cannot be read (a damaged credentials file, a locked
+    /// keychain) shows as an error saying so, and is retried; "Signed out" would tell the user
+    /// something they did not do.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sign_in_that_cannot_be_read_shows_as_an_error_not_as_signed_out() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Arc::new(Store::open(dir.path()).expect("store"));
+        store
+            .write(|tx| {
+                crate::meta::set(&tx.tx, tx.path, account::SERVER_URL, "http://127.0.0.1:9")?;
+                crate::meta::set(&tx.tx, tx.path, account::ACCOUNT_ID, "acct-1")
+            })
+            .expect("signed in once");
+        let vault = super::super::vault::TokenVault::file_only(dir.path());
+        std::fs::write(vault.file_path(), "not the credentials file").expect("damage it");
+        let engine = SyncEngine::start(store, vault, EngineConfig::default());
+        // The engine starts as "Signed out" until it has looked: wait for what it says after.
+        let status = wait_for(&engine, |s| {
+            s.last_error.is_some() || s.state == EngineState::UpToDate
+        })
+        .await;
+        assert_eq!(status.state, EngineState::Error, "{status:?}");
+        let message = status.last_error.unwrap_or_default();
+        assert!(
+            message.contains("token store failed"),
+            "what the status shows: {message}"
+        );
+        assert!(status.next_retry_ms.is_some(), "retried later");
+        engine.shutdown().await;
+    }
+
+    /// Issue 12: "Work offline" that cannot be read is honoured as set (syncing against the
+    /// user's wish cannot be undone), and the status says why it is offline.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn work_offline_that_cannot_be_read_keeps_the_device_offline_and_says_why() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Arc::new(Store::open(dir.path()).expect("store"));
+        store
+            .write(|tx| tx.tx.execute_batch("DROP TABLE prefs").at(tx.path))
+            .expect("damage the preferences");
+        let vault = super::super::vault::TokenVault::file_only(dir.path());
+        let engine = SyncEngine::start(store, vault, EngineConfig::default());
+        let status = wait_for(&engine, |s| s.state == EngineState::Paused).await;
+        let message = status.last_error.unwrap_or_default();
+        assert!(
+            message.contains("Cannot read the Work offline setting"),
+            "what the status shows: {message}"
+        );
+        engine.shutdown().await;
     }
 }
