@@ -1527,10 +1527,27 @@ async fn verify(devs: &[SimDevice], oracle: &Oracle, report: &mut SimReport) {
         );
 
         let status = device.store.local_status().expect("status");
+        let waiting: Vec<String> = device
+            .store
+            .outbox(20)
+            .expect("outbox")
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} {} #{} ({}): {}",
+                    e.state,
+                    e.name,
+                    e.entity_id,
+                    e.mutation_number,
+                    e.mutation_id,
+                    e.last_error.as_deref().unwrap_or("-")
+                )
+            })
+            .collect();
         assert_eq!(
             (status.pending, status.failed, status.conflicts),
             (0, 0, 0),
-            "seed {seed}: device {i} is not quiet: {status:?}"
+            "seed {seed}: device {i} is not quiet: {status:?}; outbox: {waiting:#?}"
         );
         let dead = device.store.dead_letters().expect("dead letters");
         assert!(

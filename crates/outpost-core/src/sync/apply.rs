@@ -1699,4 +1699,36 @@ mod tests {
             .expect("ack");
         assert_eq!(store.lost_acknowledged().expect("count"), 0);
     }
+
+    /// Found by the simulation with server restores (seed 8037): a notebook this device knows
+    /// only by its deletion (its creation was lost with a restore before it reached the
+    /// server, another device's delete got through) has no name. Sending it again whole sent
+    /// an empty name, which the server refuses: a failed entry no user could fix. A field
+    /// nobody ever wrote (stamp zero) is not sent.
+    #[test]
+    fn a_notebook_known_only_by_its_deletion_is_sent_again_without_a_name() {
+        let (_dir, store) = temp_store();
+        let id = outpost_protocol::NotebookId::new();
+        let deleted_at: Stamp = "0193496c8a7b-00000001-00000000000000000000000000abcdef"
+            .parse()
+            .expect("stamp");
+        let deletion = record_of(
+            Entity::Notebook,
+            id.to_string(),
+            3,
+            vec![("deleted", Value::Bool(true), deleted_at)],
+        );
+        store
+            .apply_pull(&[deletion], Cursor(3), None)
+            .expect("pull");
+
+        store.begin_reset(None).expect("begin");
+        store.apply_pull(&[], Cursor(1), None).expect("pull");
+        let resent = store.finish_reset().expect("finish");
+        assert_eq!(resent.notebooks, 1, "{resent:?}");
+        let queued = store.outbox_for(&id.to_string()).expect("outbox");
+        assert_eq!(queued.len(), 1, "{queued:?}");
+        let fields: Vec<&str> = queued[0].fields.keys().map(String::as_str).collect();
+        assert_eq!(fields, ["deleted"], "only what was ever written goes up");
+    }
 }

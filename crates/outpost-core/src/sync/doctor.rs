@@ -454,9 +454,18 @@ impl Tx<'_> {
             Entity::Notebook => (names::NOTEBOOK_PUT, self.notebook_fields(&key.id)?),
             Entity::Pref => (names::PREF_PUT, self.pref_fields(&key.id)?),
         };
-        let Some(fields) = fields else {
+        // A field nobody ever wrote (stamp zero) is not sent: its default is what the server
+        // assumes anyway, and some defaults are not valid values (a notebook known only by its
+        // deletion has no name; found by the simulation, seed 8037).
+        let Some(fields) = fields.map(|mut f| {
+            f.retain(|_, c| c.stamp != outpost_protocol::Stamp::ZERO);
+            f
+        }) else {
             return Ok(false);
         };
+        if fields.is_empty() {
+            return Ok(false);
+        }
         let now = now_ms(self);
         self.forget_server_version(key)?;
         self.enqueue(key.entity, &key.id, name, fields, None, now)?;
