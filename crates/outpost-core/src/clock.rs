@@ -94,10 +94,42 @@ impl Hlc {
         self.offset_ms
     }
 
-    fn wall_ms(&self) -> u64 {
+    /// Takes a correction just measured against the server's clock. A clock found well ahead
+    /// (its last stamp more than twice [`MAX_FORWARD_DRIFT_MS`] past the corrected time) also
+    /// brings its last stamp back to [`MAX_FORWARD_DRIFT_MS`] past it, and returns that limit:
+    /// the store then brings back every stamp beyond it that has not left the device. Kept where
+    /// the fast clock left it, every later edit would follow it there, the server would stamp
+    /// each with the moment it arrives, and an edit sent again after a server restore would
+    /// outrank what others did after it. No stamp this device holds from others is that far
+    /// ahead: the server clamps there. The margin keeps round-trip noise from rewinding again.
+    pub fn learn_offset_ms(&mut self, offset_ms: i64) -> Option<u64> {
+        let ahead = self.found_ahead_by(offset_ms);
+        self.offset_ms = offset_ms;
+        if !ahead {
+            return None;
+        }
+        let limit = self.wall_ms().saturating_add(MAX_FORWARD_DRIFT_MS);
+        self.last = Stamp {
+            physical_ms: limit,
+            counter: 0,
+            node: self.node,
+        };
+        Some(limit)
+    }
+
+    /// Whether [`Hlc::learn_offset_ms`] with `offset_ms` would find this clock ahead.
+    pub fn found_ahead_by(&self, offset_ms: i64) -> bool {
+        let limit = self.corrected_ms(offset_ms) + MAX_FORWARD_DRIFT_MS;
+        self.last.physical_ms > limit + MAX_FORWARD_DRIFT_MS
+    }
+
+    fn corrected_ms(&self, offset_ms: i64) -> u64 {
         let raw = self.wall.now_ms();
-        raw.saturating_add_signed(self.offset_ms)
-            .min(MAX_PHYSICAL_MS)
+        raw.saturating_add_signed(offset_ms).min(MAX_PHYSICAL_MS)
+    }
+
+    fn wall_ms(&self) -> u64 {
+        self.corrected_ms(self.offset_ms)
     }
 
     /// A new stamp, greater than every stamp this clock issued or observed before.
@@ -258,5 +290,44 @@ mod tests {
         };
         let next = hlc.now();
         assert_eq!((next.physical_ms, next.counter), (8, 0));
+    }
+
+    #[test]
+    fn a_clock_found_fast_comes_back_to_the_servers_time_and_stays_monotonic_from_there() {
+        // Restarted 16 days fast, the device stamps an edit 16 days ahead. Then the server
+        // says what time it is.
+        let (wall, mut hlc) = clock_at(100 * DAY_MS + 16 * DAY_MS, 1);
+        let fast = hlc.now();
+        let offset = -(16 * DAY_MS as i64);
+        assert!(hlc.found_ahead_by(offset));
+        assert_eq!(
+            hlc.learn_offset_ms(offset),
+            Some(100 * DAY_MS + MAX_FORWARD_DRIFT_MS)
+        );
+        let next = hlc.now();
+        assert!(
+            next.physical_ms <= 100 * DAY_MS + MAX_FORWARD_DRIFT_MS,
+            "the next edit is stamped in server time, not 16 days ahead: {next:?}"
+        );
+        assert!(next < fast, "the fast stamp is not followed");
+        wall.0.fetch_add(1, Ordering::SeqCst);
+        assert!(hlc.now() > next, "still monotonic from there");
+
+        // A clock found slow keeps its last stamp and moves on from the corrected time.
+        let (_, mut slow) = clock_at(100 * DAY_MS, 2);
+        let before = slow.now();
+        assert!(!slow.found_ahead_by(DAY_MS as i64));
+        assert_eq!(slow.learn_offset_ms(DAY_MS as i64), None);
+        let corrected = slow.now();
+        assert!(corrected > before);
+        assert_eq!(corrected.physical_ms, 101 * DAY_MS);
+
+        // Found ahead again by round-trip noise right after a rewind: no second rewind.
+        let (_, mut noisy) = clock_at(101 * DAY_MS, 3);
+        noisy.now();
+        assert!(noisy.learn_offset_ms(-(DAY_MS as i64)).is_some());
+        let after = noisy.now();
+        assert_eq!(noisy.learn_offset_ms(-(DAY_MS as i64) - 3_000), None);
+        assert!(noisy.now() > after);
     }
 }

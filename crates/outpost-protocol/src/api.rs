@@ -311,6 +311,11 @@ pub struct Health {
     /// `sqlite` or `postgres`.
     #[cfg_attr(feature = "openapi", schema(examples("sqlite", "postgres")))]
     pub storage: String,
+    /// The server's clock, in milliseconds since the Unix epoch: a device measures its own
+    /// clock against it before it sends what it wrote offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(examples(1_733_382_405_123_u64)))]
+    pub server_time_ms: Option<u64>,
 }
 
 /// The body of every 4xx and 5xx reply.

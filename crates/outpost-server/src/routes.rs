@@ -59,7 +59,7 @@ fn now_i64() -> i64 {
 
 /// Is the server up?
 ///
-/// Its version, protocol version and storage backend. Needs no account and no headers.
+/// Its version, protocol version, storage backend and clock. Needs no account and no headers.
 #[utoipa::path(
     get,
     path = "/v1/health",
@@ -75,6 +75,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
         version: env!("CARGO_PKG_VERSION").into(),
         protocol: PROTOCOL_VERSION,
         storage: state.storage.kind().into(),
+        server_time_ms: Some(now_ms()),
     })
 }
 

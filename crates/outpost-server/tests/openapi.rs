@@ -908,6 +908,7 @@ fn values_of_the_real_types_validate_against_the_schemas() {
             version: "0.1.0".into(),
             protocol: PROTOCOL_VERSION,
             storage: "sqlite".into(),
+            server_time_ms: Some(1_733_382_405_123),
         },
     );
     ok("Poke", &Poke { cursor: Cursor(0) });

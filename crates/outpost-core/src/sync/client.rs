@@ -4,8 +4,8 @@
 //! old, or a server error.
 
 use outpost_protocol::api::{
-    Credentials, Cursor, ErrorBody, HEADER_CLIENT_ID, HEADER_HISTORY, HEADER_PROTOCOL, History,
-    Mutation, Poke, PullResponse, PushRequest, PushResponse, Session, codes,
+    Credentials, Cursor, ErrorBody, HEADER_CLIENT_ID, HEADER_HISTORY, HEADER_PROTOCOL, Health,
+    History, Mutation, Poke, PullResponse, PushRequest, PushResponse, Session, codes,
 };
 use outpost_protocol::digest::{
     DigestResponse, EntriesRequest, EntriesResponse, FetchRequest, FetchResponse, Key,
@@ -333,6 +333,13 @@ impl SyncClient {
             return Ok(());
         }
         Self::decode::<serde_json::Value>(resp).await.map(|_| ())
+    }
+
+    /// The server's clock (`GET /v1/health`); `None` from a server that does not say.
+    pub async fn server_time(&self) -> Result<Option<u64>, SyncError> {
+        let request = self.request(reqwest::Method::GET, "/v1/health")?;
+        let health: Health = self.call(request).await?;
+        Ok(health.server_time_ms)
     }
 
     pub async fn push(&self, mutations: Vec<Mutation>) -> Result<PushResponse, SyncError> {

@@ -193,13 +193,35 @@ fn merge_applied(into: &mut Applied, more: Applied) {
 /// Learns the server's clock from a reply, so stamps follow server time on a device whose
 /// clock is off. Measured against the store's wall clock (the one its stamps read), with
 /// `sent_at_ms` read from it before the request.
-fn observe_server_time(store: &Store, server_time_ms: u64, sent_at_ms: u64) {
+fn observe_server_time(
+    store: &Store,
+    server_time_ms: u64,
+    sent_at_ms: u64,
+) -> Result<(), SyncError> {
     let as_i64 = |ms: u64| i64::try_from(ms).unwrap_or(i64::MAX);
     let (sent, received) = (as_i64(sent_at_ms), as_i64(store.wall_clock_ms()));
     let midpoint = sent + (received - sent) / 2;
     let offset = as_i64(server_time_ms) - midpoint;
     // Below a couple of seconds it is round-trip noise, not a wrong clock.
-    store.set_clock_offset(if offset.abs() > 2_000 { offset } else { 0 });
+    let offset = if offset.abs() > 2_000 { offset } else { 0 };
+    // A clock found ahead rewrites stamps (see `skew`): a write, off the runtime.
+    blocking(|| store.set_clock_offset(offset))?;
+    Ok(())
+}
+
+/// Measures the clock against the server's before this process sends anything: stamps a fast
+/// clock made offline are brought back first (see `skew`), or the server would stamp them with
+/// the moment they arrive. One small request per start, and only with something to send.
+async fn check_clock(store: &Store, client: &SyncClient) -> Result<(), SyncError> {
+    if store.clock_checked() || blocking(|| store.sendable_count())? == 0 {
+        return Ok(());
+    }
+    let sent_at = store.wall_clock_ms();
+    match client.server_time().await? {
+        Some(server_time) => observe_server_time(store, server_time, sent_at),
+        // A server that does not say: its push replies will.
+        None => Ok(()),
+    }
 }
 
 async fn push_all(
@@ -221,7 +243,7 @@ async fn push_all(
         let reply = client.push(batch.iter().map(to_mutation).collect()).await?;
         let answered = started.elapsed();
         crate::testhook::pause_at(crate::testhook::PUSH_SENT);
-        observe_server_time(store, reply.server_time_ms, sent_at);
+        observe_server_time(store, reply.server_time_ms, sent_at)?;
         if reply.results.len() != batch.len() {
             return Err(SyncError::Garbage(format!(
                 "{} results for {} mutations",
@@ -293,7 +315,7 @@ async fn pull_all(
         if page.has_more {
             next = fetch(page.next_cursor, page.next_chain.clone());
         }
-        observe_server_time(store, page.server_time_ms, sent_at);
+        observe_server_time(store, page.server_time_ms, sent_at)?;
         let n = page.records.len() as u64;
         let total_now = *total.get_or_insert(n + page.remaining);
         done += n;
@@ -454,6 +476,7 @@ async fn cycle(
     let mut repaired = false;
     while rounds < 4 {
         let round = async {
+            check_clock(store, client).await?;
             push_all(store, client, cfg, &mut report).await?;
             pull_all(store, client, cfg, &mut report, progress).await?;
             if blocking(|| store.sendable_count())? > 0 {
@@ -945,7 +968,7 @@ mod tests {
             ..Default::default()
         };
         let store = Store::open_with(dir.path(), options).expect("store");
-        observe_server_time(&store, device_ms - DAY_MS, store.wall_clock_ms());
+        observe_server_time(&store, device_ms - DAY_MS, store.wall_clock_ms()).expect("observe");
         assert_eq!(store.clock_offset_ms(), -(DAY_MS as i64));
     }
 

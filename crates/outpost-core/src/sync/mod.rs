@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod engine;
 pub mod merge;
 mod resolve;
+pub(crate) mod skew;
 mod state;
 pub mod vault;
 pub mod verify;

@@ -346,10 +346,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         {
             let store = Store::open(dir.path()).expect("open");
-            store.set_clock_offset(DAY_MS);
+            store.set_clock_offset(DAY_MS).expect("offset");
             store.record_sync_success(1).expect("success");
             // Measured after the last success: not kept.
-            store.set_clock_offset(5 * DAY_MS);
+            store.set_clock_offset(5 * DAY_MS).expect("offset");
         }
         let store = Store::open(dir.path()).expect("reopen");
         assert_eq!(store.clock_offset_ms(), DAY_MS);
