@@ -7,7 +7,9 @@
 //! wins over a delete. When this runs, pending entries of a note are never `sent` ones: the
 //! cycle pushes (and gets every reply) before it pulls, so rewriting them keeps L3.
 
-use super::merge::{Merge, merge3};
+use super::plan::{
+    EntryChange, MergePlan, NoteContext, NoteInput, NotePlan, PendingEntry, plan_note,
+};
 use crate::error::{Error, Result};
 use crate::meta;
 use crate::model::OutboxEntry;
@@ -57,7 +59,7 @@ pub(super) struct Local {
     pub(super) server_version: Option<i64>,
 }
 
-const FIELDS: [&str; 7] = [
+pub(super) const FIELDS: [&str; 7] = [
     "notebook_id",
     "title",
     "body",
@@ -81,7 +83,7 @@ pub(super) fn parse_stamp(s: &str) -> Stamp {
 /// would never converge. A field with a pending edit is compared, since that edit has not reached
 /// the server yet; so is every field of a record older than the version this device has (the
 /// first reply of a duplicate, replayed late).
-fn takes_theirs(theirs: Stamp, mine: Stamp, contested: bool) -> bool {
+pub(super) fn takes_theirs(theirs: Stamp, mine: Stamp, contested: bool) -> bool {
     if contested {
         theirs > mine
     } else {
@@ -211,7 +213,7 @@ impl Tx<'_> {
         Ok(())
     }
 
-    fn base_body(&self, id: &str) -> Result<Option<String>> {
+    fn load_base_body(&self, id: &str) -> Result<Option<String>> {
         self.tx
             .prepare_cached("SELECT body FROM note_base WHERE note_id = ?1")
             .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
@@ -247,14 +249,13 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Unsent entries of an entity, oldest first.
-    pub(super) fn pending(&self, id: &str) -> Result<Vec<(i64, String, Fields, bool)>> {
+    /// The outbox entries of an entity, oldest first.
+    pub(super) fn pending(&self, id: &str) -> Result<Vec<PendingEntry>> {
         self.tx
             .prepare_cached(PENDING_SQL)
             .and_then(|mut s| {
                 s.query_map([id], |r| {
-                    let fields: String = r.get(2)?;
-                    Ok((r.get(0)?, r.get(1)?, fields, r.get(3)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?))
                 })?
                 .collect::<rusqlite::Result<Vec<(i64, String, String, bool)>>>()
             })
@@ -263,7 +264,12 @@ impl Tx<'_> {
             .map(|(seq, name, fields, sent)| {
                 let fields = serde_json::from_str(&fields)
                     .map_err(|e| Error::Data(format!("outbox entry {seq}: {e}")))?;
-                Ok((seq, name, fields, sent))
+                Ok(PendingEntry {
+                    seq,
+                    name,
+                    fields,
+                    sent,
+                })
             })
             .collect()
     }
@@ -273,7 +279,7 @@ impl Tx<'_> {
         Ok(self
             .pending(id)?
             .into_iter()
-            .flat_map(|(_, _, fields, _)| fields.into_keys())
+            .flat_map(|e| e.fields.into_keys())
             .collect())
     }
 
@@ -320,7 +326,8 @@ impl Tx<'_> {
         i64::try_from(s.physical_ms).unwrap_or(i64::MAX)
     }
 
-    /// Applies one server record of a note to the local copy (see the module doc).
+    /// Applies one server record of a note to the local copy: decided by
+    /// [`super::plan::plan_note`], run here.
     fn apply_note(
         &mut self,
         rec: &Record,
@@ -334,73 +341,23 @@ impl Tx<'_> {
         };
         let id = rec.id.as_str();
         let pending = self.pending(id)?;
-        let pending_put = pending
-            .iter()
-            .any(|(_, name, _, _)| name == names::NOTE_PUT);
-        let pending_purge = pending
-            .iter()
-            .any(|(_, name, _, _)| name == names::NOTE_PURGE);
-        let pending_fields: std::collections::BTreeSet<&str> = pending
-            .iter()
-            .flat_map(|(_, _, f, _)| f.keys().map(String::as_str))
-            .collect();
         let local = self.load_local(id)?;
         let now = self.now_ms();
-
-        if rec.purged {
-            match local {
-                Some(local) if pending_put => {
-                    // Deleted for good elsewhere, edited here: the edit wins. The next push
-                    // resends the whole note on the tombstone's version, and the server revives it.
-                    let mut all = local.fields;
-                    if let Some(d) = all.get_mut("deleted") {
-                        d.value = Value::Bool(false);
-                    }
-                    let newest = pending
-                        .iter()
-                        .rev()
-                        .find(|(_, name, _, sent)| name == names::NOTE_PUT && !sent);
-                    match newest {
-                        Some((seq, _, _, _)) => {
-                            self.rewrite_entry(*seq, &all, Some(rec.version.0))?
-                        }
-                        None => self.enqueue(
-                            Entity::Note,
-                            id,
-                            names::NOTE_PUT,
-                            all.clone(),
-                            Some(rec.version.0),
-                            now,
-                        )?,
-                    }
-                    self.write_local(id, &all, None, now)?;
-                    out.restored.push(note_id);
-                }
-                Some(_) => {
-                    for sql in [
-                        "DELETE FROM notes WHERE id = ?1",
-                        "DELETE FROM conflicts WHERE note_id = ?1",
-                    ] {
-                        self.tx
-                            .prepare_cached(sql)
-                            .and_then(|mut s| s.execute([id]))
-                            .at(self.path)?;
-                    }
-                    out.changed.push(note_id);
-                }
-                None => {}
-            }
-            self.tx
-                .prepare_cached("DELETE FROM note_base WHERE note_id = ?1")
-                .and_then(|mut s| s.execute([id]))
-                .at(self.path)?;
-            self.change.notes.push(note_id);
-            return Ok(());
-        }
-
-        let Some(local) = local else {
-            if !pending_purge {
-                self.write_local(id, &rec.fields, Some(rec.version.0), now)?;
+        let in_conflict = !rec.purged && local.is_some() && self.has_conflict(id)?;
+        let input = NoteInput {
+            rec,
+            me,
+            reconcile,
+            pending: &pending,
+            local: local.as_ref(),
+            in_conflict,
+            conflict_noted: out.conflicts.contains(&note_id),
+        };
+        let version = Some(rec.version.0);
+        match plan_note(&input, self)? {
+            NotePlan::Skip => {}
+            NotePlan::Insert => {
+                self.write_local(id, &rec.fields, version, now)?;
                 self.write_base(id, rec.version.0, &rec.fields)?;
                 out.changed.push(note_id);
                 self.change.notes.push(note_id);
@@ -413,164 +370,65 @@ impl Tx<'_> {
                     out.returned.push(note_id);
                 }
             }
-            return Ok(());
-        };
-
-        let mut fields = local.fields.clone();
-        let mut changed = false;
-        let stale = local.server_version.is_some_and(|v| rec.version.0 < v);
-        // Reconciling with a server that may have lost commits, every field is compared by its
-        // stamp: a newer one here is something the server lost, and is kept and sent again.
-        // A record the server holds at a lower version than this device knew was rewound.
-        let rewound = reconcile && stale;
-        for name in FIELDS.iter().filter(|f| **f != "body") {
-            if let Some(theirs) = rec.fields.get(*name) {
-                let mine = fields.get(*name);
-                let mine_stamp = mine.map_or(Stamp::ZERO, |c| c.stamp);
-                let contested = reconcile || stale || pending_fields.contains(name);
-                if takes_theirs(theirs.stamp, mine_stamp, contested) {
-                    changed |= mine.map(|c| &c.value) != Some(&theirs.value);
-                    fields.insert((*name).to_owned(), theirs.clone());
-                }
-            }
-        }
-
-        // The body this merge leaves, and whether it is new text that the server lacks.
-        let mut body_edit: Option<(FieldChange, bool)> = None;
-        let in_conflict: bool = self
-            .tx
-            .prepare_cached("SELECT 1 FROM conflicts WHERE note_id = ?1")
-            .and_then(|mut s| s.query_row([id], |_| Ok(())).optional())
-            .at(self.path)?
-            .is_some();
-        if in_conflict {
-            // The user is choosing between mine and theirs: keep mine on screen, and let a
-            // newer "theirs" replace the old one in the merge view.
-            if let Some(theirs) = rec.fields.get("body").and_then(|c| c.value.as_str()) {
-                self.tx
-                    .prepare_cached(
-                        "UPDATE conflicts SET theirs_body = ?2, theirs_version = ?3 WHERE note_id = ?1",
-                    )
-                    .and_then(|mut s| s.execute(params![id, theirs, rec.version.0]))
-                    .at(self.path)?;
-            }
-        } else if let Some(theirs) = rec.fields.get("body") {
-            let mine = fields
-                .get("body")
-                .and_then(|c| c.value.as_str())
-                .unwrap_or_default()
-                .to_owned();
-            let theirs_text = theirs.value.as_str().unwrap_or_default();
-            // The server's body is our own last push: nothing foreign to merge (unless the
-            // server lost what came after it).
-            let ours = theirs.stamp.node == me && !reconcile;
-            let mine_stamp = fields.get("body").map_or(Stamp::ZERO, |c| c.stamp);
-            if mine != theirs_text && !ours {
-                if pending_fields.contains("body") {
-                    let base = self.base_body(id)?.unwrap_or_default();
-                    match merge3(&base, &mine, theirs_text) {
-                        // Their text already holds this device's edit (it came back merged by
-                        // another device, or both made the same change): take it as it is,
-                        // stamp included, so that device and server keep the same record.
-                        Merge::Clean(merged) if merged == theirs_text => {
-                            body_edit = Some((theirs.clone(), false));
-                            out.merged.push(note_id);
-                        }
-                        Merge::Clean(merged) => {
-                            let change = FieldChange {
-                                value: Value::String(merged),
-                                stamp: self.stamp(),
-                            };
-                            body_edit = Some((change, true));
-                            out.merged.push(note_id);
-                        }
-                        Merge::Conflict => {
-                            self.open_conflict(id, &base, &mine, theirs_text, rec.version.0, now)?;
-                            out.conflicts.push(note_id);
-                            // Mine stays on screen and in the conflict row; it is sent once the
-                            // user resolves, so drop it from the queue now.
-                            for (seq, name, f, sent) in &pending {
-                                if name == names::NOTE_PUT && !sent && f.contains_key("body") {
-                                    let mut rest = f.clone();
-                                    rest.remove("body");
-                                    self.rewrite_entry(*seq, &rest, Some(rec.version.0))?;
-                                }
-                            }
-                        }
+            NotePlan::Remove { had_local } => {
+                if had_local {
+                    for sql in [
+                        "DELETE FROM notes WHERE id = ?1",
+                        "DELETE FROM conflicts WHERE note_id = ?1",
+                    ] {
+                        self.tx
+                            .prepare_cached(sql)
+                            .and_then(|mut s| s.execute([id]))
+                            .at(self.path)?;
                     }
-                } else if reconcile && mine_stamp > theirs.stamp {
-                    // Text the server lost: it stays, and is sent again below.
-                } else if rewound {
-                    // The server went back to an older history of this note and someone wrote
-                    // on it since: neither text may be dropped, so the user picks.
-                    let base = self.base_body(id)?.unwrap_or_default();
-                    self.open_conflict(id, &base, &mine, theirs_text, rec.version.0, now)?;
-                    out.conflicts.push(note_id);
-                } else {
-                    fields.insert("body".into(), theirs.clone());
-                    changed = true;
+                    out.changed.push(note_id);
                 }
-            } else if mine == theirs_text && !pending_fields.contains("body") {
-                // The same text: hold the server's stamp for it, which may be this device's own
-                // clamped (a clock too far ahead), so that device and server keep the same record.
-                fields.insert("body".into(), theirs.clone());
+                self.forget_base(id)?;
+                self.change.notes.push(note_id);
             }
-        }
-        if let Some((change, new_text)) = body_edit {
-            fields.insert("body".into(), change.clone());
-            changed = true;
-            let newest = pending
-                .iter()
-                .rev()
-                .find(|(_, name, _, sent)| name == names::NOTE_PUT && !sent);
-            match newest {
-                // A queued edit sends the merge instead of the text it was made from.
-                Some((seq, _, f, _)) => {
-                    let mut f = f.clone();
-                    f.insert("body".into(), change);
-                    self.rewrite_entry(*seq, &f, Some(rec.version.0))?;
-                }
-                // The edit is in flight (sent, its reply not in yet) and cannot be rewritten
-                // (L3): the merge goes up as an edit of its own, or it would stay on this
-                // device only.
-                None if new_text => {
-                    let f = Fields::from([("body".to_owned(), change)]);
-                    self.enqueue(
-                        Entity::Note,
-                        id,
-                        names::NOTE_PUT,
-                        f,
-                        Some(rec.version.0),
-                        now,
-                    )?;
-                }
-                None => {}
+            NotePlan::Revive { fields, entry } => {
+                self.change_entry(id, entry, rec, now)?;
+                self.write_local(id, &fields, None, now)?;
+                out.restored.push(note_id);
+                self.forget_base(id)?;
+                self.change.notes.push(note_id);
             }
+            NotePlan::Merge(plan) => self.run_merge(rec, note_id, plan, reconcile, now, out)?,
         }
+        Ok(())
+    }
 
-        // Edit against delete: deleted elsewhere while edited here, the edit wins.
-        let content_edit = ["title", "body", "tags", "notebook_id"]
-            .iter()
-            .any(|f| pending_fields.contains(f));
-        let now_deleted = fields
-            .get("deleted")
-            .is_some_and(|d| d.value == Value::Bool(true));
-        let was_deleted = local
-            .fields
-            .get("deleted")
-            .is_some_and(|d| d.value == Value::Bool(true));
-        if now_deleted && !was_deleted && content_edit && !pending_fields.contains("deleted") {
-            let stamp = self.stamp();
-            fields.insert(
-                "deleted".into(),
-                FieldChange {
-                    value: Value::Bool(false),
-                    stamp,
-                },
-            );
+    fn run_merge(
+        &mut self,
+        rec: &Record,
+        note_id: NoteId,
+        plan: MergePlan,
+        reconcile: bool,
+        now: i64,
+        out: &mut Applied,
+    ) -> Result<()> {
+        let id = rec.id.as_str();
+        if let Some(theirs) = &plan.refresh_conflict {
+            self.tx
+                .prepare_cached(
+                    "UPDATE conflicts SET theirs_body = ?2, theirs_version = ?3 WHERE note_id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![id, theirs, rec.version.0]))
+                .at(self.path)?;
+        }
+        if let Some(c) = &plan.conflict {
+            self.open_conflict(id, &c.base, &c.mine, &c.theirs, rec.version.0, now)?;
+            out.conflicts.push(note_id);
+        }
+        if plan.merged {
+            out.merged.push(note_id);
+        }
+        for entry in plan.entries {
+            self.change_entry(id, entry, rec, now)?;
+        }
+        if plan.restored {
             out.restored.push(note_id);
         }
-
         // Pending entries now build on this version (their edits are merged into it).
         self.tx
             .prepare_cached(
@@ -579,37 +437,46 @@ impl Tx<'_> {
             )
             .and_then(|mut s| s.execute(params![id, rec.version.0]))
             .at(self.path)?;
-
-        // Reconciling, the server's version is the truth even below the one this device knew.
-        let version = if reconcile {
-            Some(rec.version.0)
-        } else {
-            Some(rec.version.0.max(local.server_version.unwrap_or(0)))
-        };
-        // Our own push coming back is the usual case: the row already holds exactly this, and
-        // rewriting it would re-index the body for nothing.
-        if changed || fields != local.fields || version != local.server_version {
-            let stamp_now = if changed { now } else { self.updated_ms(id)? };
-            self.write_local(id, &fields, version, stamp_now)?;
+        if plan.write_row {
+            let updated = if plan.changed {
+                now
+            } else {
+                self.updated_ms(id)?
+            };
+            self.write_local(id, &plan.fields, plan.version, updated)?;
             self.change.notes.push(note_id);
         }
         self.write_base(id, rec.version.0, &rec.fields)?;
-        if changed {
+        if plan.changed {
             out.changed.push(note_id);
         }
         if reconcile {
-            let conflicted = out.conflicts.contains(&note_id);
-            let lost: Fields = fields
-                .into_iter()
-                .filter(|(name, mine)| {
-                    // Queued already, or up to the user in the merge view: not sent from here.
-                    let handled =
-                        pending_fields.contains(name.as_str()) || (conflicted && name == "body");
-                    !handled && mine.stamp > rec.fields.get(name).map_or(Stamp::ZERO, |t| t.stamp)
-                })
-                .collect();
-            self.resend_lost(Entity::Note, id, names::NOTE_PUT, lost, rec, now)?;
+            self.resend_lost(Entity::Note, id, names::NOTE_PUT, plan.resend, rec, now)?;
         }
+        Ok(())
+    }
+
+    fn change_entry(&mut self, id: &str, entry: EntryChange, rec: &Record, now: i64) -> Result<()> {
+        match entry {
+            EntryChange::Rewrite { seq, fields } => {
+                self.rewrite_entry(seq, &fields, Some(rec.version.0))
+            }
+            EntryChange::Enqueue { fields } => self.enqueue(
+                Entity::Note,
+                id,
+                names::NOTE_PUT,
+                fields,
+                Some(rec.version.0),
+                now,
+            ),
+        }
+    }
+
+    fn forget_base(&self, id: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM note_base WHERE note_id = ?1")
+            .and_then(|mut s| s.execute([id]))
+            .at(self.path)?;
         Ok(())
     }
 
@@ -809,6 +676,16 @@ impl Tx<'_> {
             Entity::Notebook => self.apply_notebook(rec, reconcile),
             Entity::Pref => self.apply_pref(rec, reconcile),
         }
+    }
+}
+
+impl NoteContext for Tx<'_> {
+    fn fresh_stamp(&mut self) -> Stamp {
+        self.stamp()
+    }
+
+    fn base_body(&mut self, id: &str) -> Result<String> {
+        Ok(self.load_base_body(id)?.unwrap_or_default())
     }
 }
 

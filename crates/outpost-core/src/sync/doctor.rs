@@ -481,7 +481,7 @@ fn now_ms(tx: &mut Tx<'_>) -> i64 {
 }
 
 impl Tx<'_> {
-    fn has_conflict(&self, id: &str) -> Result<bool> {
+    pub(super) fn has_conflict(&self, id: &str) -> Result<bool> {
         self.tx
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM conflicts WHERE note_id = ?1)")
             .and_then(|mut s| s.query_row([id], |r| r.get(0)))

@@ -7,6 +7,7 @@ pub mod client;
 pub mod doctor;
 pub mod engine;
 pub mod merge;
+pub(crate) mod plan;
 mod resolve;
 pub(crate) mod skew;
 mod state;
