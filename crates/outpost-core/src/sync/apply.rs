@@ -8,7 +8,8 @@
 //! cycle pushes (and gets every reply) before it pulls, so rewriting them keeps L3.
 
 use super::plan::{
-    EntryChange, MergePlan, NoteContext, NoteInput, NotePlan, PendingEntry, plan_note,
+    EntryChange, MergePlan, NoteContext, NoteInput, NotePlan, PendingEntry, first_reply, plan_note,
+    plan_notebook, requeue_after_conflict,
 };
 use crate::error::{Error, Result};
 use crate::meta;
@@ -504,6 +505,31 @@ impl Tx<'_> {
             .at(self.path)
     }
 
+    /// A local notebook with the stamp of each field.
+    pub(super) fn load_local_notebook(&self, id: &str) -> Result<Option<Local>> {
+        self.tx
+            .prepare_cached(
+                "SELECT name, name_stamp, deleted, deleted_stamp, server_version
+                 FROM notebooks WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([id], |r| {
+                    Ok(Local {
+                        fields: super::verify::notebook_fields(
+                            r.get(0)?,
+                            &r.get::<_, String>(1)?,
+                            r.get(2)?,
+                            &r.get::<_, String>(3)?,
+                        ),
+                        server_version: r.get(4)?,
+                    })
+                })
+                .optional()
+            })
+            .at(self.path)
+    }
+
+    /// Applies one server record of a notebook: decided by [`super::plan::plan_notebook`].
     pub(super) fn apply_notebook(&mut self, rec: &Record, reconcile: bool) -> Result<()> {
         let Ok(nb) = rec.id.parse::<outpost_protocol::NotebookId>() else {
             tracing::warn!(id = %rec.id, "skipping a notebook record with a bad id");
@@ -511,52 +537,8 @@ impl Tx<'_> {
         };
         let now = self.now_ms();
         let pending = self.pending_fields(&rec.id)?;
-        let current: Option<(String, String, bool, String, Option<i64>)> = self
-            .tx
-            .prepare_cached(
-                "SELECT name, name_stamp, deleted, deleted_stamp, server_version
-                 FROM notebooks WHERE id = ?1",
-            )
-            .and_then(|mut s| {
-                s.query_row([&rec.id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .optional()
-            })
-            .at(self.path)?;
-        let stale = current
-            .as_ref()
-            .and_then(|c| c.4)
-            .is_some_and(|v| rec.version.0 < v);
-        let (mut name, mut name_stamp, mut deleted, mut deleted_stamp) = current
-            .map(|(n, ns, d, ds, _)| (n, parse_stamp(&ns), d, parse_stamp(&ds)))
-            .unwrap_or((String::new(), Stamp::ZERO, false, Stamp::ZERO));
-        let wins = |field: &str, theirs: &FieldChange, mine: Stamp| {
-            takes_theirs(
-                theirs.stamp,
-                mine,
-                reconcile || stale || pending.contains(field),
-            )
-        };
-        if let Some(c) = rec
-            .fields
-            .get("name")
-            .filter(|c| wins("name", c, name_stamp))
-        {
-            name = c.value.as_str().unwrap_or_default().to_owned();
-            name_stamp = c.stamp;
-        }
-        if let Some(c) = rec
-            .fields
-            .get("deleted")
-            .filter(|c| wins("deleted", c, deleted_stamp))
-        {
-            deleted = c.value.as_bool().unwrap_or(false);
-            deleted_stamp = c.stamp;
-        }
-        if rec.purged {
-            deleted = true;
-        }
+        let local = self.load_local_notebook(&rec.id)?;
+        let plan = plan_notebook(rec, local.as_ref(), &pending, reconcile);
         self.tx
             .prepare_cached(
                 "INSERT INTO notebooks (id, name, name_stamp, deleted, deleted_stamp, created_ms,
@@ -570,42 +552,22 @@ impl Tx<'_> {
             .and_then(|mut s| {
                 s.execute(params![
                     rec.id,
-                    name,
-                    name_stamp.to_string(),
-                    deleted,
-                    deleted_stamp.to_string(),
+                    plan.name.value.as_str().unwrap_or_default(),
+                    plan.name.stamp.to_string(),
+                    plan.deleted.value.as_bool().unwrap_or(false),
+                    plan.deleted.stamp.to_string(),
                     now,
                     rec.version.0
                 ])
             })
             .at(self.path)?;
         self.change.notebooks.push(nb);
-        if reconcile && !rec.purged {
-            let theirs = |f: &str| rec.fields.get(f).map_or(Stamp::ZERO, |c| c.stamp);
-            let mut lost = Fields::new();
-            if !pending.contains("name") && name_stamp > theirs("name") {
-                lost.insert(
-                    "name".into(),
-                    FieldChange {
-                        value: Value::String(name),
-                        stamp: name_stamp,
-                    },
-                );
-            }
-            if !pending.contains("deleted") && deleted_stamp > theirs("deleted") {
-                lost.insert(
-                    "deleted".into(),
-                    FieldChange {
-                        value: Value::Bool(deleted),
-                        stamp: deleted_stamp,
-                    },
-                );
-            }
+        if reconcile {
             self.resend_lost(
                 Entity::Notebook,
                 &rec.id,
                 names::NOTEBOOK_PUT,
-                lost,
+                plan.resend,
                 rec,
                 now,
             )?;
@@ -756,22 +718,15 @@ impl Store {
                     tracing::warn!(mutation = %result.id, "a reply for a mutation not sent");
                     continue;
                 };
-                let mut outcome = &result.outcome;
-                if let Outcome::Duplicate { first } = outcome {
+                if matches!(result.outcome, Outcome::Duplicate { .. }) {
                     out.duplicates.push(entry.mutation_id);
-                    match first {
-                        // The reply of the first send, which this device never got: act on it
-                        // now. It may be a conflict to merge or a refusal to show; taking it
-                        // as a plain acknowledgement would drop that edit without a word.
-                        Some(first) => outcome = first,
-                        // Too old for the server to keep: it was handled, and the next pull
-                        // brings the record as it is now.
-                        None => {
-                            tx.remove_entry(entry)?;
-                            continue;
-                        }
-                    }
                 }
+                let Some(outcome) = first_reply(&result.outcome) else {
+                    // Too old for the server to keep: it was handled, and the next pull brings
+                    // the record as it is now.
+                    tx.remove_entry(entry)?;
+                    continue;
+                };
                 tracing::debug!(
                     mutation = %entry.mutation_id,
                     entity = %entry.entity_id,
@@ -779,63 +734,43 @@ impl Store {
                     "push reply"
                 );
                 match outcome {
-                    Outcome::Applied { version, cursor, clamped_skew_ms } => {
+                    Outcome::Applied {
+                        version,
+                        cursor,
+                        clamped_skew_ms,
+                    } => {
                         if let Some(skew) = clamped_skew_ms {
                             out.skew_ms = Some(out.skew_ms.unwrap_or(0).max(*skew));
                         }
                         tx.remove_entry(entry)?;
                         tx.note_applied(entry, version.0)?;
-                        // Until a pull brings it back: a server restored from a backup may
-                        // have lost it together with this reply. (A commit the pull cursor is
-                        // past already, the reply of a resend, came back with that pull.)
-                        tx.tx
-                            .prepare_cached(
-                                "INSERT INTO unconfirmed (entity, id, cursor)
-                                 SELECT ?1, ?2, ?3 WHERE ?3 > coalesce(
-                                     (SELECT CAST(value AS INTEGER) FROM sync_meta WHERE key = ?4), 0)
-                                 ON CONFLICT (entity, id) DO UPDATE
-                                 SET cursor = max(cursor, excluded.cursor)",
-                            )
-                            .and_then(|mut s| {
-                                s.execute(params![
-                                    entry.entity.as_str(),
-                                    entry.entity_id,
-                                    cursor.0,
-                                    CURSOR
-                                ])
-                            })
-                            .at(tx.path)?;
+                        tx.hold_unconfirmed(entry, *cursor)?;
                     }
                     Outcome::Duplicate { .. } => tx.remove_entry(entry)?,
                     Outcome::Conflict { current } => {
                         tx.remove_entry(entry)?;
-                        // An edit of a note deleted for good on the server that this device no
-                        // longer holds either: the user deleted it here too (nothing is left to
-                        // bring back), and sending the edit again would meet the same tombstone
-                        // for ever (found by the simulation, seed 5016).
-                        let orphan = current.purged
-                            && entry.entity == Entity::Note
-                            && tx.load_local(&entry.entity_id)?.is_none();
-                        if orphan {
-                            tracing::info!(note = %entry.entity_id, "an edit of a note deleted for good here and on the server: dropped");
-                        }
-                        // Queue the edit again as a new mutation; the merge below rebases it.
+                        let local = match entry.entity {
+                            Entity::Note => tx.load_local(&entry.entity_id)?,
+                            _ => None,
+                        };
+                        let fields = requeue_after_conflict(entry, current, local.as_ref());
+                        // Queued again as a new mutation; the merge below rebases it.
                         let now = tx.now_ms();
-                        let fields = tx.not_superseded(entry)?;
-                        if !fields.is_empty() && !orphan {
-                            tx.requeue(entry.entity, &entry.entity_id, &entry.name, fields, entry.base_version, now)?;
+                        if !fields.is_empty() {
+                            tx.requeue(
+                                entry.entity,
+                                &entry.entity_id,
+                                &entry.name,
+                                fields,
+                                entry.base_version,
+                                now,
+                            )?;
                         }
                         tx.apply_record(current, me, false, &mut out)?;
                     }
                     Outcome::Rejected { code, message } => {
-                        tx.tx
-                            .prepare_cached("UPDATE outbox SET state = 'failed', last_error = ?2 WHERE mutation_id = ?1")
-                            .and_then(|mut s| s.execute(params![entry.mutation_id.to_string(), format!("{message} ({code})")]))
-                            .at(tx.path)?;
+                        tx.fail_entry(entry, code, message)?;
                         out.rejected += 1;
-                        if let Ok(id) = entry.entity_id.parse() {
-                            tx.change.notes.push(id);
-                        }
                     }
                 }
             }
@@ -846,30 +781,51 @@ impl Store {
 }
 
 impl Tx<'_> {
-    /// The fields of a conflicted note edit that this device has not edited again since: a
-    /// later edit (its stamp newer) is already in the outbox or applied, and sending the older
-    /// text again after it would undo it (found by the simulation, seed 1039: an edit and its
-    /// undo went up together, the edit conflicted, was queued again behind the undo, and won).
-    fn not_superseded(&self, entry: &OutboxEntry) -> Result<Fields> {
-        if entry.entity != Entity::Note || entry.name != names::NOTE_PUT {
-            return Ok(entry.fields.clone());
-        }
-        let Some(local) = self.load_local(&entry.entity_id)? else {
-            return Ok(entry.fields.clone());
-        };
-        Ok(entry
-            .fields
-            .iter()
-            .filter(|(name, change)| {
-                local
-                    .fields
-                    .get(*name)
-                    .is_none_or(|l| l.stamp <= change.stamp)
+    /// Holds an applied change as unconfirmed until a pull brings it back: a server restored
+    /// from a backup may have lost it together with this reply. (A commit the pull cursor is
+    /// past already, the reply of a resend, came back with that pull.)
+    fn hold_unconfirmed(&self, entry: &OutboxEntry, cursor: Cursor) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO unconfirmed (entity, id, cursor)
+                 SELECT ?1, ?2, ?3 WHERE ?3 > coalesce(
+                     (SELECT CAST(value AS INTEGER) FROM sync_meta WHERE key = ?4), 0)
+                 ON CONFLICT (entity, id) DO UPDATE
+                 SET cursor = max(cursor, excluded.cursor)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    entry.entity.as_str(),
+                    entry.entity_id,
+                    cursor.0,
+                    CURSOR
+                ])
             })
-            .map(|(name, change)| (name.clone(), change.clone()))
-            .collect())
+            .at(self.path)?;
+        Ok(())
     }
 
+    /// A refused mutation becomes a dead letter the user can retry, edit or discard.
+    fn fail_entry(&mut self, entry: &OutboxEntry, code: &str, message: &str) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE outbox SET state = 'failed', last_error = ?2 WHERE mutation_id = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    entry.mutation_id.to_string(),
+                    format!("{message} ({code})")
+                ])
+            })
+            .at(self.path)?;
+        if let Ok(id) = entry.entity_id.parse() {
+            self.change.notes.push(id);
+        }
+        Ok(())
+    }
+}
+
+impl Tx<'_> {
     fn remove_entry(&mut self, entry: &OutboxEntry) -> Result<()> {
         self.tx
             .prepare_cached("DELETE FROM outbox WHERE mutation_id = ?1")

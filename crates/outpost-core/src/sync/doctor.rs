@@ -489,27 +489,7 @@ impl Tx<'_> {
     }
 
     pub(super) fn notebook_fields(&self, id: &str) -> Result<Option<Fields>> {
-        use rusqlite::OptionalExtension;
-        self.tx
-            .prepare_cached(
-                "SELECT name, name_stamp, deleted, deleted_stamp FROM notebooks WHERE id = ?1",
-            )
-            .and_then(|mut s| {
-                s.query_row([id], |r| {
-                    let mut fields = Fields::new();
-                    fields.insert(
-                        "name".into(),
-                        field(Value::String(r.get(0)?), &r.get::<_, String>(1)?),
-                    );
-                    fields.insert(
-                        "deleted".into(),
-                        field(Value::Bool(r.get(2)?), &r.get::<_, String>(3)?),
-                    );
-                    Ok(fields)
-                })
-                .optional()
-            })
-            .at(self.path)
+        Ok(self.load_local_notebook(id)?.map(|l| l.fields))
     }
 
     pub(super) fn pref_fields(&self, key: &str) -> Result<Option<Fields>> {

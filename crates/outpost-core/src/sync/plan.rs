@@ -11,9 +11,10 @@
 use super::apply::{FIELDS, Local, takes_theirs};
 use super::merge::{Merge, merge3};
 use crate::error::Result;
-use outpost_protocol::api::Record;
+use crate::model::OutboxEntry;
+use outpost_protocol::api::{Outcome, Record};
 use outpost_protocol::mutation::names;
-use outpost_protocol::{ClientId, FieldChange, Fields, Stamp};
+use outpost_protocol::{ClientId, Entity, FieldChange, Fields, Stamp};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -102,6 +103,117 @@ pub(super) struct MergePlan {
     pub(super) entries: Vec<EntryChange>,
     /// Reconciling: what is newer here than on the server (it lost it), to send again.
     pub(super) resend: Fields,
+}
+
+/// A notebook as applying one server record leaves it here: each field by last-writer-wins
+/// (the server's value as it is where nothing is edited here), and, reconciling, what the server
+/// lost and is sent again.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct NotebookPlan {
+    pub(super) name: FieldChange,
+    pub(super) deleted: FieldChange,
+    pub(super) resend: Fields,
+}
+
+pub(super) fn plan_notebook(
+    rec: &Record,
+    local: Option<&Local>,
+    pending_fields: &BTreeSet<String>,
+    reconcile: bool,
+) -> NotebookPlan {
+    let stale = local
+        .and_then(|l| l.server_version)
+        .is_some_and(|v| rec.version.0 < v);
+    let field = |name: &str, normal: fn(&Value) -> Value| {
+        let mine = local
+            .and_then(|l| l.fields.get(name))
+            .cloned()
+            .unwrap_or(FieldChange {
+                value: normal(&Value::Null),
+                stamp: Stamp::ZERO,
+            });
+        match rec.fields.get(name) {
+            Some(theirs)
+                if takes_theirs(
+                    theirs.stamp,
+                    mine.stamp,
+                    reconcile || stale || pending_fields.contains(name),
+                ) =>
+            {
+                FieldChange {
+                    value: normal(&theirs.value),
+                    stamp: theirs.stamp,
+                }
+            }
+            _ => mine,
+        }
+    };
+    let name = field("name", |v| {
+        Value::String(v.as_str().unwrap_or_default().to_owned())
+    });
+    let mut deleted = field("deleted", |v| Value::Bool(v.as_bool().unwrap_or(false)));
+    if rec.purged {
+        deleted.value = Value::Bool(true);
+    }
+    let mut resend = Fields::new();
+    if reconcile && !rec.purged {
+        for (key, mine) in [("name", &name), ("deleted", &deleted)] {
+            let theirs = rec.fields.get(key).map_or(Stamp::ZERO, |c| c.stamp);
+            if !pending_fields.contains(key) && mine.stamp > theirs {
+                resend.insert(key.to_owned(), mine.clone());
+            }
+        }
+    }
+    NotebookPlan {
+        name,
+        deleted,
+        resend,
+    }
+}
+
+/// The reply that counts for a pushed mutation: for a duplicate, the reply of its first send,
+/// which this device never got (a conflict to merge or a refusal to show: taking it as a plain
+/// acknowledgement would drop that edit without a word). `None`: a duplicate whose first reply
+/// the server no longer keeps; it was handled, and the next pull brings the record.
+pub(super) fn first_reply(outcome: &Outcome) -> Option<&Outcome> {
+    match outcome {
+        Outcome::Duplicate { first } => first.as_deref(),
+        other => Some(other),
+    }
+}
+
+/// What of an edit that met a conflict is queued again (the merge with `current` rebases it):
+/// - nothing of an edit of a note deleted for good on the server that this device no longer
+///   holds either: the user deleted it here too, and sending it again would meet the same
+///   tombstone for ever (found by the simulation, seed 5016);
+/// - of a note edit, only the fields not edited here since: a later edit (a newer stamp) is
+///   already queued or applied, and sending the older text after it would undo it (seed 1039:
+///   an edit and its undo went up together, the edit conflicted, was queued behind the undo,
+///   and won).
+pub(super) fn requeue_after_conflict(
+    entry: &OutboxEntry,
+    current: &Record,
+    local: Option<&Local>,
+) -> Fields {
+    let note_put = entry.entity == Entity::Note && entry.name == names::NOTE_PUT;
+    if current.purged && entry.entity == Entity::Note && local.is_none() {
+        tracing::info!(note = %entry.entity_id, "an edit of a note deleted for good here and on the server: dropped");
+        return Fields::new();
+    }
+    match local {
+        Some(local) if note_put => entry
+            .fields
+            .iter()
+            .filter(|(name, change)| {
+                local
+                    .fields
+                    .get(*name)
+                    .is_none_or(|l| l.stamp <= change.stamp)
+            })
+            .map(|(name, change)| (name.clone(), change.clone()))
+            .collect(),
+        _ => entry.fields.clone(),
+    }
 }
 
 /// Decides what applying `input.rec` does (see the module docs).
@@ -272,8 +384,6 @@ fn merge_body(
             theirs: theirs_text.to_owned(),
         })
     };
-    // The body this merge leaves, and whether it is new text that the server lacks.
-    let mut body_edit: Option<(FieldChange, bool)> = None;
     if mine == theirs_text || ours {
         if mine == theirs_text && !pending_fields.contains("body") {
             // The same text: hold the server's stamp for it, which may be this device's own
@@ -281,39 +391,7 @@ fn merge_body(
             plan.fields.insert("body".into(), theirs.clone());
         }
     } else if pending_fields.contains("body") {
-        let row = conflict(cx)?;
-        match merge3(&row.base, &mine, theirs_text) {
-            // Their text already holds this device's edit (it came back merged by another
-            // device, or both made the same change): take it as it is, stamp included, so that
-            // device and server keep the same record.
-            Merge::Clean(merged) if merged == theirs_text => {
-                body_edit = Some((theirs.clone(), false));
-                plan.merged = true;
-            }
-            Merge::Clean(merged) => {
-                let change = FieldChange {
-                    value: Value::String(merged),
-                    stamp: cx.fresh_stamp(),
-                };
-                body_edit = Some((change, true));
-                plan.merged = true;
-            }
-            Merge::Conflict => {
-                plan.conflict = Some(row);
-                // Mine stays on screen and in the conflict row; it is sent once the user
-                // resolves, so drop it from the queue now.
-                for e in input.pending {
-                    if e.name == names::NOTE_PUT && !e.sent && e.fields.contains_key("body") {
-                        let mut rest = e.fields.clone();
-                        rest.remove("body");
-                        plan.entries.push(EntryChange::Rewrite {
-                            seq: e.seq,
-                            fields: rest,
-                        });
-                    }
-                }
-            }
-        }
+        merge_edited_body(input, conflict(cx)?, theirs, plan, cx);
     } else if input.reconcile && mine_stamp > theirs.stamp {
         // Text the server lost: it stays, and is sent again.
     } else if rewound {
@@ -324,26 +402,64 @@ fn merge_body(
         plan.fields.insert("body".into(), theirs.clone());
         plan.changed = true;
     }
-    if let Some((change, new_text)) = body_edit {
-        plan.fields.insert("body".into(), change.clone());
-        plan.changed = true;
-        match newest_unsent_put(input.pending) {
-            // A queued edit sends the merge instead of the text it was made from.
-            Some(e) => {
-                let mut fields = e.fields.clone();
-                fields.insert("body".into(), change);
-                plan.entries
-                    .push(EntryChange::Rewrite { seq: e.seq, fields });
-            }
-            // The edit is in flight (sent, its reply not in yet) and cannot be rewritten (L3):
-            // the merge goes up as an edit of its own, or it would stay on this device only.
-            None if new_text => plan.entries.push(EntryChange::Enqueue {
-                fields: Fields::from([("body".to_owned(), change)]),
-            }),
-            None => {}
-        }
-    }
     Ok(())
+}
+
+/// Their body against this device's queued edit of it (`row`: the three texts).
+fn merge_edited_body(
+    input: &NoteInput<'_>,
+    row: ConflictRow,
+    theirs: &FieldChange,
+    plan: &mut MergePlan,
+    cx: &mut dyn NoteContext,
+) {
+    let (change, new_text) = match merge3(&row.base, &row.mine, &row.theirs) {
+        // Their text already holds this device's edit (it came back merged by another device,
+        // or both made the same change): take it as it is, stamp included, so that device and
+        // server keep the same record.
+        Merge::Clean(merged) if merged == row.theirs => (theirs.clone(), false),
+        Merge::Clean(merged) => {
+            let change = FieldChange {
+                value: Value::String(merged),
+                stamp: cx.fresh_stamp(),
+            };
+            (change, true)
+        }
+        Merge::Conflict => {
+            plan.conflict = Some(row);
+            // Mine stays on screen and in the conflict row; it is sent once the user resolves,
+            // so drop it from the queue now.
+            for e in input.pending {
+                if e.name == names::NOTE_PUT && !e.sent && e.fields.contains_key("body") {
+                    let mut rest = e.fields.clone();
+                    rest.remove("body");
+                    plan.entries.push(EntryChange::Rewrite {
+                        seq: e.seq,
+                        fields: rest,
+                    });
+                }
+            }
+            return;
+        }
+    };
+    plan.merged = true;
+    plan.fields.insert("body".into(), change.clone());
+    plan.changed = true;
+    match newest_unsent_put(input.pending) {
+        // A queued edit sends the merge instead of the text it was made from.
+        Some(e) => {
+            let mut fields = e.fields.clone();
+            fields.insert("body".into(), change);
+            plan.entries
+                .push(EntryChange::Rewrite { seq: e.seq, fields });
+        }
+        // The edit is in flight (sent, its reply not in yet) and cannot be rewritten (L3): the
+        // merge goes up as an edit of its own, or it would stay on this device only.
+        None if new_text => plan.entries.push(EntryChange::Enqueue {
+            fields: Fields::from([("body".to_owned(), change)]),
+        }),
+        None => {}
+    }
 }
 
 #[cfg(test)]
@@ -877,6 +993,166 @@ mod tests {
         assert!(
             !m.resend.contains_key("body"),
             "the user decides; nothing is sent from here"
+        );
+    }
+
+    fn notebook(name: &str, stamp: Stamp) -> Fields {
+        fields(&[
+            ("name", name.into(), stamp),
+            ("deleted", false.into(), at(100, ME)),
+        ])
+    }
+
+    #[test]
+    fn each_case_of_a_notebook_record_meeting_this_device() {
+        let rec = |version: i64, f: Fields| Record {
+            entity: Entity::Notebook,
+            ..record(version, f)
+        };
+        let local = |f: Fields| Local {
+            fields: f,
+            server_version: Some(3),
+        };
+        let none = BTreeSet::new();
+        let name_queued = BTreeSet::from(["name".to_owned()]);
+
+        // New here: the server's, a name that is not text read as empty.
+        let p = plan_notebook(
+            &rec(1, notebook("Sites", at(200, THEM))),
+            None,
+            &none,
+            false,
+        );
+        assert_eq!(p.name.value, Value::from("Sites"));
+        let odd = with(
+            notebook("", at(200, THEM)),
+            "name",
+            Value::from(5),
+            at(200, THEM),
+        );
+        let p = plan_notebook(&rec(1, odd), None, &none, false);
+        assert_eq!(p.name.value, Value::from(""));
+
+        // No edit here: the server's name even under a lower stamp (it clamped a fast clock).
+        let mine = local(notebook("Sites", at(900, ME)));
+        let p = plan_notebook(
+            &rec(4, notebook("Sites (north)", at(200, THEM))),
+            Some(&mine),
+            &none,
+            false,
+        );
+        assert_eq!(p.name.value, Value::from("Sites (north)"));
+
+        // A rename queued here with a newer stamp stays.
+        let p = plan_notebook(
+            &rec(4, notebook("Sites (north)", at(200, THEM))),
+            Some(&mine),
+            &name_queued,
+            false,
+        );
+        assert_eq!(p.name.value, Value::from("Sites"));
+        assert!(p.resend.is_empty(), "queued already");
+
+        // Deleted for good: deleted here too.
+        let tomb = Record {
+            purged: true,
+            fields: Fields::new(),
+            ..rec(5, Fields::new())
+        };
+        assert_eq!(
+            plan_notebook(&tomb, Some(&mine), &none, true).deleted.value,
+            Value::Bool(true)
+        );
+
+        // Reconciling with a server that lost the rename: kept and sent again.
+        let p = plan_notebook(
+            &rec(2, notebook("Sites", at(100, ME))),
+            Some(&local(notebook("Sites (lost)", at(300, ME)))),
+            &none,
+            true,
+        );
+        assert_eq!(p.name.value, Value::from("Sites (lost)"));
+        assert_eq!(p.resend.keys().collect::<Vec<_>>(), ["name"]);
+    }
+
+    fn sent_entry(name: &str, f: Fields) -> OutboxEntry {
+        OutboxEntry {
+            seq: 7,
+            mutation_id: outpost_protocol::MutationId::new(),
+            mutation_number: 7,
+            name: name.into(),
+            schema_version: 1,
+            entity: Entity::Note,
+            entity_id: record(1, Fields::new()).id,
+            fields: f,
+            base_version: Some(3),
+            created_ms: 0,
+            updated_ms: 0,
+            attempts: 1,
+            last_error: None,
+            state: "queued".into(),
+            sent: true,
+        }
+    }
+
+    #[test]
+    fn the_reply_that_counts_and_what_a_conflict_sends_again() {
+        use outpost_protocol::api::Version;
+        let conflict = Outcome::Conflict {
+            current: record(4, note(BASE)),
+        };
+        let applied = Outcome::Applied {
+            version: Version(4),
+            cursor: Cursor(4),
+            clamped_skew_ms: None,
+        };
+        assert_eq!(first_reply(&applied), Some(&applied));
+        // A duplicate whose first reply was a conflict is merged, not dropped.
+        let dup = Outcome::Duplicate {
+            first: Some(Box::new(conflict.clone())),
+        };
+        assert_eq!(first_reply(&dup), Some(&conflict));
+        assert_eq!(first_reply(&Outcome::Duplicate { first: None }), None);
+
+        let edit = sent_entry(
+            names::NOTE_PUT,
+            fields(&[
+                ("title", "Pump 4 (edit)".into(), at(200, ME)),
+                ("body", EDITED_HERE.into(), at(200, ME)),
+            ]),
+        );
+        let current = record(4, note(BASE));
+        // Nothing edited since: all of it goes again.
+        let here = Local {
+            fields: with(note(BASE), "title", "Pump 4 (edit)".into(), at(200, ME)),
+            server_version: Some(3),
+        };
+        assert_eq!(
+            requeue_after_conflict(&edit, &current, Some(&here)),
+            edit.fields
+        );
+        // Seed 1039: the body was edited again (undone) since; only the title goes again.
+        let undone = Local {
+            fields: with(here.fields.clone(), "body", BASE.into(), at(300, ME)),
+            server_version: Some(3),
+        };
+        assert_eq!(
+            requeue_after_conflict(&edit, &current, Some(&undone))
+                .keys()
+                .collect::<Vec<_>>(),
+            ["title"]
+        );
+        // Seed 5016: deleted for good on the server and here: nothing goes again.
+        let tomb = Record {
+            purged: true,
+            fields: Fields::new(),
+            ..record(5, Fields::new())
+        };
+        assert!(requeue_after_conflict(&edit, &tomb, None).is_empty());
+        // Deleted for good on the server, still here: the edit goes again (and revives it).
+        assert_eq!(
+            requeue_after_conflict(&edit, &tomb, Some(&here)),
+            edit.fields
         );
     }
 }
