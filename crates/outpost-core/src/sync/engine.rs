@@ -492,25 +492,8 @@ async fn cycle(
         let verdict = match round {
             Ok(verdict) => verdict,
             Err(e) => {
-                let Some(history) = needs_reconcile(&e) else {
-                    return Err(e);
-                };
                 reconciles += 1;
-                if reconciles > 2 {
-                    // The history changed again while reconciling: replies from two databases
-                    // (instances behind one address on different data). Stop rather than mix
-                    // them; nothing was removed, the next cycle tries again.
-                    return Err(SyncError::HistoryChanged {
-                        now: history,
-                        why: format!(
-                            "the server keeps answering from different copies of its data ({e}); syncing waits until it answers from one"
-                        ),
-                    });
-                }
-                tracing::warn!(error = %e, "reconciling with the server from the start; keeping everything on this device");
-                let history = history.or_else(|| client.history());
-                blocking(|| store.begin_reset(history.map(|h| h.to_string()).as_deref()))?;
-                client.expect_history(history);
+                reconcile_after(e, reconciles, store, client)?;
                 report.reset = true;
                 continue;
             }
@@ -538,36 +521,86 @@ async fn cycle(
                     )));
                 }
                 repaired = true;
-                tracing::warn!(
-                    buckets = buckets.len(),
-                    "this device and the server differ: repairing"
-                );
-                let diagnosis = super::doctor::diagnose(store, client).await?;
-                if diagnosis.differences.is_empty() {
-                    // Record by record, device and server agree: the sums differ by what this
-                    // version of the app does not sync (a newer device's preference), or one
-                    // side's sums drifted. The full pass is what counts; the device sums its
-                    // records up again from scratch at the next check.
-                    tracing::warn!(
-                        buckets = buckets.len(),
-                        "the digests differ but every record agrees; summing up again"
-                    );
-                    blocking(|| store.rebuild_local_digest())?;
-                    blocking(|| store.set_verified(Cursor(diagnosis.device_cursor), now_ms()))?;
-                    report.verified = true;
+                if repair_differences(store, client, buckets.len(), &mut report).await? {
                     break;
                 }
-                let done = super::doctor::repair(store, client, &diagnosis).await?;
-                if let Some(notice) = describe_repair(&diagnosis, &done) {
-                    blocking(|| store.record_sync_error(&notice, now_ms()))?;
-                }
-                report.repaired = Some(done);
             }
         }
     }
-    if known.is_none()
-        && let Some(history) = client.history()
-    {
+    finish_cycle(store, client, known.is_none(), &report)?;
+    Ok(report)
+}
+
+/// After a round failed with `e`: begins a reconcile when the server's history changed (a
+/// restore, another database), or gives `e` back. `reconciles` counts this one.
+fn reconcile_after(
+    e: SyncError,
+    reconciles: u32,
+    store: &Store,
+    client: &SyncClient,
+) -> Result<(), SyncError> {
+    let Some(history) = needs_reconcile(&e) else {
+        return Err(e);
+    };
+    if reconciles > 2 {
+        // The history changed again while reconciling: replies from two databases (instances
+        // behind one address on different data). Stop rather than mix them; nothing was
+        // removed, the next cycle tries again.
+        return Err(SyncError::HistoryChanged {
+            now: history,
+            why: format!(
+                "the server keeps answering from different copies of its data ({e}); syncing waits until it answers from one"
+            ),
+        });
+    }
+    tracing::warn!(error = %e, "reconciling with the server from the start; keeping everything on this device");
+    let history = history.or_else(|| client.history());
+    blocking(|| store.begin_reset(history.map(|h| h.to_string()).as_deref()))?;
+    client.expect_history(history);
+    Ok(())
+}
+
+/// The digests differ in `buckets` buckets: the doctor compares record by record and repairs.
+/// `true` when every record agreed after all (the sums are rebuilt, the device is verified).
+async fn repair_differences(
+    store: &Store,
+    client: &SyncClient,
+    buckets: usize,
+    report: &mut CycleReport,
+) -> Result<bool, SyncError> {
+    tracing::warn!(buckets, "this device and the server differ: repairing");
+    let diagnosis = super::doctor::diagnose(store, client).await?;
+    if diagnosis.differences.is_empty() {
+        // Record by record, device and server agree: the sums differ by what this version of
+        // the app does not sync (a newer device's preference), or one side's sums drifted. The
+        // full pass is what counts; the device sums its records up again from scratch at the
+        // next check.
+        tracing::warn!(
+            buckets,
+            "the digests differ but every record agrees; summing up again"
+        );
+        blocking(|| store.rebuild_local_digest())?;
+        blocking(|| store.set_verified(Cursor(diagnosis.device_cursor), now_ms()))?;
+        report.verified = true;
+        return Ok(true);
+    }
+    let done = super::doctor::repair(store, client, &diagnosis).await?;
+    if let Some(notice) = describe_repair(&diagnosis, &done) {
+        blocking(|| store.record_sync_error(&notice, now_ms()))?;
+    }
+    report.repaired = Some(done);
+    Ok(false)
+}
+
+/// A cycle that got through: its history, its success, and what the user should read in the
+/// sync log.
+fn finish_cycle(
+    store: &Store,
+    client: &SyncClient,
+    history_unknown: bool,
+    report: &CycleReport,
+) -> Result<(), SyncError> {
+    if history_unknown && let Some(history) = client.history() {
         blocking(|| store.set_server_history(&history.to_string()))?;
     }
     blocking(|| store.record_sync_success(now_ms()))?;
@@ -585,7 +618,7 @@ async fn cycle(
         resent = report.resent.total(),
         "sync cycle done"
     );
-    Ok(report)
+    Ok(())
 }
 
 struct Inner {
@@ -728,17 +761,10 @@ fn jitter(d: Duration) -> Duration {
 
 async fn run_loop(inner: Arc<Inner>) {
     let mut stop = inner.stop.subscribe();
-    let mut backoff = inner.cfg.min_backoff;
+    let mut pacing = Pacing::new(&inner.cfg);
     let mut retry_in: Option<Duration> = None;
-    let mut unproven_wait = UNPROVEN_RETRY;
     loop {
-        let interval = Duration::from_secs(
-            blocking(|| inner.store.get_pref(SYNC_INTERVAL_SECS))
-                .ok()
-                .and_then(|p| p.value.as_u64())
-                .unwrap_or(300),
-        );
-        let wait = retry_in.unwrap_or(interval);
+        let wait = retry_in.unwrap_or_else(|| sync_interval(&inner.store));
         tokio::select! {
             () = inner.wake.notified() => {}
             () = tokio::time::sleep(wait) => {}
@@ -766,84 +792,128 @@ async fn run_loop(inner: Arc<Inner>) {
             Ok(Some(session)) => Ok(session),
             Err(e) => Err(e),
         };
-        let client = session.and_then(|session| match inner.cfg.read_timeout {
-            Some(read) => session
-                .client
-                .with_timeouts(super::client::CONNECT_TIMEOUT, read),
-            None => Ok(session.client),
-        });
         inner.publish(|s| {
             s.state = EngineState::Syncing;
             s.progress = None;
         });
-        let progress = {
-            let inner = inner.clone();
-            move |p: Progress| inner.status.send_modify(|s| s.progress = Some(p))
-        };
-        let cfg = EngineConfig {
-            always_check: inner.check_next.swap(false, Ordering::SeqCst),
-            ..inner.cfg.clone()
-        };
         let cycle = async {
-            let client = client?;
+            let client = match inner.cfg.read_timeout {
+                Some(read) => session?
+                    .client
+                    .with_timeouts(super::client::CONNECT_TIMEOUT, read)?,
+                None => session?.client,
+            };
+            let progress = {
+                let inner = inner.clone();
+                move |p: Progress| inner.status.send_modify(|s| s.progress = Some(p))
+            };
+            let cfg = EngineConfig {
+                always_check: inner.check_next.swap(false, Ordering::SeqCst),
+                ..inner.cfg.clone()
+            };
             run_cycle(&inner.store, &client, &cfg, &progress).await
         }
         .await;
-        match cycle {
-            Ok(report) => {
-                backoff = inner.cfg.min_backoff;
-                // "Up to date" is proven: the digests agreed at this cursor and nothing waits.
-                // Otherwise (another device kept committing while this one checked, or an
-                // edit came in meanwhile) the engine looks again shortly.
-                let proven = (report.verified
-                    || blocking(|| inner.store.verified_at_cursor()).unwrap_or(false))
-                    && blocking(|| inner.store.sendable_count()).is_ok_and(|n| n == 0);
-                retry_in = if proven {
-                    unproven_wait = UNPROVEN_RETRY;
-                    None
-                } else {
-                    // Backs off while it stays unproven (an account busy with other devices).
-                    let wait = jitter(unproven_wait);
-                    unproven_wait = (unproven_wait * 2).min(UNPROVEN_RETRY_MAX);
-                    Some(wait)
-                };
-                inner.publish(|s| {
-                    s.state = if proven {
-                        EngineState::UpToDate
-                    } else {
-                        EngineState::Syncing
-                    };
-                    s.last_error = None;
-                    s.progress = None;
-                    s.next_retry_ms = None;
-                    s.restored = report.applied.restored.clone();
-                });
-            }
-            Err(e) => {
-                let delay = jitter(backoff);
-                backoff = (backoff * 2).min(inner.cfg.max_backoff);
-                let state = match &e {
-                    SyncError::Offline(_) => EngineState::Offline,
-                    SyncError::SignedOut(_) | SyncError::NotSignedIn => EngineState::SignedOut,
-                    _ => EngineState::Error,
-                };
-                retry_in = (state != EngineState::SignedOut).then_some(delay);
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "sync cycle failed");
-                let message = e.to_string();
-                if let Err(log_error) =
-                    blocking(|| inner.store.record_sync_error(&message, now_ms()))
-                {
-                    tracing::warn!(error = %log_error, "cannot keep the sync error in the sync log");
-                }
-                inner.publish(|s| {
-                    s.state = state;
-                    s.last_error = Some(message);
-                    s.progress = None;
-                    s.next_retry_ms = retry_in.map(|d| now_ms() + d.as_millis() as i64);
-                });
-            }
+        retry_in = match cycle {
+            Ok(report) => cycle_done(&inner, &report, &mut pacing),
+            Err(e) => cycle_failed(&inner, &e, &mut pacing),
+        };
+    }
+}
+
+/// The interval between cycles the user chose (Settings), five minutes by default.
+fn sync_interval(store: &Store) -> Duration {
+    Duration::from_secs(
+        blocking(|| store.get_pref(SYNC_INTERVAL_SECS))
+            .ok()
+            .and_then(|p| p.value.as_u64())
+            .unwrap_or(300),
+    )
+}
+
+/// How long the engine waits before it tries again: after failures (backing off), and while
+/// "Up to date" is not proven.
+struct Pacing {
+    min_backoff: Duration,
+    max_backoff: Duration,
+    backoff: Duration,
+    unproven_wait: Duration,
+}
+
+impl Pacing {
+    fn new(cfg: &EngineConfig) -> Self {
+        Self {
+            min_backoff: cfg.min_backoff,
+            max_backoff: cfg.max_backoff,
+            backoff: cfg.min_backoff,
+            unproven_wait: UNPROVEN_RETRY,
         }
     }
+
+    fn succeeded(&mut self, proven: bool) -> Option<Duration> {
+        self.backoff = self.min_backoff;
+        if proven {
+            self.unproven_wait = UNPROVEN_RETRY;
+            return None;
+        }
+        // Backs off while it stays unproven (an account busy with other devices).
+        let wait = jitter(self.unproven_wait);
+        self.unproven_wait = (self.unproven_wait * 2).min(UNPROVEN_RETRY_MAX);
+        Some(wait)
+    }
+
+    fn failed(&mut self) -> Duration {
+        let delay = jitter(self.backoff);
+        self.backoff = (self.backoff * 2).min(self.max_backoff);
+        delay
+    }
+}
+
+/// Publishes a cycle that got through; returns when to look again.
+fn cycle_done(inner: &Inner, report: &CycleReport, pacing: &mut Pacing) -> Option<Duration> {
+    // "Up to date" is proven: the digests agreed at this cursor and nothing waits. Otherwise
+    // (another device kept committing while this one checked, or an edit came in meanwhile)
+    // the engine looks again shortly.
+    let proven = (report.verified
+        || blocking(|| inner.store.verified_at_cursor()).unwrap_or(false))
+        && blocking(|| inner.store.sendable_count()).is_ok_and(|n| n == 0);
+    let retry_in = pacing.succeeded(proven);
+    inner.publish(|s| {
+        s.state = if proven {
+            EngineState::UpToDate
+        } else {
+            EngineState::Syncing
+        };
+        s.last_error = None;
+        s.progress = None;
+        s.next_retry_ms = None;
+        s.restored = report.applied.restored.clone();
+    });
+    retry_in
+}
+
+/// Publishes and logs a failed cycle; returns when to try again (never by itself once signed
+/// out).
+fn cycle_failed(inner: &Inner, e: &SyncError, pacing: &mut Pacing) -> Option<Duration> {
+    let delay = pacing.failed();
+    let state = match e {
+        SyncError::Offline(_) => EngineState::Offline,
+        SyncError::SignedOut(_) | SyncError::NotSignedIn => EngineState::SignedOut,
+        _ => EngineState::Error,
+    };
+    let retry_in = (state != EngineState::SignedOut).then_some(delay);
+    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "sync cycle failed");
+    let message = e.to_string();
+    if let Err(log_error) = blocking(|| inner.store.record_sync_error(&message, now_ms())) {
+        tracing::warn!(error = %log_error, "cannot keep the sync error in the sync log");
+    }
+    inner.publish(|s| {
+        s.state = state;
+        s.last_error = Some(message);
+        s.progress = None;
+        s.next_retry_ms = retry_in.map(|d| now_ms() + d.as_millis() as i64);
+    });
+    retry_in
 }
 
 /// A local change queues a sync: at once after a quiet spell, so a single edit reaches the other
