@@ -15,9 +15,11 @@ use outpost_protocol::api::{Record, Version};
 use outpost_protocol::digest::{self, Counts, Entry, Key, MAX_FETCH_KEYS, Summary};
 use outpost_protocol::mutation::names;
 use outpost_protocol::{Entity, FieldChange, Fields, NoteId, Stamp};
+use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 use tracing::Instrument as _;
 
 /// How a record differs between device and server.
@@ -130,97 +132,15 @@ impl Store {
         self.read(|conn, path| {
             // One read transaction: every table as of the same commit.
             let tx = conn.unchecked_transaction().at(path)?;
-            let mut records = Vec::new();
-            let mut notes = tx
-                .prepare(&format!(
-                    "SELECT {NOTE_FIELD_COLUMNS}, server_version, id FROM notes"
-                ))
-                .at(path)?;
-            let rows = notes
-                .query_map([], |r| Ok((note_fields(r)?, r.get(14)?, r.get(15)?)))
-                .at(path)?;
-            for row in rows {
-                let (fields, version, id): (Fields, Option<i64>, String) = row.at(path)?;
-                records.push(LocalRecord {
-                    digest: local_digest(Entity::Note, &id, version, &fields),
-                    title: fields
-                        .get("title")
-                        .and_then(|c| c.value.as_str())
-                        .map(str::to_owned),
-                    in_trash: fields.get("deleted").is_some_and(|c| c.value == true),
-                    key: Key {
-                        entity: Entity::Note,
-                        id,
-                    },
-                    version,
-                });
-            }
-            let mut notebooks = tx
-                .prepare(
-                    "SELECT id, name, name_stamp, deleted, deleted_stamp, server_version
-                     FROM notebooks",
-                )
-                .at(path)?;
-            let rows = notebooks
-                .query_map([], |r| {
-                    let name: String = r.get(1)?;
-                    let fields = super::verify::notebook_fields(
-                        name.clone(),
-                        &r.get::<_, String>(2)?,
-                        r.get(3)?,
-                        &r.get::<_, String>(4)?,
-                    );
-                    Ok((r.get::<_, String>(0)?, name, fields, r.get(5)?))
-                })
-                .at(path)?;
-            for row in rows {
-                let (id, name, fields, version): (String, String, Fields, Option<i64>) =
-                    row.at(path)?;
-                records.push(LocalRecord {
-                    digest: local_digest(Entity::Notebook, &id, version, &fields),
-                    title: Some(name),
-                    in_trash: false,
-                    key: Key {
-                        entity: Entity::Notebook,
-                        id,
-                    },
-                    version,
-                });
-            }
-            let mut prefs = tx.prepare("SELECT key, value, stamp FROM prefs").at(path)?;
-            let rows = prefs
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                })
-                .at(path)?;
-            for row in rows {
-                let (key, value, stamp) = row.at(path)?;
-                if !crate::prefs::is_synced_key(&key) {
-                    continue;
-                }
-                let fields = super::verify::pref_fields(&value, &stamp);
-                records.push(LocalRecord {
-                    digest: local_digest(Entity::Pref, &key, None, &fields),
-                    title: None,
-                    in_trash: false,
-                    key: Key {
-                        entity: Entity::Pref,
-                        id: key,
-                    },
-                    version: None,
-                });
-            }
-            let mut pending_ids = tx
+            let mut records = snapshot_notes(&tx, path)?;
+            records.extend(snapshot_notebooks(&tx, path)?);
+            records.extend(snapshot_prefs(&tx, path)?);
+            let pending = tx
                 .prepare("SELECT entity_id FROM outbox UNION SELECT note_id FROM conflicts")
-                .at(path)?;
-            let pending = pending_ids
-                .query_map([], |r| r.get::<_, String>(0))
-                .at(path)?
-                .collect::<rusqlite::Result<HashSet<String>>>()
+                .and_then(|mut s| {
+                    s.query_map([], |r| r.get::<_, String>(0))?
+                        .collect::<rusqlite::Result<HashSet<String>>>()
+                })
                 .at(path)?;
             let cursor = crate::meta::get(&tx, path, apply::CURSOR)?
                 .and_then(|v| v.parse().ok())
@@ -232,6 +152,105 @@ impl Store {
             })
         })
     }
+}
+
+fn snapshot_notes(conn: &Connection, path: &Path) -> Result<Vec<LocalRecord>> {
+    let mut notes = conn
+        .prepare(&format!(
+            "SELECT {NOTE_FIELD_COLUMNS}, server_version, id FROM notes"
+        ))
+        .at(path)?;
+    let rows = notes
+        .query_map([], |r| Ok((note_fields(r)?, r.get(14)?, r.get(15)?)))
+        .at(path)?;
+    let mut records = Vec::new();
+    for row in rows {
+        let (fields, version, id): (Fields, Option<i64>, String) = row.at(path)?;
+        records.push(LocalRecord {
+            digest: local_digest(Entity::Note, &id, version, &fields),
+            title: fields
+                .get("title")
+                .and_then(|c| c.value.as_str())
+                .map(str::to_owned),
+            in_trash: fields.get("deleted").is_some_and(|c| c.value == true),
+            key: Key {
+                entity: Entity::Note,
+                id,
+            },
+            version,
+        });
+    }
+    Ok(records)
+}
+
+fn snapshot_notebooks(conn: &Connection, path: &Path) -> Result<Vec<LocalRecord>> {
+    let mut notebooks = conn
+        .prepare(
+            "SELECT id, name, name_stamp, deleted, deleted_stamp, server_version
+             FROM notebooks",
+        )
+        .at(path)?;
+    let rows = notebooks
+        .query_map([], |r| {
+            let name: String = r.get(1)?;
+            let fields = super::verify::notebook_fields(
+                name.clone(),
+                &r.get::<_, String>(2)?,
+                r.get(3)?,
+                &r.get::<_, String>(4)?,
+            );
+            Ok((r.get::<_, String>(0)?, name, fields, r.get(5)?))
+        })
+        .at(path)?;
+    let mut records = Vec::new();
+    for row in rows {
+        let (id, name, fields, version): (String, String, Fields, Option<i64>) = row.at(path)?;
+        records.push(LocalRecord {
+            digest: local_digest(Entity::Notebook, &id, version, &fields),
+            title: Some(name),
+            in_trash: false,
+            key: Key {
+                entity: Entity::Notebook,
+                id,
+            },
+            version,
+        });
+    }
+    Ok(records)
+}
+
+fn snapshot_prefs(conn: &Connection, path: &Path) -> Result<Vec<LocalRecord>> {
+    let mut prefs = conn
+        .prepare("SELECT key, value, stamp FROM prefs")
+        .at(path)?;
+    let rows = prefs
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .at(path)?;
+    let mut records = Vec::new();
+    for row in rows {
+        let (key, value, stamp) = row.at(path)?;
+        if !crate::prefs::is_synced_key(&key) {
+            continue;
+        }
+        let fields = super::verify::pref_fields(&value, &stamp);
+        records.push(LocalRecord {
+            digest: local_digest(Entity::Pref, &key, None, &fields),
+            title: None,
+            in_trash: false,
+            key: Key {
+                entity: Entity::Pref,
+                id: key,
+            },
+            version: None,
+        });
+    }
+    Ok(records)
 }
 
 #[cfg(test)]

@@ -339,34 +339,44 @@ async fn pull_all(
         report.pulled += page.records.len();
         merge_applied(&mut report.applied, applied);
         if !page.has_more {
-            let lost = blocking(|| store.lost_acknowledged())?;
-            if lost > 0 && !reconciling {
-                // Read to the server's newest change, and still not back: the server lost
-                // them (and, with them, maybe more that other devices sent).
-                return Err(SyncError::HistoryChanged {
-                    now: None,
-                    why: format!(
-                        "the server no longer has {lost} changes it had acknowledged (restored from a backup?); reconciling"
-                    ),
-                });
-            }
-            if reconciling {
-                let resent = blocking(|| store.finish_reset())?;
-                if resent.total() > 0 {
-                    tracing::warn!(
-                        notes = resent.notes,
-                        notebooks = resent.notebooks,
-                        prefs = resent.prefs,
-                        "the server lacked records this device holds: sending them again"
-                    );
-                }
-                report.resent.notes += resent.notes;
-                report.resent.notebooks += resent.notebooks;
-                report.resent.prefs += resent.prefs;
-            }
-            return Ok(());
+            return pulled_to_the_end(store, reconciling, report);
         }
     }
+}
+
+/// A pull read to the server's newest change: what the server should have and does not, and,
+/// reconciling, what it lacks and is sent again.
+fn pulled_to_the_end(
+    store: &Store,
+    reconciling: bool,
+    report: &mut CycleReport,
+) -> Result<(), SyncError> {
+    let lost = blocking(|| store.lost_acknowledged())?;
+    if lost > 0 && !reconciling {
+        // Read to the server's newest change, and still not back: the server lost them (and,
+        // with them, maybe more that other devices sent).
+        return Err(SyncError::HistoryChanged {
+            now: None,
+            why: format!(
+                "the server no longer has {lost} changes it had acknowledged (restored from a backup?); reconciling"
+            ),
+        });
+    }
+    if reconciling {
+        let resent = blocking(|| store.finish_reset())?;
+        if resent.total() > 0 {
+            tracing::warn!(
+                notes = resent.notes,
+                notebooks = resent.notebooks,
+                prefs = resent.prefs,
+                "the server lacked records this device holds: sending them again"
+            );
+        }
+        report.resent.notes += resent.notes;
+        report.resent.notebooks += resent.notebooks;
+        report.resent.prefs += resent.prefs;
+    }
+    Ok(())
 }
 
 /// A background fetch that stops when the cycle stops (an error, shutdown) instead of

@@ -50,6 +50,19 @@ pub(crate) fn brought_back(stamp: Stamp, limit_ms: u64, shift_ms: i64) -> Option
 /// Brings back every stamp beyond `limit_ms` in the records and the unsent outbox entries (see
 /// the module docs). Runs in the transaction that moved the clock back.
 pub(crate) fn bring_back(tx: &mut Tx<'_>, limit_ms: u64, shift_ms: i64) -> Result<()> {
+    let records = bring_back_records(tx, limit_ms, shift_ms)?;
+    let entries = bring_back_unsent(tx, limit_ms, shift_ms)?;
+    tracing::warn!(
+        records,
+        entries,
+        shift_ms,
+        "this device's clock was ahead of the server's: brought its stamps back"
+    );
+    Ok(())
+}
+
+/// The records' stamps (see [`bring_back`]); returns how many records moved.
+fn bring_back_records(tx: &Tx<'_>, limit_ms: u64, shift_ms: i64) -> Result<usize> {
     let beyond = format!("{limit_ms:012x}");
     let mut records = 0usize;
     for (table, key, columns) in STAMPED {
@@ -96,6 +109,11 @@ pub(crate) fn bring_back(tx: &mut Tx<'_>, limit_ms: u64, shift_ms: i64) -> Resul
             records += 1;
         }
     }
+    Ok(records)
+}
+
+/// The unsent outbox entries' stamps (see [`bring_back`]); returns how many entries moved.
+fn bring_back_unsent(tx: &Tx<'_>, limit_ms: u64, shift_ms: i64) -> Result<usize> {
     let unsent: Vec<(i64, String)> = tx
         .tx
         .prepare("SELECT seq, fields FROM outbox WHERE sent = 0")
@@ -122,13 +140,7 @@ pub(crate) fn bring_back(tx: &mut Tx<'_>, limit_ms: u64, shift_ms: i64) -> Resul
             entries += 1;
         }
     }
-    tracing::warn!(
-        records,
-        entries,
-        shift_ms,
-        "this device's clock was ahead of the server's: brought its stamps back"
-    );
-    Ok(())
+    Ok(entries)
 }
 
 #[cfg(test)]

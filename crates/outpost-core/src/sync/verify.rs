@@ -105,6 +105,14 @@ pub fn compare(
     })
 }
 
+/// A record a write marked: its digest before (as summed) and now (`None`: not held).
+struct Marked {
+    entity: Entity,
+    id: String,
+    before: Option<u64>,
+    now: Option<u64>,
+}
+
 fn add(b: &mut Bucket, digest: u64) {
     b.count = b.count.wrapping_add(1);
     b.sum = b.sum.wrapping_add(digest);
@@ -277,93 +285,27 @@ impl Tx<'_> {
     /// Hashes the records marked since the last refresh and moves their buckets; returns how
     /// many it hashed.
     fn refresh_digest(&mut self) -> Result<usize> {
-        // (entity, id, digest before, digest now) of every marked record. Notes, nearly all of
-        // them, come in one pass that joins each mark to its row and old digest.
-        let mut marked: Vec<(Entity, String, Option<u64>, Option<u64>)> = self
-            .tx
-            .prepare_cached(&format!(
-                "SELECT {NOTE_FIELD_COLUMNS}, server_version, d.id, r.digest, n.rowid
-                 FROM digest_dirty d
-                 LEFT JOIN notes n ON n.id = d.id
-                 LEFT JOIN digest_records r ON r.entity = 'note' AND r.id = d.id
-                 WHERE d.entity = 'note'"
-            ))
-            .and_then(|mut s| {
-                s.query_map([], |r| {
-                    let id: String = r.get(15)?;
-                    let old: Option<i64> = r.get(16)?;
-                    let new = match r.get::<_, Option<i64>>(17)? {
-                        Some(_) => Some(local_digest(
-                            Entity::Note,
-                            &id,
-                            r.get(14)?,
-                            &note_fields(r)?,
-                        )),
-                        None => None,
-                    };
-                    Ok((Entity::Note, id, old.map(from_sql), new))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .at(self.path)?;
-        let others = self
-            .tx
-            .prepare_cached(
-                "SELECT d.entity, d.id, r.digest FROM digest_dirty d
-                 LEFT JOIN digest_records r ON r.entity = d.entity AND r.id = d.id
-                 WHERE d.entity != 'note'",
-            )
-            .and_then(|mut s| {
-                s.query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Option<i64>>(2)?,
-                    ))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .at(self.path)?;
-        for (entity, id, old) in others {
-            if let Some(entity) = Entity::parse(&entity) {
-                let new = self.current_digest(entity, &id)?;
-                marked.push((entity, id, old.map(from_sql), new));
-            }
-        }
+        let marked = self.marked_records()?;
         if marked.is_empty() {
             return Ok(0);
         }
         let mut buckets: Vec<Option<Bucket>> = vec![None; BUCKETS];
-        for (entity, id, old, new) in &marked {
-            if old == new {
+        for m in &marked {
+            if m.before == m.now {
                 continue;
             }
-            let i = usize::from(digest::bucket(*entity, id));
+            let i = usize::from(digest::bucket(m.entity, &m.id));
             let bucket = match &mut buckets[i] {
                 Some(b) => b,
                 slot => slot.insert(self.bucket(i)?),
             };
-            if let Some(old) = old {
-                remove(bucket, *old);
+            if let Some(old) = m.before {
+                remove(bucket, old);
             }
-            match new {
-                Some(new) => {
-                    add(bucket, *new);
-                    self.tx
-                        .prepare_cached(
-                            "INSERT INTO digest_records (entity, id, digest) VALUES (?1, ?2, ?3)
-                             ON CONFLICT (entity, id) DO UPDATE SET digest = excluded.digest",
-                        )
-                        .and_then(|mut s| s.execute(params![entity.as_str(), id, to_sql(*new)]))
-                        .at(self.path)?;
-                }
-                None => {
-                    self.tx
-                        .prepare_cached("DELETE FROM digest_records WHERE entity = ?1 AND id = ?2")
-                        .and_then(|mut s| s.execute(params![entity.as_str(), id]))
-                        .at(self.path)?;
-                }
+            if let Some(new) = m.now {
+                add(bucket, new);
             }
+            self.save_record_digest(m)?;
         }
         let mut write = self
             .tx
@@ -386,6 +328,91 @@ impl Tx<'_> {
             .and_then(|mut s| s.execute([]))
             .at(self.path)?;
         Ok(marked.len())
+    }
+
+    /// Every record a write marked, with its digest before and now. Notes, nearly all of them,
+    /// come in one pass that joins each mark to its row and old digest.
+    fn marked_records(&self) -> Result<Vec<Marked>> {
+        let mut marked: Vec<Marked> = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {NOTE_FIELD_COLUMNS}, server_version, d.id, r.digest, n.rowid
+                 FROM digest_dirty d
+                 LEFT JOIN notes n ON n.id = d.id
+                 LEFT JOIN digest_records r ON r.entity = 'note' AND r.id = d.id
+                 WHERE d.entity = 'note'"
+            ))
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    let id: String = r.get(15)?;
+                    let before: Option<i64> = r.get(16)?;
+                    let now = match r.get::<_, Option<i64>>(17)? {
+                        Some(_) => Some(local_digest(
+                            Entity::Note,
+                            &id,
+                            r.get(14)?,
+                            &note_fields(r)?,
+                        )),
+                        None => None,
+                    };
+                    Ok(Marked {
+                        entity: Entity::Note,
+                        id,
+                        before: before.map(from_sql),
+                        now,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .at(self.path)?;
+        let others = self
+            .tx
+            .prepare_cached(
+                "SELECT d.entity, d.id, r.digest FROM digest_dirty d
+                 LEFT JOIN digest_records r ON r.entity = d.entity AND r.id = d.id
+                 WHERE d.entity != 'note'",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .at(self.path)?;
+        for (entity, id, before) in others {
+            if let Some(entity) = Entity::parse(&entity) {
+                let now = self.current_digest(entity, &id)?;
+                marked.push(Marked {
+                    entity,
+                    id,
+                    before: before.map(from_sql),
+                    now,
+                });
+            }
+        }
+        Ok(marked)
+    }
+
+    fn save_record_digest(&self, m: &Marked) -> Result<()> {
+        match m.now {
+            Some(new) => self
+                .tx
+                .prepare_cached(
+                    "INSERT INTO digest_records (entity, id, digest) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (entity, id) DO UPDATE SET digest = excluded.digest",
+                )
+                .and_then(|mut s| s.execute(params![m.entity.as_str(), m.id, to_sql(new)])),
+            None => self
+                .tx
+                .prepare_cached("DELETE FROM digest_records WHERE entity = ?1 AND id = ?2")
+                .and_then(|mut s| s.execute(params![m.entity.as_str(), m.id])),
+        }
+        .at(self.path)?;
+        Ok(())
     }
 
     fn bucket(&self, i: usize) -> Result<Bucket> {
