@@ -86,6 +86,20 @@ impl Tx<'_> {
 }
 
 impl Tx<'_> {
+    /// Queues `fields` of a sent `entry` again, as [`Tx::requeue`] does, on the entry's own
+    /// mutation and base.
+    pub(crate) fn requeue_entry(&mut self, entry: &OutboxEntry, fields: Fields) -> Result<()> {
+        let now = i64::try_from(self.stamp().physical_ms).unwrap_or(i64::MAX);
+        self.requeue(
+            entry.entity,
+            &entry.entity_id,
+            &entry.name,
+            fields,
+            entry.base_version,
+            now,
+        )
+    }
+
     /// Queues a change again (a dead letter retried, a conflicted push): if an unsent entry
     /// of the same entity exists, the fields go into it (per field, the later stamp wins);
     /// otherwise a new entry with a new id and number.

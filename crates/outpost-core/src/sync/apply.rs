@@ -755,16 +755,8 @@ impl Store {
                         };
                         let fields = requeue_after_conflict(entry, current, local.as_ref());
                         // Queued again as a new mutation; the merge below rebases it.
-                        let now = tx.now_ms();
                         if !fields.is_empty() {
-                            tx.requeue(
-                                entry.entity,
-                                &entry.entity_id,
-                                &entry.name,
-                                fields,
-                                entry.base_version,
-                                now,
-                            )?;
+                            tx.requeue_entry(entry, fields)?;
                         }
                         tx.apply_record(current, me, false, &mut out)?;
                     }

@@ -108,6 +108,18 @@ struct LocalRecord {
     in_trash: bool,
 }
 
+impl LocalRecord {
+    fn new(entity: Entity, id: String, version: Option<i64>, fields: &Fields) -> Self {
+        Self {
+            digest: local_digest(entity, &id, version, fields),
+            key: Key { entity, id },
+            version,
+            title: None,
+            in_trash: false,
+        }
+    }
+}
+
 /// This device's records and which of them have pending changes.
 struct Snapshot {
     records: Vec<LocalRecord>,
@@ -167,17 +179,12 @@ fn snapshot_notes(conn: &Connection, path: &Path) -> Result<Vec<LocalRecord>> {
     for row in rows {
         let (fields, version, id): (Fields, Option<i64>, String) = row.at(path)?;
         records.push(LocalRecord {
-            digest: local_digest(Entity::Note, &id, version, &fields),
             title: fields
                 .get("title")
                 .and_then(|c| c.value.as_str())
                 .map(str::to_owned),
             in_trash: fields.get("deleted").is_some_and(|c| c.value == true),
-            key: Key {
-                entity: Entity::Note,
-                id,
-            },
-            version,
+            ..LocalRecord::new(Entity::Note, id, version, &fields)
         });
     }
     Ok(records)
@@ -206,14 +213,8 @@ fn snapshot_notebooks(conn: &Connection, path: &Path) -> Result<Vec<LocalRecord>
     for row in rows {
         let (id, name, fields, version): (String, String, Fields, Option<i64>) = row.at(path)?;
         records.push(LocalRecord {
-            digest: local_digest(Entity::Notebook, &id, version, &fields),
             title: Some(name),
-            in_trash: false,
-            key: Key {
-                entity: Entity::Notebook,
-                id,
-            },
-            version,
+            ..LocalRecord::new(Entity::Notebook, id, version, &fields)
         });
     }
     Ok(records)
@@ -239,16 +240,7 @@ fn snapshot_prefs(conn: &Connection, path: &Path) -> Result<Vec<LocalRecord>> {
             continue;
         }
         let fields = super::verify::pref_fields(&value, &stamp);
-        records.push(LocalRecord {
-            digest: local_digest(Entity::Pref, &key, None, &fields),
-            title: None,
-            in_trash: false,
-            key: Key {
-                entity: Entity::Pref,
-                id: key,
-            },
-            version: None,
-        });
+        records.push(LocalRecord::new(Entity::Pref, key, None, &fields));
     }
     Ok(records)
 }

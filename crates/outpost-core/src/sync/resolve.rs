@@ -162,15 +162,7 @@ impl Store {
                 }
                 return Ok(());
             }
-            let now = i64::try_from(tx.stamp().physical_ms).unwrap_or(i64::MAX);
-            tx.requeue(
-                entry.entity,
-                &entry.entity_id,
-                &entry.name,
-                fields,
-                entry.base_version,
-                now,
-            )?;
+            tx.requeue_entry(&entry, fields)?;
             if let Ok(id) = entry.entity_id.parse() {
                 tx.change.notes.push(id);
             }

@@ -105,6 +105,30 @@ pub fn compare(
     })
 }
 
+/// Rows of (entity, id, digest) as record keys with their digests; an entity this build does
+/// not know is left out.
+fn keyed_digests(tx: &Tx<'_>, sql: &str) -> Result<Vec<(Key, Option<u64>)>> {
+    Ok(tx
+        .tx
+        .prepare_cached(sql)
+        .and_then(|mut s| {
+            s.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .at(tx.path)?
+        .into_iter()
+        .filter_map(|(entity, id, d)| {
+            Entity::parse(&entity).map(|entity| (Key { entity, id }, d.map(from_sql)))
+        })
+        .collect())
+}
+
 /// A record a write marked: its digest before (as summed) and now (`None`: not held).
 struct Marked {
     entity: Entity,
@@ -230,31 +254,16 @@ impl Store {
                     .collect::<rusqlite::Result<Vec<Bucket>>>()
                 })
                 .at(tx.path)?;
-            let pending = tx
-                .tx
-                .prepare_cached(
-                    "WITH p (entity, id) AS (
-                         SELECT entity, entity_id FROM outbox
-                         UNION SELECT 'note', note_id FROM conflicts)
-                     SELECT p.entity, p.id, d.digest FROM p
-                     LEFT JOIN digest_records d ON d.entity = p.entity AND d.id = p.id",
-                )
-                .and_then(|mut s| {
-                    s.query_map([], |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, Option<i64>>(2)?,
-                        ))
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .at(tx.path)?
-                .into_iter()
-                .filter_map(|(entity, id, d)| {
-                    Entity::parse(&entity).map(|entity| (Key { entity, id }, d.map(from_sql)))
-                })
-                .collect();
+            let pending = keyed_digests(
+                tx,
+                "WITH p (entity, id) AS (
+                     SELECT entity, entity_id FROM outbox
+                     UNION SELECT 'note', note_id FROM conflicts)
+                 SELECT p.entity, p.id, d.digest FROM p
+                 LEFT JOIN digest_records d ON d.entity = p.entity AND d.id = p.id",
+            )?
+            .into_iter()
+            .collect();
             let cursor = crate::meta::get(&tx.tx, tx.path, apply::CURSOR)?
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
@@ -365,34 +374,20 @@ impl Tx<'_> {
                 .collect::<rusqlite::Result<Vec<_>>>()
             })
             .at(self.path)?;
-        let others = self
-            .tx
-            .prepare_cached(
-                "SELECT d.entity, d.id, r.digest FROM digest_dirty d
-                 LEFT JOIN digest_records r ON r.entity = d.entity AND r.id = d.id
-                 WHERE d.entity != 'note'",
-            )
-            .and_then(|mut s| {
-                s.query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Option<i64>>(2)?,
-                    ))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .at(self.path)?;
-        for (entity, id, before) in others {
-            if let Some(entity) = Entity::parse(&entity) {
-                let now = self.current_digest(entity, &id)?;
-                marked.push(Marked {
-                    entity,
-                    id,
-                    before: before.map(from_sql),
-                    now,
-                });
-            }
+        let others = keyed_digests(
+            self,
+            "SELECT d.entity, d.id, r.digest FROM digest_dirty d
+             LEFT JOIN digest_records r ON r.entity = d.entity AND r.id = d.id
+             WHERE d.entity != 'note'",
+        )?;
+        for (Key { entity, id }, before) in others {
+            let now = self.current_digest(entity, &id)?;
+            marked.push(Marked {
+                entity,
+                id,
+                before,
+                now,
+            });
         }
         Ok(marked)
     }
