@@ -4,8 +4,9 @@ use clap::{Args as ClapArgs, Parser, Subcommand};
 use std::path::PathBuf;
 
 const EXIT_CODES: &str = "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 invalid input or too \
-large, 5 data directory in use, 6 database unreadable (not a database, corrupt, too new), 7 disk \
-full or read-only, 8 offline (server unreachable), 9 not signed in or signed out by the server, \
+large (a server address too), 5 data directory in use, 6 database unreadable (not a database, \
+corrupt, too new), 7 disk full or read-only, 8 offline (server unreachable), 9 not signed in, \
+signed out by the server, or the sign-in cannot be read (keychain, token file), \
 10 this app is too old for the server, 11 sync finished with conflicts or dead letters, 12 the \
 sync doctor found records that differ between this device and the server.";
 

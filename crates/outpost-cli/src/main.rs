@@ -3,6 +3,7 @@
 //! (a `{code, message}` object with `--json`) and a non-zero exit code that says what kind.
 
 mod cli;
+mod failure;
 mod output;
 mod run;
 mod seed;
@@ -23,8 +24,8 @@ fn main() -> ExitCode {
     match run::run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            output::print_error(&err, args.json);
-            ExitCode::from(output::exit_code(&err))
+            failure::print_error(&err, args.json);
+            ExitCode::from(failure::exit_code(&err))
         }
     }
 }

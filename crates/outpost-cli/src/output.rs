@@ -297,64 +297,6 @@ impl Printer {
     }
 }
 
-pub fn core_exit_code(err: &outpost_core::Error) -> u8 {
-    match err.code() {
-        "not_found" => 3,
-        "invalid_input" | "too_large" | "folder_not_empty" | "not_text" => 4,
-        "data_dir_in_use" | "busy" => 5,
-        "not_a_database" | "database_corrupt" | "database_too_new" => 6,
-        "disk_full" | "read_only" => 7,
-        _ => 1,
-    }
-}
-
-pub fn exit_code(err: &anyhow::Error) -> u8 {
-    use outpost_core::sync::SyncError;
-    if let Some(core) = err.downcast_ref::<outpost_core::Error>() {
-        return core_exit_code(core);
-    }
-    if err.downcast_ref::<crate::sync::Attention>().is_some() {
-        return 11;
-    }
-    if err.downcast_ref::<crate::sync::Disagreement>().is_some() {
-        return 12;
-    }
-    match err.downcast_ref::<SyncError>() {
-        Some(SyncError::Offline(_)) => 8,
-        Some(SyncError::SignedOut(_) | SyncError::NotSignedIn) => 9,
-        Some(SyncError::ClientTooOld(_)) => 10,
-        Some(SyncError::Store(core)) => core_exit_code(core),
-        _ => 1,
-    }
-}
-
-/// One line on stderr: `outpost: <message>`, or `{code, message}` with `--json`.
-pub fn print_error(err: &anyhow::Error, json: bool) {
-    let (code, message) = match (
-        err.downcast_ref::<outpost_core::Error>(),
-        err.downcast_ref::<outpost_core::sync::SyncError>(),
-    ) {
-        (Some(core), _) => (core.code().to_owned(), core.to_string()),
-        (_, Some(sync)) => (sync.code().to_owned(), sync.to_string()),
-        _ if err.downcast_ref::<crate::sync::Attention>().is_some() => {
-            ("attention".to_owned(), err.to_string())
-        }
-        _ if err.downcast_ref::<crate::sync::Disagreement>().is_some() => {
-            ("doctor_differences".to_owned(), err.to_string())
-        }
-        _ => ("error".to_owned(), format!("{err:#}")),
-    };
-    let message = message.replace('\n', " ");
-    if json {
-        eprintln!(
-            "{}",
-            serde_json::json!({ "code": code, "message": message })
-        );
-    } else {
-        eprintln!("outpost: {message}");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

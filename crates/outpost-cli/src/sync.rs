@@ -1,6 +1,7 @@
 //! The sync commands: sign-in, one cycle or a watching engine, conflicts and dead letters.
 
 use crate::cli::AuthArgs;
+use crate::failure::{Attention, Disagreement};
 use crate::output::{Printer, format_ms};
 use anyhow::{Context, Result, anyhow};
 use outpost_core::sync::vault::TokenVault;
@@ -116,16 +117,6 @@ pub fn sync(store: Store, out: &Printer, watch: bool) -> Result<()> {
         }));
     }
     Ok(())
-}
-
-/// A sync that worked but left something for the user (exit code 11).
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "synced, but {conflicts} notes are in conflict and {failed} changes failed: see `outpost conflicts` and `outpost failed`"
-)]
-pub struct Attention {
-    pub conflicts: i64,
-    pub failed: i64,
 }
 
 async fn watch_loop(store: Arc<Store>, vault: TokenVault, out: &Printer) -> Result<()> {
@@ -256,13 +247,6 @@ pub fn discard(store: &Store, out: &Printer, id: &str) -> Result<()> {
         "discarded; the note is back to the server's version of those fields",
         json!({ "discarded": mutation }),
     )
-}
-
-/// The doctor found records that differ and did not (or could not) repair them (exit code 12).
-#[derive(Debug, thiserror::Error)]
-#[error("{count} records differ between this device and the server: run `outpost doctor --repair`")]
-pub struct Disagreement {
-    pub count: usize,
 }
 
 fn print_diagnosis(d: &Diagnosis, heading: &str) {

@@ -20,19 +20,13 @@ pub struct SignedIn {
     pub email: String,
 }
 
-fn vault_error(e: impl std::fmt::Display) -> SyncError {
-    SyncError::Store(crate::Error::Invalid(format!(
-        "the token store failed: {e}"
-    )))
-}
-
 /// The current sign-in, if this device has an account and a token for it.
 pub fn signed_in(store: &Store, vault: &TokenVault) -> Result<Option<SignedIn>, SyncError> {
     let get = |key| store.read(|c, p| meta::get(c, p, key));
     let (Some(server_url), Some(account_id)) = (get(SERVER_URL)?, get(ACCOUNT_ID)?) else {
         return Ok(None);
     };
-    let Some(token) = vault.load(&account_id).map_err(vault_error)? else {
+    let Some(token) = vault.load(&account_id)? else {
         return Ok(None);
     };
     let client = SyncClient::new(&server_url, store.client_id(), Some(token))?;
@@ -90,9 +84,7 @@ async fn sign_in(
             "this data directory holds the notes of another account ({previous}); use a new data directory for this account"
         ))));
     }
-    vault
-        .save(&account_id, &session.token)
-        .map_err(vault_error)?;
+    vault.save(&account_id, &session.token)?;
     let url = client.base().to_owned();
     store.write(|tx| {
         meta::set(&tx.tx, tx.path, SERVER_URL, &url)?;
@@ -112,7 +104,7 @@ pub async fn logout(store: &Store, vault: &TokenVault) -> Result<(), SyncError> 
     if let Err(e) = session.client.logout().await {
         tracing::warn!(error = %e, "could not revoke the token on the server; deleting it here");
     }
-    vault.delete(&session.account_id).map_err(vault_error)?;
+    vault.delete(&session.account_id)?;
     tracing::info!(account = %session.account_id, "signed out");
     Ok(())
 }

@@ -51,6 +51,15 @@ pub enum SyncError {
     /// This device's digest and the server's still differ after a repair.
     #[error("{0}")]
     Unverified(String),
+    /// The device token could not be read or kept (a locked keychain, a damaged token file).
+    #[error("the token store failed: {0}")]
+    Vault(#[from] super::vault::VaultError),
+    /// The server address is not one this app can use.
+    #[error("{0}")]
+    BadServerUrl(String),
+    /// The HTTP client could not be set up (no TLS roots, a broken system configuration).
+    #[error("cannot set up connections: {0}")]
+    HttpClient(String),
     #[error(transparent)]
     Store(#[from] crate::Error),
 }
@@ -76,6 +85,9 @@ impl SyncError {
             SyncError::Garbage(_) => "bad_reply",
             SyncError::NotSignedIn => "not_signed_in",
             SyncError::Unverified(_) => "unverified",
+            SyncError::Vault(_) => "token_store",
+            SyncError::BadServerUrl(_) => "bad_server_url",
+            SyncError::HttpClient(_) => "http_client",
             SyncError::Store(e) => e.code(),
         }
     }
@@ -144,7 +156,7 @@ fn http_client(connect: Duration, read: Duration) -> Result<reqwest::Client, Syn
         .read_timeout(read)
         .user_agent(concat!("outpost/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| SyncError::Offline(format!("no HTTP client: {e}")))
+        .map_err(|e| SyncError::HttpClient(e.to_string()))
 }
 
 impl SyncClient {
@@ -155,9 +167,9 @@ impl SyncClient {
     ) -> Result<SyncClient, SyncError> {
         let base = base.trim().trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(SyncError::Store(crate::Error::Invalid(format!(
+            return Err(SyncError::BadServerUrl(format!(
                 "the server address must start with http:// or https://, got {base:?}"
-            ))));
+            )));
         }
         let http = http_client(CONNECT_TIMEOUT, READ_TIMEOUT)?;
         Ok(SyncClient {
