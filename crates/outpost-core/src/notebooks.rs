@@ -8,7 +8,7 @@ use outpost_protocol::{Entity, FieldChange, Fields, NotebookId, Stamp};
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value as JsonValue;
 
-pub const MAX_NOTEBOOK_NAME_CHARS: usize = 200;
+pub use outpost_protocol::fields::MAX_NOTEBOOK_NAME_CHARS;
 
 fn clean_name(name: &str) -> Result<String> {
     let name = name.trim();

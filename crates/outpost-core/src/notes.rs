@@ -17,13 +17,12 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::Value as JsonValue;
 use std::path::Path;
 
-/// Most tags a note can carry, and the longest tag.
-pub const MAX_TAGS: usize = 64;
-pub const MAX_TAG_CHARS: usize = 64;
+pub use outpost_protocol::fields::{MAX_TAG_CHARS, MAX_TAGS};
 /// Characters of body text shown in a list.
 const PREVIEW_CHARS: usize = 160;
 
-/// The note fields that sync, each with its column and stamp column.
+/// The note fields that sync (`outpost_protocol::fields::NOTE`, in its order), each with its
+/// column and stamp column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Field {
     Notebook,
@@ -46,17 +45,10 @@ impl Field {
         Field::Deleted,
     ];
 
-    /// The name on the wire and the column name.
+    /// The name on the wire and the column name (the variants are in the order of
+    /// `outpost_protocol::fields::NOTE`).
     fn name(self) -> &'static str {
-        match self {
-            Field::Notebook => "notebook_id",
-            Field::Title => "title",
-            Field::Body => "body",
-            Field::Tags => "tags",
-            Field::Pinned => "pinned",
-            Field::Archived => "archived",
-            Field::Deleted => "deleted",
-        }
+        outpost_protocol::fields::NOTE[self as usize].name
     }
 
     fn stamp_column(self) -> &'static str {

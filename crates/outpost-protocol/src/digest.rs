@@ -24,32 +24,6 @@ pub const MAX_ENTRY_BUCKETS: usize = BUCKETS;
 /// The most records one fetch request may ask for.
 pub const MAX_FETCH_KEYS: usize = 1000;
 
-/// A field's name and the value it counts as when a record does not have it.
-pub type KnownField = (&'static str, fn() -> Value);
-
-/// The fields of each entity that a digest covers, with the value a missing field counts as.
-pub fn known_fields(entity: Entity) -> &'static [KnownField] {
-    const NOTE: &[KnownField] = &[
-        ("notebook_id", || Value::Null),
-        ("title", || Value::String(String::new())),
-        ("body", || Value::String(String::new())),
-        ("tags", || Value::Array(Vec::new())),
-        ("pinned", || Value::Bool(false)),
-        ("archived", || Value::Bool(false)),
-        ("deleted", || Value::Bool(false)),
-    ];
-    const NOTEBOOK: &[KnownField] = &[
-        ("name", || Value::String(String::new())),
-        ("deleted", || Value::Bool(false)),
-    ];
-    const PREF: &[KnownField] = &[("value", || Value::Null)];
-    match entity {
-        Entity::Note => NOTE,
-        Entity::Notebook => NOTEBOOK,
-        Entity::Pref => PREF,
-    }
-}
-
 /// The bucket a record falls in: by its kind and id only, so it never moves.
 pub fn bucket(entity: Entity, id: &str) -> u8 {
     let hash = Sha256::new()
@@ -73,18 +47,18 @@ pub fn record_digest(entity: Entity, id: &str, version: Version, fields: &Fields
     if entity != Entity::Pref {
         hasher.update(version.0.to_be_bytes());
     }
-    for (name, default) in known_fields(entity) {
-        hasher.update(name.as_bytes());
+    for field in crate::fields::of(entity) {
+        hasher.update(field.name.as_bytes());
         hasher.update([0]);
         // serde_json writes objects with sorted keys and no spaces: one spelling per value
         // (`Value`'s `to_string`, written straight into the hash).
-        let stamp = match fields.get(*name) {
+        let stamp = match fields.get(field.name) {
             Some(change) => {
                 write_json(&mut hasher, &change.value);
                 change.stamp
             }
             None => {
-                write_json(&mut hasher, &default());
+                write_json(&mut hasher, &field.default_value());
                 Stamp::ZERO
             }
         };
@@ -310,12 +284,12 @@ mod tests {
             if entity != Entity::Pref {
                 hasher.update(version.0.to_be_bytes());
             }
-            for (name, default) in known_fields(entity) {
-                let (value, stamp) = match fields.get(*name) {
+            for field in crate::fields::of(entity) {
+                let (value, stamp) = match fields.get(field.name) {
                     Some(change) => (change.value.clone(), change.stamp),
-                    None => (default(), Stamp::ZERO),
+                    None => (field.default_value(), Stamp::ZERO),
                 };
-                for part in [name.to_string(), value.to_string(), stamp.to_string()] {
+                for part in [field.name.to_string(), value.to_string(), stamp.to_string()] {
                     hasher.update(part.as_bytes());
                     hasher.update([0]);
                 }

@@ -30,6 +30,7 @@ pub use mutation::{Entity, FieldChange, Fields};
 
 pub mod api;
 pub mod digest;
+pub mod fields;
 
 #[cfg(feature = "openapi")]
 mod openapi;

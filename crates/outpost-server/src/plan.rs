@@ -12,11 +12,9 @@ use outpost_protocol::api::{
     Cursor, MAX_STAMP_SKEW_MS, Mutation, MutationNumber, MutationResult, Outcome, Record, Version,
     codes,
 };
-use outpost_protocol::digest;
 use outpost_protocol::mutation::names;
-use outpost_protocol::{
-    Entity, FieldChange, Fields, MAX_BODY_BYTES, MAX_TITLE_BYTES, MUTATION_SCHEMA_VERSION, Stamp,
-};
+use outpost_protocol::{Entity, FieldChange, Fields, MUTATION_SCHEMA_VERSION, Stamp};
+use outpost_protocol::{digest, fields};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -599,68 +597,10 @@ fn truncate(s: &str) -> String {
 type FieldError = (&'static str, String);
 
 fn check_field(entity: Entity, name: &str, value: &Value) -> Result<(), FieldError> {
-    let bad = |expected: &str| {
-        Err((
-            codes::INVALID_FIELD,
-            format!("{}.{name} must be {expected}", entity.as_str()),
-        ))
-    };
-    let text_max = |max: usize, field: &'static str| -> Result<(), FieldError> {
-        match value.as_str() {
-            Some(s) if s.len() <= max => Ok(()),
-            Some(s) => Err((
-                codes::TOO_LARGE,
-                format!("{field} is {} bytes; the limit is {max} bytes", s.len()),
-            )),
-            None => Err((
-                codes::INVALID_FIELD,
-                format!("{}.{name} must be text", entity.as_str()),
-            )),
-        }
-    };
-    match (entity, name) {
-        (Entity::Note, "title") => text_max(MAX_TITLE_BYTES, "title"),
-        (Entity::Note, "body") => text_max(MAX_BODY_BYTES, "body"),
-        (Entity::Note, "pinned" | "archived" | "deleted") | (Entity::Notebook, "deleted") => {
-            if value.is_boolean() {
-                Ok(())
-            } else {
-                bad("true or false")
-            }
-        }
-        (Entity::Note, "notebook_id") => match value {
-            Value::Null => Ok(()),
-            Value::String(s) if uuid::Uuid::parse_str(s).is_ok() => Ok(()),
-            _ => bad("a notebook id (UUID) or null"),
-        },
-        (Entity::Note, "tags") => match value.as_array() {
-            Some(tags)
-                if tags.len() <= 64
-                    && tags.iter().all(|t| {
-                        t.as_str()
-                            .is_some_and(|s| !s.is_empty() && s.chars().count() <= 64)
-                    }) =>
-            {
-                Ok(())
-            }
-            _ => bad("a list of at most 64 tags of 1 to 64 characters"),
-        },
-        (Entity::Notebook, "name") => match value.as_str() {
-            Some(s) if !s.trim().is_empty() && s.chars().count() <= 200 => Ok(()),
-            _ => bad("a name of 1 to 200 characters"),
-        },
-        (Entity::Pref, "value") => {
-            if value.to_string().len() <= 4096 {
-                Ok(())
-            } else {
-                bad("at most 4096 bytes of JSON")
-            }
-        }
-        _ => Err((
-            codes::INVALID_FIELD,
-            format!("{} has no field {:?}", entity.as_str(), truncate(name)),
-        )),
-    }
+    fields::check(entity, name, value).map_err(|p| match p {
+        fields::Problem::Invalid(m) => (codes::INVALID_FIELD, m),
+        fields::Problem::TooLarge(m) => (codes::TOO_LARGE, m),
+    })
 }
 
 #[cfg(test)]

@@ -677,3 +677,13 @@ fn search_finds_what_notes_say_now_after_many_changes_in_one_transaction() {
     assert_eq!(count(&store, "pump"), 48);
     index_matches_notes(&store);
 }
+
+#[test]
+fn the_note_fields_are_the_protocols_in_its_order() {
+    let names: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
+    let protocol: Vec<&str> = outpost_protocol::fields::NOTE
+        .iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(names, protocol);
+}

@@ -16,6 +16,7 @@ use crate::meta;
 use crate::model::OutboxEntry;
 use crate::store::{SqlContext, Store, Tx};
 use outpost_protocol::api::{Cursor, MutationResult, Outcome, Record};
+use outpost_protocol::fields;
 use outpost_protocol::mutation::names;
 use outpost_protocol::{ClientId, Entity, FieldChange, Fields, MutationId, NoteId, Stamp};
 use rusqlite::{OptionalExtension, params};
@@ -60,16 +61,6 @@ pub(super) struct Local {
     pub(super) server_version: Option<i64>,
 }
 
-pub(super) const FIELDS: [&str; 7] = [
-    "notebook_id",
-    "title",
-    "body",
-    "tags",
-    "pinned",
-    "archived",
-    "deleted",
-];
-
 pub(super) fn parse_stamp(s: &str) -> Stamp {
     // Rows written before a field was ever stamped carry a placeholder: the oldest stamp.
     s.parse().unwrap_or(Stamp::ZERO)
@@ -92,13 +83,9 @@ pub(super) fn takes_theirs(theirs: Stamp, mine: Stamp, contested: bool) -> bool 
     }
 }
 
-fn default_value(field: &str) -> Value {
-    match field {
-        "notebook_id" => Value::Null,
-        "title" | "body" => Value::String(String::new()),
-        "tags" => Value::Array(Vec::new()),
-        _ => Value::Bool(false),
-    }
+/// The value a note without field `name` counts as (see `outpost_protocol::fields`).
+fn default_value(name: &str) -> Value {
+    fields::spec(Entity::Note, name).map_or(Value::Null, fields::FieldSpec::default_value)
 }
 
 /// The columns [`note_fields`] reads, in its order.
@@ -119,18 +106,18 @@ pub(super) fn note_fields(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fields> {
         Value::Bool(r.get(5)?),
         Value::Bool(r.get(6)?),
     ];
-    let mut fields = Fields::new();
-    for (i, (name, value)) in FIELDS.iter().zip(values).enumerate() {
+    let mut out = Fields::new();
+    for (i, (spec, value)) in fields::NOTE.iter().zip(values).enumerate() {
         let stamp: String = r.get(7 + i)?;
-        fields.insert(
-            (*name).to_owned(),
+        out.insert(
+            spec.name.to_owned(),
             FieldChange {
                 value,
                 stamp: parse_stamp(&stamp),
             },
         );
     }
-    Ok(fields)
+    Ok(out)
 }
 
 /// A note's fields and server version by id, read for every record a pull applies.

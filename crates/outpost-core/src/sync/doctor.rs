@@ -552,9 +552,10 @@ impl Tx<'_> {
         let local = self.load_local(&rec.id)?;
         let mut merged = Fields::new();
         let mut newer_here = Fields::new();
-        for (name, default) in digest::known_fields(Entity::Note) {
+        for spec in outpost_protocol::fields::NOTE {
+            let name = &spec.name;
             let theirs = rec.fields.get(*name).cloned().unwrap_or(FieldChange {
-                value: default(),
+                value: spec.default_value(),
                 stamp: Stamp::ZERO,
             });
             match local.as_ref().and_then(|l| l.fields.get(*name)) {

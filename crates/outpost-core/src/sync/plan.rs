@@ -8,11 +8,12 @@
 //! Reconciling with a server that may have lost commits, what is newer here is kept and sent
 //! again.
 
-use super::apply::{FIELDS, Local, takes_theirs};
+use super::apply::{Local, takes_theirs};
 use super::merge::{Merge, merge3};
 use crate::error::Result;
 use crate::model::OutboxEntry;
 use outpost_protocol::api::{Outcome, Record};
+use outpost_protocol::fields;
 use outpost_protocol::mutation::names;
 use outpost_protocol::{ClientId, Entity, FieldChange, Fields, Stamp};
 use serde_json::Value;
@@ -293,14 +294,18 @@ fn merge(input: &NoteInput<'_>, local: &Local, cx: &mut dyn NoteContext) -> Resu
     };
     // Reconciling with a server that may have lost commits, every field is compared by its
     // stamp: a newer one here is something the server lost, and is kept and sent again.
-    for name in FIELDS.iter().filter(|f| **f != "body") {
-        if let Some(theirs) = rec.fields.get(*name) {
-            let mine = plan.fields.get(*name);
+    // The body merges three-way, below.
+    let small = fields::NOTE
+        .iter()
+        .filter(|f| f.merge == fields::Merge::LastWriterWins);
+    for name in small.map(|f| f.name) {
+        if let Some(theirs) = rec.fields.get(name) {
+            let mine = plan.fields.get(name);
             let mine_stamp = mine.map_or(Stamp::ZERO, |c| c.stamp);
             let contested = input.reconcile || stale || pending_fields.contains(name);
             if takes_theirs(theirs.stamp, mine_stamp, contested) {
                 plan.changed |= mine.map(|c| &c.value) != Some(&theirs.value);
-                plan.fields.insert((*name).to_owned(), theirs.clone());
+                plan.fields.insert(name.to_owned(), theirs.clone());
             }
         }
     }

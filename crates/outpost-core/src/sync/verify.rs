@@ -167,7 +167,7 @@ fn digest_format() -> String {
     keys.sort_unstable();
     let fields: Vec<&str> = [Entity::Note, Entity::Notebook, Entity::Pref]
         .iter()
-        .flat_map(|e| digest::known_fields(*e).iter().map(|(name, _)| *name))
+        .flat_map(|e| outpost_protocol::fields::of(*e).iter().map(|f| f.name))
         .collect();
     format!("1;{};{}", fields.join(","), keys.join(","))
 }

@@ -1,5 +1,5 @@
 use super::*;
-use outpost_protocol::{ClientId, MutationId, NoteId};
+use outpost_protocol::{ClientId, MAX_BODY_BYTES, MutationId, NoteId};
 use serde_json::json;
 
 const NOW: u64 = 1_800_000_000_000;
