@@ -322,7 +322,8 @@ async fn a_server_that_flips_between_two_histories_gets_a_clear_error_and_no_loo
     // Let the server let go of its database before it is copied.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     copy_dir(&one, &two);
-    outpost_server::storage::sqlite::new_epoch(&two.join("outpost-server.db")).expect("epoch");
+    outpost_server::storage::sqlite::new_epoch(&two.join(outpost_server::storage::sqlite::DB_FILE))
+        .expect("epoch");
     let (one_server, two_server) = (Server::start_in(&one).await, Server::start_in(&two).await);
     balancer.set_upstreams(vec![one_server.url.clone(), two_server.url.clone()]);
 
@@ -392,7 +393,8 @@ async fn a_server_that_silently_forgot_notes_is_caught_by_the_digest_check_and_r
         .map(ToString::to_string)
         .collect();
     {
-        let db = rusqlite::Connection::open(data.join("outpost-server.db")).expect("server db");
+        let db = rusqlite::Connection::open(data.join(outpost_server::storage::sqlite::DB_FILE))
+            .expect("server db");
         for id in &lost {
             db.execute("DELETE FROM records WHERE entity_id = ?1", [id])
                 .expect("forget");

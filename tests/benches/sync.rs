@@ -375,7 +375,8 @@ async fn repair_figure() -> Result<()> {
     let _ = stop.send(());
     task.await??;
     {
-        let db = rusqlite::Connection::open(dir.path().join("outpost-server.db"))?;
+        let db =
+            rusqlite::Connection::open(dir.path().join(outpost_server::storage::sqlite::DB_FILE))?;
         for id in ids.iter().take(LOST) {
             db.execute("DELETE FROM records WHERE entity_id = ?1", [id.to_string()])?;
         }

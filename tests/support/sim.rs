@@ -310,7 +310,7 @@ fn pg_bin(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-const SERVER_DB: &str = "outpost-server.db";
+const SERVER_DB: &str = outpost_server::storage::sqlite::DB_FILE;
 const BALLAST: &str = "ballast";
 
 /// The database's files in a directory (the database and its WAL and shared-memory files).

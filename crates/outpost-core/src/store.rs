@@ -296,9 +296,12 @@ impl Store {
         conn.execute_batch("PRAGMA synchronous = FULL").at(path)?;
         let result = conn
             .execute(
-                "INSERT INTO sync_meta (key, value) VALUES ('barrier_ms', ?1)
+                "INSERT INTO sync_meta (key, value) VALUES (?1, ?2)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [SystemClock.now_ms().to_string()],
+                [
+                    meta::BARRIER_MS.to_owned(),
+                    SystemClock.now_ms().to_string(),
+                ],
             )
             .at(path);
         conn.execute_batch(&format!("PRAGMA synchronous = {restore}"))

@@ -276,7 +276,7 @@ impl Audit {
 /// Audits the SQLite database in `dir` (the server's `--data-dir`), read-only: it may run
 /// beside a running server.
 pub fn sqlite(dir: &Path) -> Result<Audit> {
-    let path = dir.join("outpost-server.db");
+    let path = dir.join(crate::storage::sqlite::DB_FILE);
     if !path.exists() {
         return Err(StorageError::Unavailable(format!(
             "{} does not exist: is {} a server's --data-dir?",

@@ -73,8 +73,10 @@ impl Db {
     async fn tamper(&self, sql: &str) {
         match self {
             Db::Dir(dir) => {
-                let conn =
-                    rusqlite::Connection::open(dir.path().join("outpost-server.db")).expect("open");
+                let conn = rusqlite::Connection::open(
+                    dir.path().join(outpost_server::storage::sqlite::DB_FILE),
+                )
+                .expect("open");
                 conn.execute_batch(sql).expect("tamper");
             }
             Db::Url(url) => {
@@ -192,7 +194,9 @@ fn an_audit_of_a_directory_without_a_server_database_says_so() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not exist"), "{err}");
     assert!(
-        !dir.path().join("outpost-server.db").exists(),
+        !dir.path()
+            .join(outpost_server::storage::sqlite::DB_FILE)
+            .exists(),
         "an audit creates nothing"
     );
 }

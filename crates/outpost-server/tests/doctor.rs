@@ -262,7 +262,10 @@ async fn the_running_digest_is_a_full_pass_also_after_an_upgrade(backend: Backen
     drop(storage);
     let storage: Arc<dyn Storage> = match (&dir, &url) {
         (Some(dir), _) => {
-            let db = rusqlite::Connection::open(dir.path().join("outpost-server.db")).expect("db");
+            let db = rusqlite::Connection::open(
+                dir.path().join(outpost_server::storage::sqlite::DB_FILE),
+            )
+            .expect("db");
             db.execute_batch("DROP TABLE digests; PRAGMA user_version = 2;")
                 .expect("downgrade");
             drop(db);

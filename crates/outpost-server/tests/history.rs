@@ -255,7 +255,8 @@ async fn a_restored_copy_that_moved_on_refuses_the_old_cursor(backend: Backend) 
 
     // `new_epoch` (what a restore run by the operator does) changes what replies name.
     if let Place::Sqlite(_, dir) = &backup {
-        let moved = new_epoch(&dir.join("outpost-server.db")).expect("new epoch");
+        let moved =
+            new_epoch(&dir.join(outpost_server::storage::sqlite::DB_FILE)).expect("new epoch");
         assert_eq!(
             (moved.database, moved.epoch),
             (history.database, history.epoch + 1)

@@ -7,9 +7,7 @@ use super::vault::TokenVault;
 use crate::meta;
 use crate::store::Store;
 
-pub(crate) const SERVER_URL: &str = "server_url";
-pub(crate) const ACCOUNT_ID: &str = "account_id";
-const EMAIL: &str = "email";
+use crate::meta::{ACCOUNT_ID, EMAIL, SERVER_URL};
 
 /// A device that is signed in: a client ready to sync.
 #[derive(Debug, Clone)]

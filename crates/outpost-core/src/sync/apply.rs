@@ -23,10 +23,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
 
-pub(crate) const CURSOR: &str = "cursor";
-/// The server's chain of commits at [`CURSOR`]: the pull sends it, so a server whose history is
-/// not the one this cursor was read from says so instead of answering from it.
-pub(crate) const CURSOR_CHAIN: &str = "cursor_chain";
+use crate::meta::{CURSOR, CURSOR_CHAIN};
 
 /// A note's outbox entries, read for every record a pull applies.
 pub(crate) const PENDING_SQL: &str =

@@ -7,7 +7,7 @@
 //! Records with changes not yet acknowledged (an outbox entry or an open conflict) are left out
 //! of the comparison: they are expected to differ until the next sync.
 
-use super::apply::{self, NOTE_FIELD_COLUMNS, note_fields, parse_stamp};
+use super::apply::{NOTE_FIELD_COLUMNS, note_fields, parse_stamp};
 use super::client::{SyncClient, SyncError};
 use crate::error::{Error, Result};
 use crate::store::{SqlContext, Store, Tx};
@@ -154,7 +154,7 @@ impl Store {
                         .collect::<rusqlite::Result<HashSet<String>>>()
                 })
                 .at(path)?;
-            let cursor = crate::meta::get(&tx, path, apply::CURSOR)?
+            let cursor = crate::meta::get(&tx, path, crate::meta::CURSOR)?
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
             Ok(Snapshot {

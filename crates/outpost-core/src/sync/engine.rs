@@ -1077,8 +1077,13 @@ mod tests {
         let store = Arc::new(Store::open(dir.path()).expect("store"));
         store
             .write(|tx| {
-                crate::meta::set(&tx.tx, tx.path, account::SERVER_URL, "http://127.0.0.1:9")?;
-                crate::meta::set(&tx.tx, tx.path, account::ACCOUNT_ID, "acct-1")
+                crate::meta::set(
+                    &tx.tx,
+                    tx.path,
+                    crate::meta::SERVER_URL,
+                    "http://127.0.0.1:9",
+                )?;
+                crate::meta::set(&tx.tx, tx.path, crate::meta::ACCOUNT_ID, "acct-1")
             })
             .expect("signed in once");
         let vault = super::super::vault::TokenVault::file_only(dir.path());

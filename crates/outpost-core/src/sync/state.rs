@@ -10,11 +10,7 @@ use crate::store::{SqlContext, Store};
 use outpost_protocol::Entity;
 use outpost_protocol::digest::Key;
 
-const LAST_SUCCESS: &str = "last_success_ms";
-const LAST_ERROR: &str = "last_error";
-const RESET: &str = "reset_in_progress";
-/// The server history this device's cursor belongs to (see `outpost_protocol::api::History`).
-const SERVER_HISTORY: &str = "server_history";
+use crate::meta::{CURSOR, CURSOR_CHAIN, LAST_ERROR, LAST_SUCCESS, RESET, SERVER_HISTORY};
 
 /// How many distinct errors the log keeps (a repeat of the last one only counts up).
 pub const SYNC_ERRORS_KEPT: i64 = 50;
@@ -138,13 +134,10 @@ impl Store {
             tx.tx
                 .execute_batch("DELETE FROM reconcile_seen; DELETE FROM unconfirmed;")
                 .at(tx.path)?;
-            meta::set(&tx.tx, tx.path, super::apply::CURSOR, "0")?;
+            meta::set(&tx.tx, tx.path, CURSOR, "0")?;
             Store::forget_verified(tx)?;
             tx.tx
-                .execute(
-                    "DELETE FROM sync_meta WHERE key = ?1",
-                    [super::apply::CURSOR_CHAIN],
-                )
+                .execute("DELETE FROM sync_meta WHERE key = ?1", [CURSOR_CHAIN])
                 .at(tx.path)?;
             if let Some(history) = history {
                 meta::set(&tx.tx, tx.path, SERVER_HISTORY, history)?;
@@ -159,7 +152,7 @@ impl Store {
 
     /// The chain of the server's commits at this device's cursor, if the server gave one.
     pub fn cursor_chain(&self) -> Result<Option<String>> {
-        self.read(|c, p| meta::get(c, p, super::apply::CURSOR_CHAIN))
+        self.read(|c, p| meta::get(c, p, CURSOR_CHAIN))
     }
 
     /// Ends a re-download. A record the server did not send, that has nothing waiting to be

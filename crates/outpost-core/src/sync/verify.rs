@@ -172,11 +172,7 @@ fn digest_format() -> String {
     format!("1;{};{}", fields.join(","), keys.join(","))
 }
 
-const DIGEST_FORMAT: &str = "digest_format";
-
-/// Sync metadata: the cursor and time of the last check that agreed.
-const VERIFIED_CURSOR: &str = "verified_cursor";
-const VERIFIED_MS: &str = "verified_ms";
+use crate::meta::{CURSOR, DIGEST_FORMAT, VERIFIED_CURSOR, VERIFIED_MS};
 
 impl Store {
     /// Remembers a check that agreed at `cursor`.
@@ -199,7 +195,7 @@ impl Store {
     pub fn verified_at_cursor(&self) -> Result<bool> {
         self.read(|c, p| {
             let verified = crate::meta::get(c, p, VERIFIED_CURSOR)?;
-            let cursor = crate::meta::get(c, p, apply::CURSOR)?.unwrap_or_else(|| "0".into());
+            let cursor = crate::meta::get(c, p, CURSOR)?.unwrap_or_else(|| "0".into());
             Ok(verified.is_some_and(|v| v == cursor))
         })
     }
@@ -264,7 +260,7 @@ impl Store {
             )?
             .into_iter()
             .collect();
-            let cursor = crate::meta::get(&tx.tx, tx.path, apply::CURSOR)?
+            let cursor = crate::meta::get(&tx.tx, tx.path, CURSOR)?
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
             Ok(LocalDigest {

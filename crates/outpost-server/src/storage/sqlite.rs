@@ -207,7 +207,8 @@ fn migrations() -> Migrations<'static> {
     ])
 }
 
-pub(crate) const DB_FILE: &str = "outpost-server.db";
+/// The database file in the server's `--data-dir`: the one name every tool and test uses.
+pub const DB_FILE: &str = "outpost-server.db";
 
 /// The database's history, made on first open: a new database is a new history.
 fn load_history(conn: &Connection) -> Result<History> {
