@@ -1,5 +1,6 @@
 //! Outpost's core: the local store (SQLite, the UI's source of truth), the outbox, the hybrid
-//! logical clock and the change stream; the sync engine joins it in a later issue.
+//! logical clock, the change stream, and the sync engine ([`sync`]: plans apart from their
+//! execution, the engine loop, the doctor, the token vault).
 //!
 //! Beside the store: Markdown import and export of a folder ([`Store::export_markdown`],
 //! [`Store::import_markdown`]) and editing notes in an external editor ([`ExternalEdits`]).

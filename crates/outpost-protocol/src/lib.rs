@@ -1,7 +1,8 @@
 //! Wire types shared by the Outpost client and server (protocol `/v1`).
 //!
-//! This crate owns the vocabulary both sides speak: identifiers, clock stamps and, as the sync
-//! issues land, every request and response body. It has no I/O.
+//! This crate owns the vocabulary both sides speak: identifiers, clock stamps, every field of a
+//! record with its rule ([`fields`]), the digests ([`digest`]), and every request and response
+//! body ([`api`]). It has no I/O.
 //!
 //! With the `openapi` feature every wire type also implements `utoipa::ToSchema`, so the server
 //! can serve its OpenAPI document; the desktop core leaves the feature off.
