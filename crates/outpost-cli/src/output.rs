@@ -1,6 +1,7 @@
 //! Printing: a short human form, or JSON with `--json`; errors and exit codes.
 
 use anyhow::Result;
+use outpost_core::dates::to_the_minute;
 use outpost_core::{
     LocalStatus, MarkdownExport, MarkdownImport, Note, NotePage, Notebook, OutboxEntry, Pref,
     SearchHit, SyncState,
@@ -26,27 +27,6 @@ fn badge(state: SyncState) -> &'static str {
         SyncState::Failed => "FAILED",
         SyncState::Conflict => "CONFLICT",
     }
-}
-
-/// `YYYY-MM-DD HH:MM` UTC from Unix milliseconds (days-to-civil after H. Hinnant).
-pub fn format_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60
-    )
 }
 
 /// How far this device's clock is off, from the correction `ms` (server minus device): stamps
@@ -106,7 +86,7 @@ impl Printer {
         if !flags.is_empty() {
             println!("flags:    {}", flags.join(", "));
         }
-        println!("changed:  {} UTC", format_ms(note.updated_ms));
+        println!("changed:  {} UTC", to_the_minute(note.updated_ms));
         println!();
         println!("{}", note.body);
         Ok(())
@@ -130,7 +110,7 @@ impl Printer {
                 "{} {pin} {:<8} {}  {}",
                 short(&n.id),
                 badge(n.sync_state),
-                format_ms(n.updated_ms),
+                to_the_minute(n.updated_ms),
                 title
             );
         }
@@ -235,7 +215,7 @@ impl Printer {
                 e.name,
                 short(&e.entity_id),
                 e.state,
-                format_ms(e.created_ms),
+                to_the_minute(e.created_ms),
                 e.attempts,
                 fields.join(",")
             );
@@ -253,7 +233,7 @@ impl Printer {
         println!("notebooks: {}", s.notebooks);
         let since = s
             .oldest_pending_ms
-            .map(|ms| format!(", oldest since {} UTC", format_ms(ms)))
+            .map(|ms| format!(", oldest since {} UTC", to_the_minute(ms)))
             .unwrap_or_default();
         println!("pending:   {}{since}", s.pending);
         println!("failed:    {}", s.failed);
@@ -300,13 +280,6 @@ impl Printer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_unix_milliseconds_as_utc() {
-        assert_eq!(format_ms(0), "1970-01-01 00:00");
-        assert_eq!(format_ms(951_782_400_000), "2000-02-29 00:00");
-        assert_eq!(format_ms(1_795_435_200_000), "2026-11-23 12:00");
-    }
 
     #[test]
     fn describes_which_way_the_clock_is_off() {

@@ -72,7 +72,7 @@ fn status(store: &Store, out: &Printer) -> Result<()> {
         None => println!("sync:      not signed in"),
     }
     if let Some(ms) = store.last_sync_success()? {
-        println!("last sync: {} UTC", crate::output::format_ms(ms));
+        println!("last sync: {} UTC", outpost_core::dates::to_the_minute(ms));
     }
     if let Some(e) = store.last_sync_error()? {
         println!("last error: {e}");

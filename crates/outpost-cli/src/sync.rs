@@ -2,8 +2,9 @@
 
 use crate::cli::AuthArgs;
 use crate::failure::{Attention, Disagreement};
-use crate::output::{Printer, format_ms};
+use crate::output::Printer;
 use anyhow::{Context, Result, anyhow};
+use outpost_core::dates::to_the_minute;
 use outpost_core::sync::vault::TokenVault;
 use outpost_core::sync::{
     Diagnosis, EngineConfig, EngineState, Resolution, SyncEngine, SyncError, account, doctor,
@@ -166,7 +167,7 @@ pub fn conflicts(store: &Store, out: &Printer) -> Result<()> {
             "{}  {}  (since {} UTC)",
             c.note_id,
             c.title,
-            format_ms(c.created_ms)
+            to_the_minute(c.created_ms)
         );
         println!(
             "--- mine\n{}\n--- theirs\n{}\n",

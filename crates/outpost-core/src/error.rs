@@ -123,6 +123,11 @@ impl Error {
     /// Gives a SQLite error the meaning a user understands, naming the database file.
     pub(crate) fn from_sqlite(path: &std::path::Path, err: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode as C;
+        // A cell the app cannot read back (damaged, or written by something else): what is
+        // wrong with it is the message, not SQLite's column index.
+        if let rusqlite::Error::FromSqlConversionFailure(_, _, e) = &err {
+            return Error::Data(e.to_string());
+        }
         let path = path.to_path_buf();
         match err.sqlite_error_code() {
             Some(C::DiskFull) => Error::DiskFull { path },
@@ -136,6 +141,17 @@ impl Error {
             Some(C::SystemIoFailure) if is_enospc(&err) => Error::DiskFull { path },
             _ => Error::Sqlite(err),
         }
+    }
+}
+
+/// Maps a SQLite error to the core's error, naming the database file.
+pub(crate) trait SqlContext<T> {
+    fn at(self, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> SqlContext<T> for rusqlite::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T> {
+        self.map_err(|e| Error::from_sqlite(path, e))
     }
 }
 

@@ -1,39 +1,112 @@
-//! Plain files the user sees (Markdown exports, files handed to an external editor): writing
-//! them so that no reader ever sees half a file, reading them with a size limit, and names that
+//! Plain files the user sees (Markdown exports, files handed to an external editor) and the
+//! credentials file: writing them so that no reader ever sees half a file, reading them with a size limit, and names that
 //! are valid on Windows, macOS and Linux alike.
 
 use crate::error::{Error, Result};
 use std::io::{Read, Write};
 use std::path::Path;
 
+/// How [`replace`] writes a file.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Replace {
+    /// Readable by its owner only (0600 on Unix), from the instant it exists: a file of secrets.
+    pub(crate) private: bool,
+    /// Synced to disk, and its folder too, before the call returns: a file that exists nowhere
+    /// else.
+    pub(crate) durable: bool,
+}
+
+impl Replace {
+    /// A file the user sees that the database can write again (an export, a note handed to an
+    /// editor): no fsync, since a file lost to a power cut is written again by the next export
+    /// or the next "open in editor".
+    pub(crate) const PLAIN: Replace = Replace {
+        private: false,
+        durable: false,
+    };
+    /// A file of secrets held nowhere else (the credentials file).
+    pub(crate) const SECRET: Replace = Replace {
+        private: true,
+        durable: true,
+    };
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that
 /// an editor, a sync client or a second export never sees half a file, and a crash leaves
 /// either the old file or the new one. The temporary name starts with a dot, so a folder
-/// watcher or an import that skips hidden files ignores it.
-///
-/// There is no fsync: the notes are safe in the database; a file lost to a power cut is
-/// written again by the next export or the next "open in editor".
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::Invalid(format!("{} has no folder", path.display())))?;
+/// watcher or an import that skips hidden files ignores it; it is removed if anything fails.
+pub(crate) fn replace(path: &Path, bytes: &[u8], how: Replace) -> std::io::Result<()> {
+    let dir = path.parent().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} has no folder", path.display()),
+        )
+    })?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     let tmp = dir.join(format!(".{name}.{}.tmp", &suffix[..8]));
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes))
+    let written = create_new(&tmp, how.private)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            if how.durable {
+                f.sync_all()?;
+            }
+            Ok(())
+        })
         .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
+    }
+    written?;
+    if how.durable {
+        sync_dir(dir);
     }
     Ok(())
+}
+
+/// [`replace`] for a file the user sees ([`Replace::PLAIN`]), with the error a user reads.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, Replace::PLAIN).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidInput => Error::Invalid(e.to_string()),
+        _ => Error::io(path, e),
+    })
+}
+
+/// Creates `path`, refusing to follow a symlink or reuse a file someone planted there. A
+/// private file gets its mode from `open(2)` itself, so no other user can open it, not even for
+/// an instant.
+fn create_new(path: &Path, private: bool) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if private {
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    }
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    if private {
+        // The umask can only narrow 0600, but make the mode exactly 0600 whatever it is.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    // Elsewhere (Windows) the data directory under the user's profile is already private.
+    #[cfg(not(unix))]
+    let _ = private;
+    Ok(file)
+}
+
+/// Makes a rename or removal durable. Best effort: not every platform or filesystem lets a
+/// directory be opened and synced, and the file's own contents were already synced.
+pub(crate) fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::debug!(dir = %dir.display(), error = %e, "could not sync the folder");
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
 }
 
 /// Reads `path` as UTF-8 text of at most `limit` bytes, without reading more than that of a
@@ -180,5 +253,18 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, ["note.md"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_is_replaced_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("credentials.json");
+        std::fs::write(&path, "old").expect("an old file, world-readable");
+        replace(&path, b"{}", Replace::SECRET).expect("replace");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "{}");
     }
 }

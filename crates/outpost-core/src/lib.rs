@@ -9,6 +9,7 @@
 //! crate directly. Start at [`Store::open`].
 
 pub mod clock;
+pub mod dates;
 mod db;
 mod error;
 mod external;

@@ -25,11 +25,12 @@ mod front_matter;
 #[cfg(test)]
 mod tests;
 
+use crate::error::SqlContext;
 use crate::error::{Error, Result};
 use crate::files::{read_text, safe_stem, write_atomic};
 use crate::model::{NoteDraft, NotePatch};
 use crate::notes::check_draft;
-use crate::store::{SqlContext, Store};
+use crate::store::Store;
 use outpost_protocol::{MAX_BODY_BYTES, MAX_TITLE_BYTES, NoteId, NotebookId};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};

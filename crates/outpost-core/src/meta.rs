@@ -2,8 +2,8 @@
 //! the account, the server, the cursor and its history, the last check), and reading and
 //! writing them.
 
+use crate::error::SqlContext;
 use crate::error::{Error, Result};
-use crate::store::SqlContext;
 use outpost_protocol::{ClientId, Stamp};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;

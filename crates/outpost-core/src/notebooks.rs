@@ -1,8 +1,9 @@
 //! Notebooks: create, rename, delete (its notes stay, unfiled), list with note counts.
 
+use crate::error::SqlContext;
 use crate::error::{Error, Result};
 use crate::model::Notebook;
-use crate::store::{SqlContext, Store, Tx};
+use crate::store::{Store, Tx};
 use outpost_protocol::mutation::names;
 use outpost_protocol::{Entity, FieldChange, Fields, NotebookId, Stamp};
 use rusqlite::{OptionalExtension, params};

@@ -2,12 +2,13 @@
 //! Every change stamps each field it touches and queues exactly those fields in the outbox, in
 //! the same transaction (L1).
 
+use crate::error::SqlContext;
 use crate::error::{Error, Result};
 use crate::model::{
     ListQuery, Note, NoteDraft, NotePage, NotePatch, NoteSummary, NoteView, SearchHit, SnippetPart,
     SyncState,
 };
-use crate::store::{SqlContext, Store, Tx};
+use crate::store::{Store, Tx};
 use outpost_protocol::mutation::names;
 use outpost_protocol::{
     Entity, FieldChange, Fields, MAX_BODY_BYTES, MAX_TITLE_BYTES, NoteId, NotebookId,
@@ -205,9 +206,10 @@ fn notebook_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<NotebookId>> 
     .transpose()
 }
 
-fn tags_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Vec<String>> {
+pub(crate) fn tags_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Vec<String>> {
     let s: String = row.get(i)?;
-    serde_json::from_str(&s).map_err(|e| conversion(i, e.to_string()))
+    serde_json::from_str(&s)
+        .map_err(|e| conversion(i, format!("the tags cell holds no list of tags: {e}")))
 }
 
 fn state_at(row: &Row<'_>, i: usize) -> rusqlite::Result<SyncState> {

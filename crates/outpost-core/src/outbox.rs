@@ -5,9 +5,10 @@
 //! per keystroke); an entry that was ever sent is never rewritten (L3), so a later change gets a
 //! new entry behind it.
 
+use crate::error::SqlContext;
 use crate::error::{Error, Result};
 use crate::model::OutboxEntry;
-use crate::store::{SqlContext, Store, Tx};
+use crate::store::{Store, Tx};
 use outpost_protocol::{Entity, Fields, MUTATION_SCHEMA_VERSION, MutationId};
 use rusqlite::{OptionalExtension, Row, params};
 

@@ -1,8 +1,9 @@
 //! Local counts for the status bar and `outpost status`.
 
 use crate::error::Result;
+use crate::error::SqlContext;
 use crate::model::LocalStatus;
-use crate::store::{SqlContext, Store};
+use crate::store::Store;
 
 /// Every count reads an index, never the rows: the engine re-reads the status after each queued
 /// edit, and the outbox holds whole bodies.
@@ -55,7 +56,7 @@ impl Store {
 mod tests {
     use super::STATUS_SQL;
     use crate::NoteDraft;
-    use crate::store::SqlContext;
+    use crate::error::SqlContext;
     use crate::store::test_support::temp_store;
 
     /// "Waiting since" in the status bar is the oldest entry, failed or queued.

@@ -4,6 +4,7 @@
 
 use crate::clock::{Hlc, SystemClock, WallClock};
 use crate::db::{self, DirLock, Synchronous};
+use crate::error::SqlContext;
 use crate::error::{Error, Result};
 use crate::meta;
 use crate::model::Change;
@@ -14,17 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::broadcast;
-
-/// Maps a SQLite error to the core's error, naming the database file.
-pub(crate) trait SqlContext<T> {
-    fn at(self, path: &Path) -> Result<T>;
-}
-
-impl<T> SqlContext<T> for rusqlite::Result<T> {
-    fn at(self, path: &Path) -> Result<T> {
-        self.map_err(|e| Error::from_sqlite(path, e))
-    }
-}
 
 /// How to open a store. The defaults are what the app uses.
 #[derive(Clone)]

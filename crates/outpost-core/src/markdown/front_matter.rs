@@ -37,33 +37,16 @@ pub(crate) fn render(note: &Note, notebook: Option<&str>) -> String {
     out.push_str(&format!("tags: {}\n", JsonValue::from(note.tags.clone())));
     out.push_str(&format!("pinned: {}\n", note.pinned));
     out.push_str(&format!("archived: {}\n", note.archived));
-    out.push_str(&format!("created: {}\n", json(&rfc3339(note.created_ms))));
-    out.push_str(&format!("updated: {}\n", json(&rfc3339(note.updated_ms))));
+    out.push_str(&format!(
+        "created: {}\n",
+        json(&crate::dates::rfc3339(note.created_ms))
+    ));
+    out.push_str(&format!(
+        "updated: {}\n",
+        json(&crate::dates::rfc3339(note.updated_ms))
+    ));
     out.push_str("---\n");
     out
-}
-
-/// `2024-05-01T12:00:00.123Z` from Unix milliseconds (days-to-civil after H. Hinnant).
-pub(crate) fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
 }
 
 /// A raw value: one scalar (still quoted as written) or the items of a `- a` list.
@@ -240,12 +223,6 @@ pub(crate) fn first_heading(body: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_are_rfc3339_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
-    }
 
     #[test]
     fn reads_back_what_it_writes_and_the_body_is_verbatim() {

@@ -11,10 +11,11 @@ use super::plan::{
     EntryChange, MergePlan, NoteContext, NoteInput, NotePlan, PendingEntry, first_reply, plan_note,
     plan_notebook, requeue_after_conflict,
 };
+use crate::error::SqlContext;
 use crate::error::{Error, Result};
 use crate::meta;
 use crate::model::OutboxEntry;
-use crate::store::{SqlContext, Store, Tx};
+use crate::store::{Store, Tx};
 use outpost_protocol::api::{Cursor, MutationResult, Outcome, Record};
 use outpost_protocol::fields;
 use outpost_protocol::mutation::names;
@@ -92,13 +93,14 @@ pub(super) const NOTE_FIELD_COLUMNS: &str = "notebook_id, title, body, tags, pin
 
 /// A note's fields with their stamps, from a row that starts with [`NOTE_FIELD_COLUMNS`].
 pub(super) fn note_fields(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fields> {
-    let tags: String = r.get(3)?;
     let values = [
         r.get::<_, Option<String>>(0)?
             .map_or(Value::Null, Value::String),
         Value::String(r.get(1)?),
         Value::String(r.get(2)?),
-        serde_json::from_str(&tags).unwrap_or(Value::Array(Vec::new())),
+        // A damaged cell is an error naming the note (as reading the note is), never `[]`:
+        // an empty list would be written back and sent, and would win.
+        Value::from(crate::notes::tags_at(r, 3)?),
         Value::Bool(r.get(4)?),
         Value::Bool(r.get(5)?),
         Value::Bool(r.get(6)?),
@@ -115,6 +117,17 @@ pub(super) fn note_fields(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fields> {
         );
     }
     Ok(out)
+}
+
+/// Names the note in an error reading one of its cells: the sync log must say which note is
+/// damaged.
+pub(super) fn of_note(id: &str, e: rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(i, t, what) => {
+            rusqlite::Error::FromSqlConversionFailure(i, t, format!("note {id}: {what}").into())
+        }
+        other => other,
+    }
 }
 
 /// A note's fields and server version by id, read for every record a pull applies.
@@ -135,6 +148,7 @@ impl Tx<'_> {
                 })
                 .optional()
             })
+            .map_err(|e| of_note(id, e))
             .at(self.path)
     }
 
@@ -983,7 +997,7 @@ mod tests {
     fn stamp(store: &Store, note: NoteId, field: &str) -> Stamp {
         store
             .read(|c, p| {
-                use crate::store::SqlContext;
+                use crate::error::SqlContext;
                 c.query_row(
                     &format!("SELECT {field}_stamp FROM notes WHERE id = ?1"),
                     [note.to_string()],
@@ -1181,6 +1195,84 @@ mod tests {
                 .name,
             "Sites (mine)"
         );
+    }
+
+    #[test]
+    fn a_damaged_tags_or_preference_cell_is_reported_never_replaced_and_sent() {
+        use crate::error::SqlContext as _;
+        let (_dir, store) = temp_store();
+        let id = synced_note(&store, "Pump", "");
+        store
+            .set_pref("editor.font_size", Value::from(14))
+            .expect("pref");
+        ack_all(&store);
+        store
+            .write(|tx| {
+                tx.tx
+                    .execute(
+                        "UPDATE notes SET tags = 'pump, seal' WHERE id = ?1",
+                        [id.to_string()],
+                    )
+                    .at(tx.path)?;
+                tx.tx
+                    .execute(
+                        "UPDATE prefs SET value = '{14' WHERE key = 'editor.font_size'",
+                        [],
+                    )
+                    .at(tx.path)?;
+                Ok(())
+            })
+            .expect("damage");
+
+        // The sync log says which note and what is wrong with it; the pull stops there.
+        let theirs = record(id, 2, &[("title", "Pump (other)", other_device_at(1))]);
+        let err = store
+            .apply_pull_page(&[theirs], Cursor(2))
+            .expect_err("a damaged note");
+        assert_eq!(err.code(), "data");
+        let said = err.to_string();
+        assert!(
+            said.contains(&id.to_string()) && said.contains("tags"),
+            "{said}"
+        );
+        // Nothing was written over the cell, and no empty list was queued to win elsewhere.
+        let cell: String = store
+            .read(|conn, path| {
+                conn.query_row(
+                    "SELECT tags FROM notes WHERE id = ?1",
+                    [id.to_string()],
+                    |r| r.get(0),
+                )
+                .at(path)
+            })
+            .expect("cell");
+        assert_eq!(cell, "pump, seal");
+        assert!(
+            store
+                .outbox_for(&id.to_string())
+                .expect("outbox")
+                .is_empty()
+        );
+
+        // The doctor names the note, then the preference, instead of summing them up as `[]`
+        // and null.
+        let err = store.full_digest_buckets().expect_err("a damaged note");
+        assert!(err.to_string().contains(&id.to_string()), "{err}");
+        store
+            .write(|tx| {
+                tx.tx
+                    .execute(
+                        "UPDATE notes SET tags = '[]' WHERE id = ?1",
+                        [id.to_string()],
+                    )
+                    .at(tx.path)?;
+                Ok(())
+            })
+            .expect("mend the note");
+        let err = store
+            .full_digest_buckets()
+            .expect_err("a damaged preference");
+        assert!(err.to_string().contains("editor.font_size"), "{err}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use super::account;
 use super::apply::Applied;
+use super::blocking;
 use super::client::{SyncClient, SyncError};
 use super::verify::{self, Verdict};
 use crate::model::OutboxEntry;
@@ -140,19 +141,6 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-/// Runs SQLite or keychain work from the engine's async code without stalling the runtime: on a
-/// multi-threaded runtime (the app's) the worker hands its other tasks to another thread first
-/// and becomes a blocking thread for the call (`block_in_place`); on a current-thread runtime
-/// (the CLI's, most tests') there is no other thread to hand them to, and it runs in place.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
-    }
 }
 
 fn to_mutation(e: &OutboxEntry) -> Mutation {
@@ -1023,7 +1011,7 @@ mod tests {
     use super::*;
     use crate::StoreOptions;
     use crate::clock::WallClock;
-    use crate::store::SqlContext;
+    use crate::error::SqlContext;
 
     /// A device clock standing still at a given time.
     struct Stopped(u64);

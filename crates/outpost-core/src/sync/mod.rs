@@ -22,3 +22,16 @@ pub use engine::{
 };
 pub use resolve::{Conflict, Resolution};
 pub use state::{Resent, SYNC_ERRORS_KEPT, SyncErrorEntry};
+
+/// Runs SQLite or keychain work from the engine's async code without stalling the runtime: on a
+/// multi-threaded runtime (the app's) the worker hands its other tasks to another thread first
+/// and becomes a blocking thread for the call (`block_in_place`); on a current-thread runtime
+/// (the CLI's, most tests') there is no other thread to hand them to, and it runs in place.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}

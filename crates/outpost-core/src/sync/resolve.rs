@@ -1,8 +1,9 @@
 //! What the user does about sync problems: conflicts (keep mine, keep theirs, or edited text)
 //! and dead letters (retry, or discard and go back to the server's version).
 
+use crate::error::SqlContext;
 use crate::error::{Error, Result};
-use crate::store::{SqlContext, Store};
+use crate::store::Store;
 use outpost_protocol::mutation::names;
 use outpost_protocol::{Entity, FieldChange, Fields, MutationId, NoteId};
 use rusqlite::{OptionalExtension, params};

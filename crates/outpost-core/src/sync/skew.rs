@@ -11,8 +11,9 @@
 //! unsent outbox entries move back by what the correction changed. Sent entries keep theirs: a
 //! sent entry is never rewritten (L3); the server clamps them as before.
 
+use crate::error::SqlContext;
 use crate::error::{Error, Result};
-use crate::store::{SqlContext, Tx};
+use crate::store::Tx;
 use outpost_protocol::{Fields, Stamp};
 use rusqlite::params;
 

@@ -5,8 +5,9 @@ use rusqlite::params;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::error::SqlContext;
 use crate::meta;
-use crate::store::{SqlContext, Store};
+use crate::store::Store;
 use outpost_protocol::Entity;
 use outpost_protocol::digest::Key;
 

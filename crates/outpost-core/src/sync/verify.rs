@@ -14,7 +14,8 @@
 use super::apply::{self, NOTE_FIELD_COLUMNS, note_fields};
 use super::doctor::local_digest;
 use crate::error::Result;
-use crate::store::{SqlContext, Store, Tx};
+use crate::error::SqlContext;
+use crate::store::{Store, Tx};
 use outpost_protocol::api::Cursor;
 use outpost_protocol::digest::{self, BUCKETS, Bucket, DigestResponse, Key};
 use outpost_protocol::{Entity, FieldChange, Fields};
@@ -447,17 +448,9 @@ impl Tx<'_> {
                 })
                 .at(self.path),
             Entity::Pref if !crate::prefs::is_synced_key(id) => Ok(None),
-            Entity::Pref => self
-                .tx
-                .prepare_cached("SELECT value, stamp FROM prefs WHERE key = ?1")
-                .and_then(|mut s| {
-                    s.query_row([id], |r| {
-                        let fields = pref_fields(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?);
-                        Ok(local_digest(Entity::Pref, id, None, &fields))
-                    })
-                    .optional()
-                })
-                .at(self.path),
+            Entity::Pref => Ok(self
+                .pref_fields(id)?
+                .map(|fields| local_digest(Entity::Pref, id, None, &fields))),
         }
     }
 }
@@ -487,17 +480,21 @@ pub(super) fn notebook_fields(
     fields
 }
 
-/// A preference's fields from its columns (a value that is not JSON counts as null).
-pub(super) fn pref_fields(value: &str, stamp: &str) -> Fields {
+/// A preference's fields from its columns. A value cell that is not JSON is an error naming
+/// the preference, never read as null: null is a value, and it would be sent and win.
+pub(super) fn pref_fields(key: &str, value: &str, stamp: &str) -> Result<Fields> {
+    let value = serde_json::from_str(value).map_err(|e| {
+        crate::error::Error::Data(format!("preference {key:?} holds no JSON value: {e}"))
+    })?;
     let mut fields = Fields::new();
     fields.insert(
         "value".into(),
         FieldChange {
-            value: serde_json::from_str(value).unwrap_or(Value::Null),
+            value,
             stamp: apply::parse_stamp(stamp),
         },
     );
-    fields
+    Ok(fields)
 }
 
 #[cfg(test)]

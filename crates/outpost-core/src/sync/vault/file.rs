@@ -2,13 +2,13 @@
 //! runs. A JSON object `{account: token}`, created mode 0600 on Unix and replaced atomically, so
 //! other users never read it, not even for an instant.
 
-use super::{CREDENTIALS_FILE, TokenVault, VaultError};
+use super::{TokenVault, VaultError};
+use crate::files::{self, Replace};
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 impl TokenVault {
     /// Reads the file's map; an absent file is an empty map.
@@ -107,39 +107,24 @@ impl TokenVault {
     /// Replaces the file with `entries`: a fresh 0600 temp file beside it, synced, then renamed
     /// over it, so a crash leaves either the old file or the new one, never half of either.
     fn write_unlocked(&self, entries: &BTreeMap<String, String>) -> Result<(), VaultError> {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
         let path = &self.file;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        create_private_dir(dir).map_err(|source| VaultError::Io {
-            op: "create the directory of",
+        let io_err = |op, source| VaultError::Io {
+            op,
             path: path.clone(),
             source,
-        })?;
-        let tmp = dir.join(format!(
-            ".{CREDENTIALS_FILE}.{}.{}.tmp",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        create_private_dir(dir).map_err(|e| io_err("create the directory of", e))?;
         // Serialising a map of strings cannot fail; the error path exists only to avoid a panic.
-        let bytes = serde_json::to_vec_pretty(entries).map_err(|e| VaultError::Io {
-            op: "encode",
-            path: path.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidData, e),
-        })?;
-        let written = write_and_replace(&tmp, path, &bytes);
-        if written.is_err() {
-            // Best effort: the temp file holds tokens and is of no use to anyone now.
-            let _ = fs::remove_file(&tmp);
-        }
-        written?;
-        sync_dir(dir);
-        Ok(())
+        let bytes = serde_json::to_vec_pretty(entries)
+            .map_err(|e| io_err("encode", io::Error::new(io::ErrorKind::InvalidData, e)))?;
+        files::replace(path, &bytes, Replace::SECRET).map_err(|e| io_err("replace", e))
     }
 
     fn remove_file_unlocked(&self) -> Result<(), VaultError> {
         match fs::remove_file(&self.file) {
             Ok(()) => {
-                sync_dir(self.file.parent().unwrap_or(Path::new(".")));
+                files::sync_dir(self.file.parent().unwrap_or(Path::new(".")));
                 Ok(())
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -150,24 +135,6 @@ impl TokenVault {
             }),
         }
     }
-}
-
-/// Writes `bytes` to the new private file `tmp`, syncs it, and renames it over `path`.
-fn write_and_replace(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), VaultError> {
-    let io_err = |op, source| VaultError::Io {
-        op,
-        path: tmp.to_path_buf(),
-        source,
-    };
-    let mut file = private_create_new(tmp).map_err(|e| io_err("create", e))?;
-    file.write_all(bytes).map_err(|e| io_err("write", e))?;
-    file.sync_all().map_err(|e| io_err("sync", e))?;
-    drop(file);
-    fs::rename(tmp, path).map_err(|source| VaultError::Io {
-        op: "replace",
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 pub(super) fn check_account(account: &str) -> Result<(), VaultError> {
@@ -187,24 +154,6 @@ fn file_lock() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Creates `path` so that only the owner can ever read it: the mode is set by `open(2)` itself,
-/// and `create_new` refuses to follow a symlink or reuse a file someone planted there.
-fn private_create_new(path: &Path) -> io::Result<fs::File> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    // Elsewhere (Windows) the data directory under the user's profile is already private.
-    let file = options.open(path)?;
-    #[cfg(unix)]
-    {
-        // The umask can only narrow 0600, but make the mode exactly 0600 whatever it is.
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(file)
-}
-
 /// The data directory normally exists; if the vault has to create it, it is private (0700).
 fn create_private_dir(dir: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();
@@ -215,15 +164,4 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
         builder.mode(0o700);
     }
     builder.create(dir)
-}
-
-/// Makes a rename or removal durable. Best effort: not every platform or filesystem lets a
-/// directory be opened and synced, and the file's own contents were already synced.
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Err(e) = fs::File::open(dir).and_then(|d| d.sync_all()) {
-        tracing::debug!(dir = %dir.display(), error = %e, "could not sync the data directory");
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
 }
