@@ -4,24 +4,13 @@
 use outpost_core::sync::{EngineConfig, Progress, account};
 use outpost_e2e::device::Device;
 use outpost_e2e::server::Server;
-use outpost_protocol::api::{Mutation, MutationNumber};
-use outpost_protocol::mutation::names;
-use outpost_protocol::{
-    Entity, FieldChange, Fields, MUTATION_SCHEMA_VERSION, MutationId, NoteId, Stamp,
-    api::MAX_PUSH_MUTATIONS,
-};
+use outpost_protocol::api::{MAX_PUSH_MUTATIONS, Mutation};
+use outpost_protocol::{Entity, NoteId, Stamp};
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 const NOTES: usize = 100_000;
-
-fn field(value: String, stamp: Stamp) -> FieldChange {
-    FieldChange {
-        value: serde_json::Value::String(value),
-        stamp,
-    }
-}
 
 /// What the user sees: they sign in on a new laptop to an account of 100,000 notes. The first
 /// sync shows its progress (pulled 1,000 of 100,000, 2,000 of 100,000, ...) and completes: the
@@ -58,22 +47,10 @@ async fn the_first_sync_of_a_fresh_device_pulls_100k_notes_with_progress() {
                     counter: u32::try_from(i).expect("counter"),
                     node,
                 };
-                let mut fields = Fields::new();
-                fields.insert("title".into(), field(format!("Inspection {i}"), stamp));
-                fields.insert(
-                    "body".into(),
-                    field(format!("Site {i}: all valves checked.\n"), stamp),
-                );
-                Mutation {
-                    id: MutationId::new(),
-                    number: MutationNumber(number),
-                    name: names::NOTE_PUT.into(),
-                    schema_version: MUTATION_SCHEMA_VERSION,
-                    entity: Entity::Note,
-                    entity_id: id.to_string(),
-                    fields,
-                    base_version: None,
-                }
+                Mutation::put(Entity::Note, id, number)
+                    .field("title", format!("Inspection {i}"), stamp)
+                    .field("body", format!("Site {i}: all valves checked.\n"), stamp)
+                    .build()
             })
             .collect();
         let reply = client.push(mutations).await.expect("seed push");

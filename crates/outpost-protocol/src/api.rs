@@ -388,7 +388,7 @@ pub mod codes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{FieldChange, Stamp};
+    use crate::Stamp;
 
     #[test]
     fn outcomes_are_tagged_by_status() {
@@ -435,22 +435,10 @@ mod tests {
 
     #[test]
     fn a_mutation_round_trips() {
-        let m = Mutation {
-            id: MutationId::new(),
-            number: MutationNumber(9),
-            name: "note.put".into(),
-            schema_version: 1,
-            entity: Entity::Note,
-            entity_id: crate::NoteId::new().to_string(),
-            fields: Fields::from([(
-                "title".to_owned(),
-                FieldChange {
-                    value: "x".into(),
-                    stamp: Stamp::ZERO,
-                },
-            )]),
-            base_version: Some(Version(2)),
-        };
+        let m = Mutation::put(Entity::Note, crate::NoteId::new(), 9)
+            .field("title", "x", Stamp::ZERO)
+            .base(Some(2))
+            .build();
         let json = serde_json::to_string(&m).expect("json");
         assert_eq!(serde_json::from_str::<Mutation>(&json).expect("parse"), m);
     }

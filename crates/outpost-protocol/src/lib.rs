@@ -5,7 +5,8 @@
 //! body ([`api`]). It has no I/O.
 //!
 //! With the `openapi` feature every wire type also implements `utoipa::ToSchema`, so the server
-//! can serve its OpenAPI document; the desktop core leaves the feature off.
+//! can serve its OpenAPI document; the desktop core leaves the feature off. With `test-util`,
+//! tests and benches write mutations with [`test_util::MutationBuilder`].
 
 mod ids;
 mod stamp;
@@ -35,3 +36,6 @@ pub mod fields;
 
 #[cfg(feature = "openapi")]
 mod openapi;
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_util;

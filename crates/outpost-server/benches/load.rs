@@ -43,12 +43,9 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use futures_util::StreamExt;
 use outpost_protocol::api::{
     Credentials, Cursor, HEADER_CLIENT_ID, HEADER_PROTOCOL, MAX_PULL_LIMIT, MAX_PUSH_MUTATIONS,
-    Mutation, MutationNumber, Outcome, PullResponse, PushResponse, Session, Version,
+    Mutation, Outcome, PullResponse, PushResponse, Session, Version,
 };
-use outpost_protocol::mutation::names;
-use outpost_protocol::{
-    ClientId, Entity, FieldChange, Fields, MUTATION_SCHEMA_VERSION, MutationId, NoteId, Stamp,
-};
+use outpost_protocol::{ClientId, Entity, NoteId, Stamp};
 use outpost_server::storage::Storage;
 use outpost_server::storage::postgres::PgStorage;
 use outpost_server::storage::sqlite::SqliteStorage;
@@ -866,19 +863,10 @@ impl Device {
         let stamp = self.stamp();
         let number = self.next_number;
         self.next_number += 1;
-        Mutation {
-            id: MutationId::new(),
-            number: MutationNumber(number),
-            name: names::NOTE_PUT.into(),
-            schema_version: MUTATION_SCHEMA_VERSION,
-            entity: Entity::Note,
-            entity_id: note.to_string(),
-            fields: fields
-                .into_iter()
-                .map(|(k, value)| (k.to_owned(), FieldChange { value, stamp }))
-                .collect::<Fields>(),
-            base_version: base,
-        }
+        Mutation::put(Entity::Note, note, number)
+            .fields(&fields, stamp)
+            .base(base.map(|v| v.0))
+            .build()
     }
 
     /// A new note with every field, as the client's create sends it.

@@ -11,40 +11,13 @@
 //!   under a new id would look like that. Notes with neither a title nor a body are left out (a
 //!   user may well have several empty notes), and so are notes deleted for good.
 //!
-//! The backends only load rows ([`Rows`]); [`Audit::from_rows`] decides, so both backends
-//! answer alike and the rules are tested without a database.
+//! The backends only load rows ([`AuditRows`], through the [`Storage`] trait) and
+//! [`Audit::from_rows`] decides, so both backends answer alike and the rules are tested without
+//! a database. Which database to open is the caller's (`main.rs`): this module knows no backend.
 
-use crate::storage::{Result, StorageError};
+use crate::storage::{AuditRows, Result, Storage, StorageError};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-
-/// What an audit reads from a backend: every account, every note record (tombstones too),
-/// and the replies kept for duplicates.
-#[derive(Debug, Default, Clone)]
-pub struct Rows {
-    /// (account id, email)
-    pub accounts: Vec<(String, String)>,
-    pub notes: Vec<NoteRow>,
-    pub results: Vec<ResultRow>,
-}
-
-#[derive(Debug, Clone)]
-pub struct NoteRow {
-    pub account_id: String,
-    pub id: String,
-    pub purged: bool,
-    /// The stored fields, as JSON text.
-    pub fields: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct ResultRow {
-    pub account_id: String,
-    pub client_id: String,
-    pub number: i64,
-    pub mutation_id: String,
-}
 
 /// A mutation id that the server handled more than once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -102,8 +75,13 @@ fn text_field(fields: &serde_json::Value, name: &str) -> String {
 }
 
 impl Audit {
+    /// The audit of what `storage` holds, whichever backend it is.
+    pub async fn of(storage: &dyn Storage) -> Result<Audit> {
+        Audit::from_rows(storage.audit_rows().await?)
+    }
+
     /// The audit of what a backend loaded (see the module doc for the rules).
-    pub fn from_rows(rows: Rows) -> Result<Audit> {
+    pub fn from_rows(rows: AuditRows) -> Result<Audit> {
         let mut accounts: BTreeMap<String, AccountAudit> = rows
             .accounts
             .into_iter()
@@ -273,76 +251,19 @@ impl Audit {
     }
 }
 
-/// Audits the SQLite database in `dir` (the server's `--data-dir`), read-only: it may run
-/// beside a running server.
-pub fn sqlite(dir: &Path) -> Result<Audit> {
-    let path = dir.join(crate::storage::sqlite::DB_FILE);
-    if !path.exists() {
-        return Err(StorageError::Unavailable(format!(
-            "{} does not exist: is {} a server's --data-dir?",
-            path.display(),
-            dir.display()
-        )));
-    }
-    let conn = rusqlite::Connection::open_with_flags(
-        &path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    // One snapshot for the three reads.
-    let tx = conn.unchecked_transaction()?;
-    let accounts = tx
-        .prepare("SELECT id, email FROM accounts")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let notes = tx
-        .prepare("SELECT account_id, entity_id, purged, fields FROM records WHERE entity = 'note'")?
-        .query_map([], |r| {
-            Ok(NoteRow {
-                account_id: r.get(0)?,
-                id: r.get(1)?,
-                purged: r.get(2)?,
-                fields: r.get(3)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let results = tx
-        .prepare("SELECT account_id, client_id, number, mutation_id FROM results")?
-        .query_map([], |r| {
-            Ok(ResultRow {
-                account_id: r.get(0)?,
-                client_id: r.get(1)?,
-                number: r.get(2)?,
-                mutation_id: r.get(3)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    drop(tx);
-    Audit::from_rows(Rows {
-        accounts,
-        notes,
-        results,
-    })
-}
-
-/// Audits the PostgreSQL database at `url`.
-pub async fn postgres(url: &str) -> Result<Audit> {
-    let storage = crate::storage::postgres::PgStorage::connect(url).await?;
-    Audit::from_rows(storage.audit_rows().await?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::{AuditNoteRow, AuditResultRow};
     use serde_json::json;
 
-    fn note(account: &str, id: &str, title: &str, body: &str, deleted: bool) -> NoteRow {
+    fn note(account: &str, id: &str, title: &str, body: &str, deleted: bool) -> AuditNoteRow {
         let fields = json!({
             "title": {"value": title, "stamp": "x"},
             "body": {"value": body, "stamp": "x"},
             "deleted": {"value": deleted, "stamp": "x"},
         });
-        NoteRow {
+        AuditNoteRow {
             account_id: account.into(),
             id: id.into(),
             purged: false,
@@ -350,8 +271,8 @@ mod tests {
         }
     }
 
-    fn result(account: &str, client: &str, number: i64, mutation: &str) -> ResultRow {
-        ResultRow {
+    fn result(account: &str, client: &str, number: i64, mutation: &str) -> AuditResultRow {
+        AuditResultRow {
             account_id: account.into(),
             client_id: client.into(),
             number,
@@ -359,8 +280,8 @@ mod tests {
         }
     }
 
-    fn rows() -> Rows {
-        Rows {
+    fn rows() -> AuditRows {
+        AuditRows {
             accounts: vec![
                 ("a".into(), "ann@x.org".into()),
                 ("b".into(), "bo@x.org".into()),
@@ -372,7 +293,7 @@ mod tests {
                 note("a", "n4", "", "", false),
                 // The same text in another account is someone else's note.
                 note("b", "n5", "Pump 4", "seal", false),
-                NoteRow {
+                AuditNoteRow {
                     purged: true,
                     fields: "{}".into(),
                     ..note("b", "n6", "", "", false)

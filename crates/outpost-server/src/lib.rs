@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod clock;
 pub mod doctor;
 pub mod error;
 pub mod openapi;
@@ -89,17 +90,17 @@ pub fn router(state: AppState) -> Router {
     let history = HeaderValue::from_str(&state.storage.history().to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     let v1 = Router::new()
-        .route("/health", get(routes::health))
+        .route("/health", get(routes::meta::health))
         .route("/openapi.json", get(openapi::openapi_json))
-        .route("/accounts", post(routes::register))
-        .route("/sessions", post(routes::login))
-        .route("/sessions/current", delete(routes::logout))
-        .route("/sync/push", post(routes::push))
-        .route("/sync/pull", get(routes::pull))
-        .route("/sync/events", get(routes::events))
-        .route("/sync/digest", get(routes::digest))
-        .route("/sync/digest/entries", post(routes::digest_entries))
-        .route("/sync/records", post(routes::fetch_records));
+        .route("/accounts", post(routes::accounts::register))
+        .route("/sessions", post(routes::accounts::login))
+        .route("/sessions/current", delete(routes::accounts::logout))
+        .route("/sync/push", post(routes::sync::push))
+        .route("/sync/pull", get(routes::sync::pull))
+        .route("/sync/events", get(routes::sync::events))
+        .route("/sync/digest", get(routes::doctor::digest))
+        .route("/sync/digest/entries", post(routes::doctor::digest_entries))
+        .route("/sync/records", post(routes::doctor::fetch_records));
     Router::new()
         .nest("/v1", v1)
         .fallback(routes::not_found)

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use outpost_server::audit::Audit;
 use outpost_server::storage::Storage;
 use outpost_server::storage::postgres::PgStorage;
 use outpost_server::storage::sqlite::SqliteStorage;
@@ -85,9 +86,10 @@ fn data_dir_or_default(dir: &Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
+/// Where the server's database is: one definition for `serve` and `audit`.
 #[derive(Debug, clap::Args)]
-struct ServeArgs {
-    /// Directory of the embedded SQLite database (created if missing).
+struct DatabaseArgs {
+    /// Directory of the embedded SQLite database (`serve` creates it if missing).
     #[arg(
         long,
         value_name = "DIR",
@@ -99,6 +101,12 @@ struct ServeArgs {
     /// PostgreSQL connection URL, for several instances on one database.
     #[arg(long, value_name = "URL", env = "OUTPOST_DATABASE_URL")]
     database_url: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
 
     /// Address to listen on. Port 0 picks a free port (printed at start-up).
     #[arg(long, default_value = "127.0.0.1:8787", env = "OUTPOST_LISTEN")]
@@ -111,18 +119,8 @@ struct ServeArgs {
 
 #[derive(Debug, clap::Args)]
 struct AuditArgs {
-    /// The server's --data-dir (its SQLite database).
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "OUTPOST_SERVER_DATA_DIR",
-        conflicts_with = "database_url"
-    )]
-    data_dir: Option<PathBuf>,
-
-    /// The server's PostgreSQL database instead.
-    #[arg(long, value_name = "URL", env = "OUTPOST_DATABASE_URL")]
-    database_url: Option<String>,
+    #[command(flatten)]
+    db: DatabaseArgs,
 
     /// Print the audit as JSON.
     #[arg(long)]
@@ -133,17 +131,21 @@ struct AuditArgs {
 const EXIT_DOUBLED: i32 = 3;
 
 async fn audit(args: &AuditArgs) -> Result<()> {
-    let audit = match (&args.database_url, &args.data_dir) {
-        (Some(url), _) => outpost_server::audit::postgres(url)
-            .await
-            .context("auditing the PostgreSQL database")?,
-        (None, dir) => {
-            let dir = match dir {
-                Some(dir) => dir.clone(),
-                None => dirs_default()
-                    .context("no --data-dir given and no home directory to default to")?,
+    let audit = match (&args.db.database_url, &args.db.data_dir) {
+        (Some(url), _) => {
+            let audited = async {
+                let storage = PgStorage::connect(url).await?;
+                Audit::of(&storage).await
             };
-            outpost_server::audit::sqlite(&dir).context("auditing the SQLite database")?
+            audited.await.context("auditing the PostgreSQL database")?
+        }
+        (None, dir) => {
+            let dir = data_dir_or_default(dir)?;
+            // Not through `SqliteStorage::open`, which would create and migrate a database:
+            // the audit only reads, beside a running server or none.
+            outpost_server::storage::sqlite::audit_rows(&dir)
+                .and_then(Audit::from_rows)
+                .context("auditing the SQLite database")?
         }
     };
     if args.json {
@@ -179,19 +181,14 @@ async fn shutdown_signal() {
 }
 
 async fn open_storage(args: &ServeArgs) -> Result<Arc<dyn Storage>> {
-    if let Some(url) = &args.database_url {
+    if let Some(url) = &args.db.database_url {
         let storage = PgStorage::connect(url)
             .await
             .context("connecting to PostgreSQL")?;
         tracing::info!("storage: PostgreSQL");
         return Ok(Arc::new(storage));
     }
-    let dir = match &args.data_dir {
-        Some(dir) => dir.clone(),
-        None => {
-            dirs_default().context("no --data-dir given and no home directory to default to")?
-        }
-    };
+    let dir = data_dir_or_default(&args.db.data_dir)?;
     let storage = SqliteStorage::open(&dir).context("opening the SQLite database")?;
     tracing::info!(db = %storage.path().display(), "storage: embedded SQLite");
     Ok(Arc::new(storage))

@@ -1,11 +1,11 @@
 //! The OpenAPI document of protocol `/v1`, generated from the code and served at
 //! `GET /v1/openapi.json`: the operations come from the `#[utoipa::path]` attributes on the
-//! handlers in [`crate::routes`], the schemas from the protocol types themselves
-//! (`outpost-protocol`'s `openapi` feature). Here is only what those cannot say: the bearer
-//! scheme, the two headers, the replies every endpoint can give (`internal`; `unauthorized` and
-//! `forbidden` wherever a token is needed), the server's default page size, and one thing
-//! utoipa does not carry over from serde (see [`Protocol`]). `tests/openapi.rs` holds the
-//! document to the router, and example values of the real types to its schemas.
+//! handlers in [`crate::routes`] (error replies several share from [`crate::routes::responses`]),
+//! the schemas from the protocol types themselves (`outpost-protocol`'s `openapi` feature).
+//! Here is only what those cannot say: the bearer scheme, the two headers, the reply every
+//! endpoint can give (`internal`), the server's default page size, and one thing utoipa does
+//! not carry over from serde (see [`Protocol`]). `tests/openapi.rs` holds the document to the
+//! router, and example values of the real types to its schemas.
 
 use crate::routes;
 use axum::Json;
@@ -26,17 +26,17 @@ pub const BEARER: &str = "bearer";
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        routes::health,
+        routes::meta::health,
         openapi_json,
-        routes::register,
-        routes::login,
-        routes::logout,
-        routes::push,
-        routes::pull,
-        routes::events,
-        routes::digest,
-        routes::digest_entries,
-        routes::fetch_records,
+        routes::accounts::register,
+        routes::accounts::login,
+        routes::accounts::logout,
+        routes::sync::push,
+        routes::sync::pull,
+        routes::sync::events,
+        routes::doctor::digest,
+        routes::doctor::digest_entries,
+        routes::doctor::fetch_records,
     ),
     components(schemas(ErrorBody, Poke)),
     modifiers(&Protocol),
@@ -126,7 +126,6 @@ impl Modify for Protocol {
         for item in doc.paths.paths.values_mut() {
             for op in operations(item) {
                 add_headers(op);
-                add_auth_errors(op);
                 add_internal_error(op);
             }
         }
@@ -143,11 +142,11 @@ impl Modify for Protocol {
                     && let Some(utoipa::openapi::RefOr::T(utoipa::openapi::Schema::Object(o))) =
                         param.schema.as_mut()
                 {
-                    o.default = Some(routes::DEFAULT_PULL_LIMIT.into());
+                    o.default = Some(routes::sync::DEFAULT_PULL_LIMIT.into());
                     param.description = Some(format!(
                         "{} Default: {}.",
                         param.description.as_deref().unwrap_or_default(),
-                        routes::DEFAULT_PULL_LIMIT
+                        routes::sync::DEFAULT_PULL_LIMIT
                     ));
                 }
             }
@@ -224,15 +223,15 @@ fn add_headers(op: &mut Operation) {
 }
 
 /// A handler that panics, or storage that fails, answers 500 `internal` (see `lib.rs`'s
-/// `CatchPanicLayer` and `error.rs`): any endpoint can.
-/// An error reply with an `ErrorBody`, unless the operation declares its own for `status`.
-fn add_error(op: &mut Operation, status: &str, description: &str) {
+/// `CatchPanicLayer` and `error.rs`): any endpoint can, so it is added here rather than named by
+/// every handler.
+fn add_internal_error(op: &mut Operation) {
     op.responses
         .responses
-        .entry(status.into())
+        .entry("500".into())
         .or_insert_with(|| {
             ResponseBuilder::new()
-                .description(description)
+                .description("`internal`: the server failed; nothing was stored, try again.")
                 .content(
                     "application/json",
                     ContentBuilder::new()
@@ -242,32 +241,4 @@ fn add_error(op: &mut Operation, status: &str, description: &str) {
                 .build()
                 .into()
         });
-}
-
-fn add_internal_error(op: &mut Operation) {
-    add_error(
-        op,
-        "500",
-        "`internal`: the server failed; nothing was stored, try again.",
-    );
-}
-
-/// The two ways every endpoint that takes a device token can refuse it (an endpoint with more
-/// to say about 403 declares its own).
-fn add_auth_errors(op: &mut Operation) {
-    if !is_authenticated(op) {
-        return;
-    }
-    add_error(
-        op,
-        "401",
-        "`unauthorized`: no device token was sent, or it is not valid (unknown or signed out): \
-         sign in again.",
-    );
-    add_error(
-        op,
-        "403",
-        "`forbidden`: the token belongs to another device than `x-outpost-client`, or the \
-         account no longer exists.",
-    );
 }

@@ -1,11 +1,13 @@
 //! `outpost-server audit` against a real database on every backend: a server after retries
 //! and duplicates counts each note once (exit 0); a note stored again under a new id and a
-//! mutation handled under two numbers are named (exit 3).
+//! mutation handled under two numbers are named (exit 3); the storage a running server holds
+//! audits alike.
 
 mod common;
 
 use common::{Backend, Device, TestServer};
 use outpost_protocol::NoteId;
+use outpost_server::audit::Audit;
 use outpost_server::storage::Storage;
 use outpost_server::storage::postgres::PgStorage;
 use outpost_server::storage::sqlite::SqliteStorage;
@@ -103,7 +105,7 @@ fn account<'a>(audit: &'a Value, email: &str) -> &'a Value {
 
 async fn an_audit_counts_each_note_once_and_names_what_is_doubled(backend: Backend) {
     let (db, storage) = Db::new(backend).await;
-    let server = TestServer::start_on(storage, None).await;
+    let server = TestServer::start_on(storage.clone(), None).await;
     let mut ann = Device::register(&server, "ann@example.org").await;
     let pump = NoteId::new();
     let batch = vec![
@@ -180,6 +182,11 @@ async fn an_audit_counts_each_note_once_and_names_what_is_doubled(backend: Backe
         "{text}"
     );
     assert!(text.contains("something is doubled"), "{text}");
+    // The storage a server runs on audits alike, through the `Storage` trait.
+    let live = Audit::of(storage.as_ref())
+        .await
+        .expect("audit the running storage");
+    assert_eq!(serde_json::to_value(&live).expect("to JSON"), audit);
 }
 
 #[test]

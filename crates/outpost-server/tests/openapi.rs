@@ -16,9 +16,8 @@ use outpost_protocol::api::{
 };
 use outpost_protocol::mutation::names;
 use outpost_protocol::{
-    ClientId, Entity, FieldChange, Fields, MAX_BODY_BYTES, MAX_TITLE_BYTES,
-    MUTATION_SCHEMA_VERSION, MutationId, NoteId, NotebookId, PROTOCOL_VERSION, STAMP_PATTERN,
-    Stamp,
+    ClientId, Entity, Fields, MAX_BODY_BYTES, MAX_TITLE_BYTES, MUTATION_SCHEMA_VERSION, MutationId,
+    NoteId, NotebookId, PROTOCOL_VERSION, STAMP_PATTERN, Stamp,
 };
 use outpost_server::storage::sqlite::SqliteStorage;
 use outpost_server::{AppState, openapi, routes, serve};
@@ -361,7 +360,7 @@ fn every_operation_declares_headers_security_and_error_bodies() {
     assert_eq!(param("limit")["schema"]["maximum"], MAX_PULL_LIMIT);
     assert_eq!(
         param("limit")["schema"]["default"],
-        routes::DEFAULT_PULL_LIMIT
+        routes::sync::DEFAULT_PULL_LIMIT
     );
     let events = response(&doc, "GET", "/v1/sync/events", 200);
     assert!(
@@ -626,20 +625,7 @@ fn the_stamp_pattern_accepts_exactly_what_the_parser_accepts() {
             })
         })
         .collect();
-    samples.extend(
-        [
-            "",
-            "0-0-0",
-            "00000000000g-00000000-00000000000000000000000000000000",
-            "00000000000A-00000000-00000000000000000000000000000000",
-            "000000000000-00000000-00000000000000000000000000000000-1",
-            "+00000000000-00000000-00000000000000000000000000000000",
-            "000000000000-00000000-0000000000000000000000000000000",
-            "000000000000000000000-00000000000000000000000000000000",
-            "000000000000-00000000-00000000-0000-0000-0000-000000000000",
-        ]
-        .map(String::from),
-    );
+    samples.extend(outpost_protocol::test_util::MALFORMED_STAMPS.map(String::from));
     for s in samples {
         assert_eq!(
             matches_pattern(STAMP_PATTERN, &s),
@@ -661,18 +647,7 @@ fn stamp(offset_ms: u64, node: ClientId) -> Stamp {
 }
 
 fn fields(pairs: &[(&str, Value)], node: ClientId) -> Fields {
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            (
-                (*k).to_owned(),
-                FieldChange {
-                    value: v.clone(),
-                    stamp: stamp(1, node),
-                },
-            )
-        })
-        .collect()
+    outpost_protocol::test_util::fields(pairs, stamp(1, node))
 }
 
 fn mutation(
@@ -683,16 +658,11 @@ fn mutation(
     fields: Fields,
     base: Option<i64>,
 ) -> Mutation {
-    Mutation {
-        id: MutationId::new(),
-        number: MutationNumber(number),
-        name: name.into(),
-        schema_version: MUTATION_SCHEMA_VERSION,
-        entity,
-        entity_id,
-        fields,
-        base_version: base.map(Version),
-    }
+    Mutation::put(entity, entity_id, number)
+        .named(name)
+        .with_fields(fields)
+        .base(base)
+        .build()
 }
 
 fn sample_push(node: ClientId) -> PushRequest {
@@ -1177,7 +1147,7 @@ async fn replies_of_a_real_server_validate_against_the_document() {
     );
     let mut fast = put(3, &[("pinned", json!(true))], Some(1));
     for change in fast.fields.values_mut() {
-        change.stamp.physical_ms = routes::now_ms() + 24 * 3600 * 1000;
+        change.stamp.physical_ms = outpost_server::clock::now_ms() + 24 * 3600 * 1000;
     }
     let batch = PushRequest {
         mutations: vec![
@@ -1515,7 +1485,7 @@ fn the_protocol_document_names_every_endpoint_code_and_limit() {
         MAX_PUSH_MUTATIONS as u64,
         MAX_REQUEST_BYTES as u64,
         u64::from(MAX_PULL_LIMIT),
-        u64::from(routes::DEFAULT_PULL_LIMIT),
+        u64::from(routes::sync::DEFAULT_PULL_LIMIT),
         MAX_STAMP_SKEW_MS,
         MAX_BODY_BYTES as u64,
         MAX_TITLE_BYTES as u64,

@@ -29,16 +29,10 @@ fn fields(pairs: &[(&str, Value, u64)]) -> Fields {
 }
 
 fn put(number: i64, note: &str, f: Fields, base: Option<i64>) -> Mutation {
-    Mutation {
-        id: MutationId::new(),
-        number: MutationNumber(number),
-        name: names::NOTE_PUT.into(),
-        schema_version: MUTATION_SCHEMA_VERSION,
-        entity: Entity::Note,
-        entity_id: note.into(),
-        fields: f,
-        base_version: base.map(Version),
-    }
+    Mutation::put(Entity::Note, note, number)
+        .with_fields(f)
+        .base(base)
+        .build()
 }
 
 fn key(note: &str) -> Key {

@@ -90,7 +90,7 @@ pub struct PushOutcome {
 /// already what serialising the parsed fields would give; passing it through saves parsing and
 /// re-serialising every field of every record, which was most of a pull's CPU time (see
 /// BENCHMARKS.md, "Sync server"). Same fields in the same order as `Record`, so the same JSON
-/// (`routes::tests` holds it to that).
+/// (the tests of `routes::sync` hold it to that).
 #[derive(Debug, Clone, Serialize)]
 pub struct PulledRecord {
     pub entity: Entity,
@@ -170,6 +170,34 @@ impl AccountDigest {
     }
 }
 
+/// What `outpost-server audit` ([`crate::audit`]) reads, in one snapshot: every account, every
+/// note record (tombstones too), and the replies kept for duplicates. Backends only load these
+/// rows and the audit decides, so both backends answer alike.
+#[derive(Debug, Default, Clone)]
+pub struct AuditRows {
+    /// (account id, email)
+    pub accounts: Vec<(String, String)>,
+    pub notes: Vec<AuditNoteRow>,
+    pub results: Vec<AuditResultRow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditNoteRow {
+    pub account_id: String,
+    pub id: String,
+    pub purged: bool,
+    /// The stored fields, as JSON text.
+    pub fields: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditResultRow {
+    pub account_id: String,
+    pub client_id: String,
+    pub number: i64,
+    pub mutation_id: String,
+}
+
 /// A poke: the account's newest cursor after a commit.
 pub type Poke = (AccountId, Cursor);
 
@@ -235,4 +263,25 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Pokes after every commit, from every instance on this database.
     fn pokes(&self) -> broadcast::Receiver<Poke>;
+
+    /// What an audit reads (see [`AuditRows`]), from one snapshot.
+    async fn audit_rows(&self) -> Result<AuditRows>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_fields_that_are_not_json_fail_the_request() {
+        let bad = PulledRecord::new(
+            Entity::Note,
+            "x".into(),
+            Version(1),
+            Cursor(1),
+            false,
+            "{\"title\": ".into(),
+        );
+        assert!(matches!(bad, Err(StorageError::Internal(_))));
+    }
 }

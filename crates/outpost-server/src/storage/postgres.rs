@@ -18,8 +18,8 @@
 //! Connections use no TLS (`NoTls`): run the database on a private network or a local socket.
 
 use super::{
-    AccountDigest, NewToken, Poke, PullPage, PulledRecord, PushOutcome, Result, Storage,
-    StorageError, TokenOwner,
+    AccountDigest, AuditNoteRow, AuditResultRow, AuditRows, NewToken, Poke, PullPage, PulledRecord,
+    PushOutcome, Result, Storage, StorageError, TokenOwner,
 };
 use super::{HISTORY_DATABASE, HISTORY_EPOCH};
 use crate::plan::{self, Key, Loaded, StoredRecord};
@@ -432,62 +432,6 @@ impl PgStorage {
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         Ok(self.pool.get().await?)
     }
-
-    /// What `outpost-server audit` reads (see [`crate::audit`]), from one snapshot.
-    pub async fn audit_rows(&self) -> Result<crate::audit::Rows> {
-        let mut client = self.client().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
-        let accounts = tx
-            .query("SELECT id::text, email FROM accounts", &[])
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<Vec<_>>>()?;
-        let notes = tx
-            .query(
-                "SELECT account_id::text, entity_id, purged, fields FROM records
-                 WHERE entity = 'note'",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(crate::audit::NoteRow {
-                    account_id: r.try_get(0)?,
-                    id: r.try_get(1)?,
-                    purged: r.try_get(2)?,
-                    fields: r.try_get(3)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let results = tx
-            .query(
-                "SELECT account_id::text, client_id::text, number, mutation_id::text FROM results",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(crate::audit::ResultRow {
-                    account_id: r.try_get(0)?,
-                    client_id: r.try_get(1)?,
-                    number: r.try_get(2)?,
-                    mutation_id: r.try_get(3)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        tx.commit().await?;
-        Ok(crate::audit::Rows {
-            accounts,
-            notes,
-            results,
-        })
-    }
 }
 
 /// The database's history, made by the first instance that opens it; every instance on one
@@ -567,7 +511,7 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> Result<()> {
             if version == 3 {
                 backfill_digests(&tx).await?;
             }
-            let now = i64::try_from(crate::routes::now_ms()).unwrap_or(i64::MAX);
+            let now = crate::clock::now_i64();
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)",
                 &[&version, &now],
@@ -1280,6 +1224,61 @@ impl Storage for PgStorage {
 
     fn pokes(&self) -> broadcast::Receiver<Poke> {
         self.pokes.subscribe()
+    }
+
+    async fn audit_rows(&self) -> Result<AuditRows> {
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let accounts = tx
+            .query("SELECT id::text, email FROM accounts", &[])
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let notes = tx
+            .query(
+                "SELECT account_id::text, entity_id, purged, fields FROM records
+                 WHERE entity = 'note'",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(AuditNoteRow {
+                    account_id: r.try_get(0)?,
+                    id: r.try_get(1)?,
+                    purged: r.try_get(2)?,
+                    fields: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let results = tx
+            .query(
+                "SELECT account_id::text, client_id::text, number, mutation_id::text FROM results",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(AuditResultRow {
+                    account_id: r.try_get(0)?,
+                    client_id: r.try_get(1)?,
+                    number: r.try_get(2)?,
+                    mutation_id: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        tx.commit().await?;
+        Ok(AuditRows {
+            accounts,
+            notes,
+            results,
+        })
     }
 }
 

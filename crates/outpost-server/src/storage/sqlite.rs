@@ -18,8 +18,8 @@
 //! and send them once the server runs on a writable disk again.
 
 use super::{
-    AccountDigest, NewToken, Poke, PullPage, PulledRecord, PushOutcome, Result, Storage,
-    StorageError, TokenOwner,
+    AccountDigest, AuditNoteRow, AuditResultRow, AuditRows, NewToken, Poke, PullPage, PulledRecord,
+    PushOutcome, Result, Storage, StorageError, TokenOwner,
 };
 use super::{HISTORY_DATABASE, HISTORY_EPOCH};
 use crate::plan::{self, Key, Loaded, StoredRecord};
@@ -330,6 +330,63 @@ pub fn restore(dir: &Path, from: &Path) -> Result<History> {
     }
     std::fs::rename(&staged, &db).map_err(|e| io_error("moving the backup to", &db, e))?;
     new_epoch(&db)
+}
+
+/// What `outpost-server audit` reads from the database in `dir` (the server's `--data-dir`),
+/// opened read-only rather than as a [`SqliteStorage`]: it may run beside a running server,
+/// and must neither create nor migrate a database.
+pub fn audit_rows(dir: &Path) -> Result<AuditRows> {
+    let path = dir.join(DB_FILE);
+    if !path.exists() {
+        return Err(StorageError::Unavailable(format!(
+            "{} does not exist: is {} a server's --data-dir?",
+            path.display(),
+            dir.display()
+        )));
+    }
+    let conn = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    load_audit_rows(&conn)
+}
+
+fn load_audit_rows(conn: &Connection) -> Result<AuditRows> {
+    // One snapshot for the three reads.
+    let tx = conn.unchecked_transaction()?;
+    let accounts = tx
+        .prepare("SELECT id, email FROM accounts")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let notes = tx
+        .prepare("SELECT account_id, entity_id, purged, fields FROM records WHERE entity = 'note'")?
+        .query_map([], |r| {
+            Ok(AuditNoteRow {
+                account_id: r.get(0)?,
+                id: r.get(1)?,
+                purged: r.get(2)?,
+                fields: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let results = tx
+        .prepare("SELECT account_id, client_id, number, mutation_id FROM results")?
+        .query_map([], |r| {
+            Ok(AuditResultRow {
+                account_id: r.get(0)?,
+                client_id: r.get(1)?,
+                number: r.get(2)?,
+                mutation_id: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    drop(tx);
+    Ok(AuditRows {
+        accounts,
+        notes,
+        results,
+    })
 }
 
 /// The chain stored at an account's cursor, if any.
@@ -1058,13 +1115,16 @@ impl Storage for SqliteStorage {
     fn pokes(&self) -> broadcast::Receiver<Poke> {
         self.pokes.subscribe()
     }
+
+    async fn audit_rows(&self) -> Result<AuditRows> {
+        self.read(|conn| load_audit_rows(conn)).await
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use outpost_protocol::mutation::names;
-    use outpost_protocol::{FieldChange, MUTATION_SCHEMA_VERSION, NoteId, Stamp};
+    use outpost_protocol::{NoteId, Stamp};
     use std::time::Duration;
 
     const NOW: u64 = 1_800_000_000_000;
@@ -1075,23 +1135,9 @@ mod tests {
             counter: 0,
             node,
         };
-        Mutation {
-            id: MutationId::new(),
-            number: MutationNumber(number),
-            name: names::NOTE_PUT.into(),
-            schema_version: MUTATION_SCHEMA_VERSION,
-            entity: Entity::Note,
-            entity_id: note.to_string(),
-            fields: [(
-                "title".to_owned(),
-                FieldChange {
-                    value: serde_json::json!(format!("note {number}")),
-                    stamp,
-                },
-            )]
-            .into(),
-            base_version: None,
-        }
+        Mutation::put(Entity::Note, note, number)
+            .field("title", format!("note {number}"), stamp)
+            .build()
     }
 
     fn queued(mutations: usize) -> (QueuedPush, oneshot::Receiver<Result<PushOutcome>>) {

@@ -6,13 +6,10 @@
 pub mod pg;
 
 use outpost_protocol::api::{
-    Credentials, Cursor, HEADER_CLIENT_ID, HEADER_PROTOCOL, Mutation, MutationNumber, PullResponse,
-    PushRequest, PushResponse, Session,
+    Credentials, Cursor, HEADER_CLIENT_ID, HEADER_PROTOCOL, Mutation, PullResponse, PushRequest,
+    PushResponse, Session,
 };
-use outpost_protocol::mutation::names;
-use outpost_protocol::{
-    ClientId, Entity, FieldChange, Fields, MUTATION_SCHEMA_VERSION, MutationId, NoteId, Stamp,
-};
+use outpost_protocol::{ClientId, Entity, NoteId, Stamp};
 use outpost_server::storage::Storage;
 use outpost_server::storage::postgres::PgStorage;
 use outpost_server::storage::sqlite::SqliteStorage;
@@ -222,32 +219,15 @@ impl Device {
         let stamp = self.stamp();
         let number = self.next_number;
         self.next_number += 1;
-        Mutation {
-            id: MutationId::new(),
-            number: MutationNumber(number),
-            name: names::NOTE_PUT.into(),
-            schema_version: MUTATION_SCHEMA_VERSION,
-            entity: Entity::Note,
-            entity_id: note.to_string(),
-            fields: fields
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        (*k).to_owned(),
-                        FieldChange {
-                            value: v.clone(),
-                            stamp,
-                        },
-                    )
-                })
-                .collect::<Fields>(),
-            base_version: base.map(outpost_protocol::api::Version),
-        }
+        Mutation::put(Entity::Note, note, number)
+            .fields(fields, stamp)
+            .base(base)
+            .build()
     }
 
     pub fn stamp(&self) -> Stamp {
         Stamp {
-            physical_ms: outpost_server::routes::now_ms(),
+            physical_ms: outpost_server::clock::now_ms(),
             counter: u32::try_from(self.next_number).unwrap_or(0),
             node: self.client_id,
         }
