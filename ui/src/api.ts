@@ -1,4 +1,4 @@
-// The IPC contract with the Rust side: one wrapper per command of src-tauri/src/commands.rs
+// The IPC contract with the Rust side: one wrapper per command of src-tauri/src/commands/
 // (a Rust test checks that each is here), typed with the declarations ts-rs generates from the
 // Rust types into ./bindings. The UI talks to nothing else: no fetch, no network; the CSP in
 // tauri.conf.json lets only `ipc:` through.
@@ -55,6 +55,7 @@ export type * from './bindings/NotebookId';
 export type * from './bindings/NotesChanged';
 export type * from './bindings/OutboxEntry';
 export type * from './bindings/Pref';
+export type * from './bindings/PrefLimits';
 export type * from './bindings/Resolution';
 export type * from './bindings/SearchHit';
 export type * from './bindings/SnippetPart';

@@ -1,9 +1,11 @@
-//! Preferences: a fixed registry of keys, each with its type, its default and whether it syncs
+//! Preferences: a fixed registry of keys, each with its limits, its default and whether it syncs
 //! to the user's other devices (`synced`) or stays on this one (`device`). Synced keys go
-//! through the outbox and merge last-writer-wins by stamp.
+//! through the outbox and merge last-writer-wins by stamp. Each [`Pref`] carries its limits, so
+//! the window offers what [`Store::set_pref`] accepts without a copy of them of its own.
 
+use crate::error::SqlContext;
 use crate::error::{Error, Result};
-use crate::store::{SqlContext, Store};
+use crate::store::Store;
 use outpost_protocol::mutation::names;
 use outpost_protocol::{Entity, FieldChange, Fields};
 use rusqlite::{OptionalExtension, params};
@@ -20,10 +22,17 @@ pub enum PrefScope {
     Device,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    OneOf(&'static [&'static str]),
+/// The values a preference takes: what [`Store::set_pref`] checks, and what the window's control
+/// for it offers (the bounds of a number field, the choices of a list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub enum PrefLimits {
+    /// One of these strings, in the order to offer them.
+    OneOf { options: &'static [&'static str] },
+    /// A whole number from `min` to `max`, both included.
     Int { min: i64, max: i64 },
+    /// `true` or `false`.
     Bool,
 }
 
@@ -31,7 +40,7 @@ enum Kind {
 struct Spec {
     key: &'static str,
     scope: PrefScope,
-    kind: Kind,
+    limits: PrefLimits,
     default: fn() -> Value,
     help: &'static str,
 }
@@ -45,28 +54,30 @@ const REGISTRY: &[Spec] = &[
     Spec {
         key: "theme",
         scope: PrefScope::Synced,
-        kind: Kind::OneOf(&["system", "light", "dark"]),
+        limits: PrefLimits::OneOf {
+            options: &["system", "light", "dark"],
+        },
         default: || Value::from("system"),
         help: "colour theme",
     },
     Spec {
         key: "editor.font_size",
         scope: PrefScope::Synced,
-        kind: Kind::Int { min: 8, max: 40 },
+        limits: PrefLimits::Int { min: 8, max: 40 },
         default: || Value::from(15),
         help: "editor font size in points",
     },
     Spec {
         key: "editor.spellcheck",
         scope: PrefScope::Synced,
-        kind: Kind::Bool,
+        limits: PrefLimits::Bool,
         default: || Value::from(true),
         help: "check spelling while typing",
     },
     Spec {
         key: SYNC_INTERVAL_SECS,
         scope: PrefScope::Device,
-        kind: Kind::Int {
+        limits: PrefLimits::Int {
             min: 15,
             max: 86_400,
         },
@@ -76,7 +87,7 @@ const REGISTRY: &[Spec] = &[
     Spec {
         key: WORK_OFFLINE,
         scope: PrefScope::Device,
-        kind: Kind::Bool,
+        limits: PrefLimits::Bool,
         default: || Value::from(false),
         help: "pause syncing on this device",
     },
@@ -93,18 +104,18 @@ fn spec(key: &str) -> Result<&'static Spec> {
 }
 
 fn check(spec: &Spec, value: &Value) -> Result<()> {
-    let ok = match spec.kind {
-        Kind::OneOf(options) => value.as_str().is_some_and(|s| options.contains(&s)),
-        Kind::Int { min, max } => value.as_i64().is_some_and(|n| (min..=max).contains(&n)),
-        Kind::Bool => value.is_boolean(),
+    let ok = match spec.limits {
+        PrefLimits::OneOf { options } => value.as_str().is_some_and(|s| options.contains(&s)),
+        PrefLimits::Int { min, max } => value.as_i64().is_some_and(|n| (min..=max).contains(&n)),
+        PrefLimits::Bool => value.is_boolean(),
     };
     if ok {
         return Ok(());
     }
-    let expected = match spec.kind {
-        Kind::OneOf(options) => format!("one of {}", options.join(", ")),
-        Kind::Int { min, max } => format!("a whole number from {min} to {max}"),
-        Kind::Bool => "true or false".to_owned(),
+    let expected = match spec.limits {
+        PrefLimits::OneOf { options } => format!("one of {}", options.join(", ")),
+        PrefLimits::Int { min, max } => format!("a whole number from {min} to {max}"),
+        PrefLimits::Bool => "true or false".to_owned(),
     };
     Err(Error::Invalid(format!(
         "{} must be {expected}, got {value}",
@@ -137,6 +148,8 @@ pub struct Pref {
     /// Still the default (never set on this device or synced to it).
     pub is_default: bool,
     pub help: &'static str,
+    /// The values it takes: the window's control for it reads its bounds or choices here.
+    pub limits: PrefLimits,
 }
 
 impl Store {
@@ -158,6 +171,7 @@ impl Store {
             value: parsed.unwrap_or_else(spec.default),
             scope: spec.scope,
             help: spec.help,
+            limits: spec.limits,
         })
     }
 
@@ -232,6 +246,55 @@ mod tests {
             store.get_pref("theme").expect("get").value,
             Value::from("dark")
         );
+    }
+
+    /// The limits each preference is sent with, read as the window receives them (JSON), are
+    /// the ones `set_pref` enforces: the bounds and every choice are taken, one step past them
+    /// (or a value of another type) is refused.
+    #[test]
+    fn each_pref_is_sent_with_the_limits_set_pref_enforces() {
+        let (_dir, store) = temp_store();
+        let sent = serde_json::to_value(store.list_prefs().expect("list")).expect("json");
+        let sent = sent.as_array().expect("a list");
+        assert_eq!(sent.len(), REGISTRY.len());
+        for pref in sent {
+            let key = pref["key"].as_str().expect("key");
+            let limits = &pref["limits"];
+            let (mut takes, refuses): (Vec<Value>, Vec<Value>) = match limits["kind"].as_str() {
+                Some("int") => {
+                    let min = limits["min"].as_i64().expect("min");
+                    let max = limits["max"].as_i64().expect("max");
+                    assert!(min < max, "{key}: {limits}");
+                    (
+                        vec![min.into(), max.into()],
+                        vec![(min - 1).into(), (max + 1).into(), min.to_string().into()],
+                    )
+                }
+                Some("one_of") => {
+                    let options = limits["options"].as_array().expect("options").clone();
+                    assert!(!options.is_empty(), "{key}: {limits}");
+                    (options, vec!["none of them".into(), 1.into()])
+                }
+                Some("bool") => (
+                    vec![true.into(), false.into()],
+                    vec!["true".into(), 1.into()],
+                ),
+                other => panic!("{key}: limits of an unknown kind {other:?}"),
+            };
+            // The default it is sent with is within them too.
+            takes.push(pref["value"].clone());
+            for value in takes {
+                if let Err(e) = store.set_pref(key, value.clone()) {
+                    panic!("{key} refused {value}, within its limits {limits}: {e}");
+                }
+            }
+            for value in refuses {
+                assert!(
+                    store.set_pref(key, value.clone()).is_err(),
+                    "{key} took {value}, outside its limits {limits}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ import { flushSync } from 'svelte';
 import NoteList from './NoteList.svelte';
 import type { NoteSummary, SearchHit } from '../api';
 import { changes, ui } from '../lib/state.svelte';
-import { fakeIpc, resetState } from '../lib/testing';
+import { deferred, fakeIpc, resetState } from '../lib/testing';
 import { PAGE_SIZE, ROW_HEIGHT } from '../lib/window';
 
 /** Note `i` of a large notebook, made up on demand as the store would list it. */
@@ -137,5 +137,58 @@ describe('NoteList', () => {
     flushSync();
     const none = await screen.findByTestId('empty-search');
     expect(none.textContent).toBe('No note matches “gasket”.');
+  });
+
+  it('shows the hits for what is typed now, however late an older search answers', async () => {
+    const asked = new Map<string, ReturnType<typeof deferred<SearchHit[]>>>();
+    notes(100, {
+      search_notes: (args) => {
+        const reply = deferred<SearchHit[]>();
+        asked.set(args.text as string, reply);
+        return reply.promise;
+      },
+    });
+    render(NoteList);
+    const hitFor = (i: number): SearchHit => ({ note: summary(i), title: [{ text: `Inspection ${i}`, hit: false }], snippet: [] });
+
+    ui.search = 'val';
+    flushSync();
+    await waitFor(() => expect(asked.has('val')).toBe(true));
+    ui.search = 'valve';
+    flushSync();
+    await waitFor(() => expect(asked.has('valve')).toBe(true));
+    asked.get('valve')!.resolve([hitFor(12)]);
+    await screen.findByTestId('search-hit');
+    asked.get('val')!.resolve([hitFor(1), hitFor(2)]);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(screen.getAllByTestId('search-hit').map((h) => h.dataset.id)).toEqual([summary(12).id]);
+
+    // Cleared while a search is on its way: the list comes back and stays.
+    ui.search = 'gasket';
+    flushSync();
+    await waitFor(() => expect(asked.has('gasket')).toBe(true));
+    ui.search = '';
+    flushSync();
+    asked.get('gasket')!.resolve([hitFor(3)]);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(screen.queryByTestId('search-hit')).toBeNull();
+    expect(rows().length).toBeGreaterThan(0);
+  });
+
+  it('shows the view chosen last, however late the read of an earlier one answers', async () => {
+    const trashCount = deferred<number>();
+    notes(100, {
+      count_notes: (args) => ((args.query as { view?: string }).view === 'trash' ? trashCount.promise : 100),
+    });
+    render(NoteList);
+    await waitFor(() => expect(screen.getByTestId('note-count').textContent?.trim()).toBe('100 notes'));
+    ui.view = 'trash';
+    flushSync();
+    ui.view = 'active';
+    flushSync();
+    await waitFor(() => expect(screen.getByTestId('note-count').textContent?.trim()).toBe('100 notes'));
+    trashCount.resolve(2);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(screen.getByTestId('note-count').textContent?.trim()).toBe('100 notes');
   });
 });

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { applyFontSize, applyTheme, resolveTheme } from './appearance';
+import type { Pref } from '../api';
+import { applyFontSize, applyPref, applyTheme, resolveTheme } from './appearance';
 
 type Listener = () => void;
 
@@ -73,24 +74,59 @@ describe('applyTheme', () => {
 
 describe('applyFontSize', () => {
   const size = () => document.documentElement.style.getPropertyValue('--font-size-editor');
+  // As the core sends them with editor.font_size.
+  const limits = { min: 8, max: 40 };
 
   it('sets --font-size-editor in px', () => {
-    applyFontSize(18);
+    applyFontSize(18, limits);
     expect(size()).toBe('18px');
   });
 
   it('keeps the size within 8 to 40 and whole', () => {
-    applyFontSize(2);
+    applyFontSize(2, limits);
     expect(size()).toBe('8px');
-    applyFontSize(99);
+    applyFontSize(99, limits);
     expect(size()).toBe('40px');
-    applyFontSize(15.6);
+    applyFontSize(15.6, limits);
     expect(size()).toBe('16px');
   });
 
+  it('keeps within the limits it is given, not others', () => {
+    applyFontSize(99, { min: 10, max: 60 });
+    expect(size()).toBe('60px');
+    applyFontSize(2, { min: 10, max: 60 });
+    expect(size()).toBe('10px');
+  });
+
   it('ignores what is not a number', () => {
-    applyFontSize(20);
-    applyFontSize(Number.NaN);
+    applyFontSize(20, limits);
+    applyFontSize(Number.NaN, limits);
     expect(size()).toBe('20px');
+  });
+});
+
+describe('applyPref', () => {
+  const size = () => document.documentElement.style.getPropertyValue('--font-size-editor');
+  const pref = (over: Partial<Pref>): Pref => ({
+    key: 'editor.font_size',
+    value: 18,
+    scope: 'synced',
+    is_default: false,
+    help: '',
+    limits: { kind: 'int', min: 8, max: 40 },
+    ...over,
+  });
+
+  it('applies the theme and the font size, within the limits the preference carries', () => {
+    applyPref(pref({ key: 'theme', value: 'dark', limits: { kind: 'one_of', options: ['system', 'light', 'dark'] } }));
+    expect(document.documentElement.dataset.theme).toBe('dark');
+    applyPref(pref({ value: 50, limits: { kind: 'int', min: 8, max: 48 } }));
+    expect(size()).toBe('48px');
+  });
+
+  it('leaves the look alone for other preferences', () => {
+    applyPref(pref({ value: 22 }));
+    applyPref(pref({ key: 'sync.interval_secs', value: 60, scope: 'device' }));
+    expect(size()).toBe('22px');
   });
 });

@@ -1,6 +1,7 @@
 // The window's look from the preferences: the colour theme (data-theme on <html>, which
 // style.css switches on) and the editor's font size (--font-size-editor). App calls these at
 // start-up, Settings whenever the preference changes.
+import type { Pref } from '../api';
 
 export type Theme = 'system' | 'light' | 'dark';
 
@@ -45,12 +46,21 @@ export function applyTheme(theme: string): void {
   }
 }
 
-export const FONT_SIZE_MIN = 8;
-export const FONT_SIZE_MAX = 40;
-
-/** Sets --font-size-editor (in px, kept within 8 to 40); a value that is not a number is ignored. */
-export function applyFontSize(px: number): void {
+/**
+ * Sets --font-size-editor in px, kept within the preference's limits (as the core sends them);
+ * a value that is not a number is ignored.
+ */
+export function applyFontSize(px: number, limits: { min: number; max: number }): void {
   if (!Number.isFinite(px)) return;
-  const size = Math.min(FONT_SIZE_MAX, Math.max(FONT_SIZE_MIN, Math.round(px)));
+  const size = Math.min(limits.max, Math.max(limits.min, Math.round(px)));
   document.documentElement.style.setProperty('--font-size-editor', `${size}px`);
+}
+
+/** Applies the look `pref` sets, if it sets one (the theme, the editor's font size). */
+export function applyPref(pref: Pref): void {
+  if (pref.key === 'theme') {
+    applyTheme(typeof pref.value === 'string' ? pref.value : 'system');
+  } else if (pref.key === 'editor.font_size' && typeof pref.value === 'number' && pref.limits.kind === 'int') {
+    applyFontSize(pref.value, pref.limits);
+  }
 }

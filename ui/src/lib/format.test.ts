@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { absoluteTime, duration, formatSeconds, isoTime, relativeTime, shortId } from './format';
+import {
+  absoluteTime,
+  changedFields,
+  changeTarget,
+  duration,
+  formatSeconds,
+  isoTime,
+  plural,
+  relativeTime,
+  shortId,
+} from './format';
 
 const NOW = Date.UTC(2025, 5, 15, 12, 0, 0);
 
@@ -95,5 +105,25 @@ describe('formatSeconds', () => {
 
   it('is empty for what is not a number', () => {
     expect(formatSeconds(Number.NaN)).toBe('');
+  });
+});
+
+describe('plural', () => {
+  it('counts with the right noun', () => {
+    expect(plural(1, 'record')).toBe('1 record');
+    expect(plural(0, 'record')).toBe('0 records');
+    expect(plural(1200, 'note')).toBe('1,200 notes');
+    expect(plural(2, 'entry', 'entries')).toBe('2 entries');
+  });
+});
+
+describe('changeTarget and changedFields', () => {
+  it('name what a change is to and what it carries', () => {
+    const id = '0190a3c4-5b6d-7e8f-9a0b-1c2d3e4f5a6b';
+    expect(changeTarget({ entity: 'note', entity_id: id })).toBe('Note 1c2d3e4f5a6b');
+    expect(changeTarget({ entity: 'notebook', entity_id: id })).toBe('Notebook 1c2d3e4f5a6b');
+    expect(changeTarget({ entity: 'pref', entity_id: 'theme' })).toBe('Setting theme');
+    expect(changedFields({ fields: { title: 1, body: 2 } })).toBe('title, body');
+    expect(changedFields({ fields: {} })).toBe('—');
   });
 });

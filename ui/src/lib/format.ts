@@ -77,3 +77,19 @@ export function formatSeconds(secs: number): string {
   if (min === 60) return `${h + 1} h`;
   return min ? `${h} h ${min} min` : `${h} h`;
 }
+
+/** A count with its noun: "1 record", "4 differences", "1,200 notes". */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n.toLocaleString()} ${n === 1 ? one : many}`;
+}
+
+/** What a change in the outbox is to: "Note 1c2d3e4f5a6b", "Notebook …", "Setting theme". */
+export function changeTarget(entry: { entity: string; entity_id: string }): string {
+  const kind = entry.entity === 'note' ? 'Note' : entry.entity === 'notebook' ? 'Notebook' : 'Setting';
+  return `${kind} ${shortId(entry.entity_id)}`;
+}
+
+/** The fields a change carries: "title, body"; "—" for none. */
+export function changedFields(entry: { fields: object }): string {
+  return Object.keys(entry.fields).join(', ') || '—';
+}

@@ -1,7 +1,7 @@
 // For component tests only (never imported by the app): Tauri's IPC faked with mockIPC, every
 // call recorded so a test can assert the exact command and arguments the UI sent.
 import { mockIPC } from '@tauri-apps/api/mocks';
-import type { SyncStatus } from '../api';
+import type { Pref, SyncStatus } from '../api';
 import { changes, sync, ui } from './state.svelte';
 
 export type Call = { cmd: string; args: Record<string, unknown> };
@@ -50,6 +50,50 @@ export function syncStatus(over: Partial<SyncStatus> = {}): SyncStatus {
     ...over,
   };
 }
+
+/** The preferences as the core's registry lists them (crates/outpost-core/src/prefs.rs). */
+export const PREFS: Pref[] = [
+  {
+    key: 'theme',
+    value: 'system',
+    scope: 'synced',
+    is_default: true,
+    help: 'colour theme',
+    limits: { kind: 'one_of', options: ['system', 'light', 'dark'] },
+  },
+  {
+    key: 'editor.font_size',
+    value: 15,
+    scope: 'synced',
+    is_default: true,
+    help: 'editor font size in points',
+    limits: { kind: 'int', min: 8, max: 40 },
+  },
+  {
+    key: 'editor.spellcheck',
+    value: true,
+    scope: 'synced',
+    is_default: true,
+    help: 'check spelling while typing',
+    limits: { kind: 'bool' },
+  },
+  {
+    key: 'sync.interval_secs',
+    value: 300,
+    scope: 'device',
+    is_default: true,
+    help: 'seconds between background syncs when nothing else triggers one',
+    limits: { kind: 'int', min: 15, max: 86_400 },
+  },
+  {
+    key: 'sync.work_offline',
+    value: false,
+    scope: 'device',
+    is_default: true,
+    help: 'pause syncing on this device',
+    limits: { kind: 'bool' },
+  },
+];
 
 /** An error as a command rejects with it. */
 export function appError(code: string, message: string): { code: string; message: string } {
