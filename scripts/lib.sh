@@ -25,8 +25,9 @@ DEB_CHECK_APT_PACKAGES=(xvfb xauth x11-utils desktop-file-utils)
 NODE_MIN_MAJOR=20
 NODE_MIN_MINOR=19
 
+# A heading, with the seconds since the script started: a run's log says where its time went.
 section() {
-  printf '\n\033[1m==> %s\033[0m\n' "$*"
+  printf '\n\033[1m==> %s\033[0m (at %d s)\n' "$*" "$SECONDS"
 }
 
 die() {
