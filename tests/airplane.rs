@@ -144,16 +144,7 @@ async fn a_refusal_whose_reply_is_lost_still_shows_as_failed() {
     let proxy = Proxy::start(&server.url).await;
     let a = Device::new(&proxy.url, "ann@example.org", true).await;
     let poisoned = a.note("Poisoned", "x");
-    let conn = rusqlite::Connection::open(a.store.db_path()).expect("raw");
-    let changed = conn
-        .execute(
-            "UPDATE outbox SET fields = json_set(fields, '$.tags.value', json_array(?1))
-             WHERE entity_id = ?2",
-            [&"t".repeat(200), &poisoned.to_string()],
-        )
-        .expect("poison");
-    assert_eq!(changed, 1);
-    drop(conn);
+    a.poison_outbox(poisoned);
 
     proxy.cut_replies(PUSH, 1);
     assert!(matches!(a.try_sync().await, Err(SyncError::Offline(_))));

@@ -165,17 +165,7 @@ async fn a_poison_mutation_becomes_a_dead_letter_and_the_rest_syncs() {
     let poisoned = a.note("Poisoned", "x");
     let healthy = a.note("Healthy", "y");
     // An older build queued a field the server refuses (a tag of 200 characters).
-    let db = a.store.db_path().to_path_buf();
-    let conn = rusqlite::Connection::open(&db).expect("raw");
-    let changed = conn
-        .execute(
-            "UPDATE outbox SET fields = json_set(fields, '$.tags.value', json_array(?1))
-             WHERE entity_id = ?2",
-            [&"t".repeat(200), &poisoned.to_string()],
-        )
-        .expect("poison");
-    assert_eq!(changed, 1);
-    drop(conn);
+    a.poison_outbox(poisoned);
     let report = a.sync().await;
     assert_eq!(report.applied.rejected, 1);
     let note = a.store.get_note(poisoned).expect("note");

@@ -34,11 +34,8 @@ impl Device {
         let dir = tempfile::tempdir()?;
         let store = Arc::new(Store::open(dir.path())?);
         let vault = TokenVault::file_only(dir.path());
-        if register {
-            account::register(&store, &vault, url, EMAIL, PASSWORD).await?;
-        } else {
-            account::login(&store, &vault, url, EMAIL, PASSWORD).await?;
-        }
+        let which = account::Account::new_if(register);
+        account::sign_in(&store, &vault, url, EMAIL, PASSWORD, which).await?;
         Ok(Device { dir, store, vault })
     }
 

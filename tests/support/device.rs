@@ -52,11 +52,8 @@ impl Device {
         let dir = tempfile::tempdir().expect("device dir");
         let store = Arc::new(Store::open_with(dir.path(), options).expect("store"));
         let vault = TokenVault::file_only(dir.path());
-        let signed_in = if register {
-            account::register(&store, &vault, url, email, crate::PASSWORD).await
-        } else {
-            account::login(&store, &vault, url, email, crate::PASSWORD).await
-        };
+        let which = account::Account::new_if(register);
+        let signed_in = account::sign_in(&store, &vault, url, email, crate::PASSWORD, which).await;
         signed_in.expect("sign in");
         Device { dir, store, vault }
     }
@@ -115,6 +112,20 @@ impl Device {
             })
             .expect("create")
             .id
+    }
+
+    /// Makes the queued change of `note` one the server refuses (a tag of 200 characters), as
+    /// an older build could have queued it.
+    pub fn poison_outbox(&self, note: NoteId) {
+        let conn = rusqlite::Connection::open(self.store.db_path()).expect("raw");
+        let changed = conn
+            .execute(
+                "UPDATE outbox SET fields = json_set(fields, '$.tags.value', json_array(?1))
+                 WHERE entity_id = ?2",
+                [&"t".repeat(200), &note.to_string()],
+            )
+            .expect("poison");
+        assert_eq!(changed, 1, "one queued change of {note}");
     }
 
     pub fn edit(&self, id: NoteId, patch: NotePatch) {

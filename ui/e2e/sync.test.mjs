@@ -150,7 +150,8 @@ describe('syncing from the window', { timeout: 300_000 }, () => {
     });
     await click(driver, 'work-offline');
     await waitFor('refused shown', async () => (await textOf(driver, 'failed-count'))?.startsWith('1 refused'), 20_000);
-    assert.equal((await rowOf('Substation B fence')).state, 'failed');
+    // The status bar and the list read the store apart: the row follows within a moment.
+    await waitFor('the note marked refused', async () => (await rowOf('Substation B fence'))?.state === 'failed', 10_000);
 
     await click(driver, 'failed-count');
     const reason = await waitFor('reason shown', () => textOf(driver, 'dead-letter-reason'));

@@ -46,13 +46,15 @@ fn password(args: &AuthArgs) -> Result<String> {
 pub fn sign_in(store: &Store, out: &Printer, args: &AuthArgs, new_account: bool) -> Result<()> {
     let password = password(args)?;
     let vault = vault(store);
-    let session = runtime()?.block_on(async {
-        if new_account {
-            account::register(store, &vault, &args.server, &args.email, &password).await
-        } else {
-            account::login(store, &vault, &args.server, &args.email, &password).await
-        }
-    })?;
+    let which = account::Account::new_if(new_account);
+    let session = runtime()?.block_on(account::sign_in(
+        store,
+        &vault,
+        &args.server,
+        &args.email,
+        &password,
+        which,
+    ))?;
     out.message(
         &format!("signed in to {} as {}", session.server_url, session.email),
         json!({ "server": session.server_url, "account_id": session.account_id, "email": session.email }),

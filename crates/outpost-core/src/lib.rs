@@ -24,6 +24,7 @@ mod prefs;
 #[cfg(test)]
 mod query_plans;
 mod schema;
+mod search_index;
 mod status;
 mod store;
 pub mod sync;

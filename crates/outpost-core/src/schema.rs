@@ -289,7 +289,7 @@ CREATE TABLE purged_here (
 /// segments and spent most of its time merging them (a 1,000-edit hop 2x slower than it need
 /// be). The triggers now only note which rows changed, with the title and body the index holds
 /// (the first change in a transaction keeps them); `Store::write` brings the index up to date
-/// in two statements before it commits (`notes::flush_search_index`).
+/// in two statements before it commits (`search_index::flush`).
 const V9: &str = r#"
 CREATE TABLE fts_pending (
     seq     INTEGER PRIMARY KEY,

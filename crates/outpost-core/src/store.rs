@@ -67,7 +67,7 @@ impl std::fmt::Debug for Store {
 pub(crate) struct Tx<'a> {
     pub(crate) tx: Transaction<'a>,
     pub(crate) path: &'a Path,
-    clock: &'a mut Hlc,
+    pub(crate) clock: &'a mut Hlc,
     next_mutation_number: &'a mut i64,
     pub(crate) change: Change,
 }
@@ -127,7 +127,7 @@ impl Store {
             // One transaction: the index must never lose a note's terms without gaining its
             // new ones.
             let tx = conn.transaction().at(&db_path)?;
-            crate::notes::flush_search_index(&tx, &db_path)?;
+            crate::search_index::flush(&tx, &db_path)?;
             tx.commit().at(&db_path)?;
         }
         // SQLite's advice for a long-lived connection: let it analyse, within a bounded budget,
@@ -211,7 +211,7 @@ impl Store {
             change,
             ..
         } = ctx;
-        crate::notes::flush_search_index(&tx, path)?;
+        crate::search_index::flush(&tx, path)?;
         meta::save_counters(&tx, path, clock.last(), *next_mutation_number)?;
         tx.commit().at(path)?;
         if !change.is_empty() {
@@ -227,31 +227,17 @@ impl Store {
         f(&conn, &self.db_path)
     }
 
-    /// Corrects this device's clock by the server's (server minus device, in ms), just
-    /// measured. Kept in memory; a successful sync saves it for the next start
-    /// ([`Store::record_sync_success`]).
-    ///
-    /// A clock found well ahead also stops stamping ahead ([`Hlc::learn_offset_ms`]), and the
-    /// stamps it made that have not left the device are brought back to when they were made, in
-    /// server time ([`crate::sync::skew`]): the server would otherwise stamp them with the moment
-    /// they arrive, and one sent again after a server restore would outrank what other devices
-    /// did after it (found by the simulation, seed 8069).
-    pub fn set_clock_offset(&self, offset_ms: i64) -> Result<()> {
+    /// Takes the server's clock (server minus device, in ms), just measured, for
+    /// [`Store::set_clock_offset`]: true when this clock is found well ahead, and what it
+    /// stamped ahead must be brought back in a write.
+    pub(crate) fn take_clock_offset(&self, offset_ms: i64) -> bool {
         self.clock_checked.store(true, Ordering::Relaxed);
-        {
-            let mut writer = lock(&self.writer);
-            if !writer.clock.found_ahead_by(offset_ms) {
-                writer.clock.learn_offset_ms(offset_ms);
-                return Ok(());
-            }
+        let mut writer = lock(&self.writer);
+        if writer.clock.found_ahead_by(offset_ms) {
+            return true;
         }
-        self.write(|tx| {
-            let before = tx.clock.offset_ms();
-            match tx.clock.learn_offset_ms(offset_ms) {
-                Some(limit) => crate::sync::skew::bring_back(tx, limit, offset_ms - before),
-                None => Ok(()),
-            }
-        })
+        writer.clock.learn_offset_ms(offset_ms);
+        false
     }
 
     /// Whether this process has measured its clock against the server's yet. Until it has,
@@ -329,6 +315,27 @@ pub(crate) mod test_support {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path()).expect("open store");
         (dir, store)
+    }
+
+    /// Sends what is queued and has the server apply all of it, at version 1: the device's
+    /// changes are on the server now. Returns what was sent.
+    pub(crate) fn ack_all(store: &Store) -> Vec<crate::OutboxEntry> {
+        use outpost_protocol::api::{Cursor, MutationNumber, MutationResult, Outcome, Version};
+        let sent = store.take_batch(100, usize::MAX).expect("batch");
+        let replies: Vec<MutationResult> = sent
+            .iter()
+            .map(|e| MutationResult {
+                id: e.mutation_id,
+                number: MutationNumber(e.mutation_number),
+                outcome: Outcome::Applied {
+                    version: Version(1),
+                    cursor: Cursor(1),
+                    clamped_skew_ms: None,
+                },
+            })
+            .collect();
+        store.apply_push_results(&sent, &replies).expect("ack");
+        sent
     }
 }
 

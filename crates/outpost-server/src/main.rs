@@ -58,25 +58,18 @@ struct BackupArgs {
 
 #[derive(Debug, clap::Args)]
 struct RestoreArgs {
-    /// The server's --data-dir.
+    // --data-dir to put a backup in place, or --database-url of a PostgreSQL database restored
+    // with pg_restore, to start its new epoch.
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// A file written by `outpost-server backup` (or any copy of the database file).
     #[arg(
         long,
-        value_name = "DIR",
-        env = "OUTPOST_SERVER_DATA_DIR",
+        value_name = "FILE",
+        required_unless_present = "database_url",
         conflicts_with = "database_url"
     )]
-    data_dir: Option<PathBuf>,
-    /// A file written by `outpost-server backup` (or any copy of the database file).
-    #[arg(long, value_name = "FILE", required_unless_present = "database_url")]
     from: Option<PathBuf>,
-    /// A PostgreSQL database restored with pg_restore: start its new epoch.
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "OUTPOST_DATABASE_URL",
-        conflicts_with = "from"
-    )]
-    database_url: Option<String>,
 }
 
 fn data_dir_or_default(dir: &Option<PathBuf>) -> Result<PathBuf> {
@@ -213,7 +206,7 @@ async fn main() -> Result<()> {
             return Ok(());
         }
         Some(Command::Restore(r)) => {
-            let (what, history) = match (&r.database_url, &r.from) {
+            let (what, history) = match (&r.db.database_url, &r.from) {
                 (Some(url), _) => {
                     let storage = PgStorage::connect(url)
                         .await
@@ -222,7 +215,7 @@ async fn main() -> Result<()> {
                     ("the PostgreSQL database".to_owned(), history)
                 }
                 (None, Some(from)) => {
-                    let dir = data_dir_or_default(&r.data_dir)?;
+                    let dir = data_dir_or_default(&r.db.data_dir)?;
                     let history = outpost_server::storage::sqlite::restore(&dir, from)
                         .context("restoring")?;
                     (

@@ -185,40 +185,37 @@ fn add_headers(op: &mut Operation) {
     } else {
         "Not checked by this endpoint; clients send it on every request."
     };
+    let header = |name: &str, what: String| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Header)
+            .required(if required {
+                Required::True
+            } else {
+                Required::False
+            })
+            .description(Some(format!("{what} {checked}")))
+    };
     let params = op.parameters.get_or_insert_with(Vec::new);
     params.push(
-        ParameterBuilder::new()
-            .name(HEADER_CLIENT_ID)
-            .parameter_in(ParameterIn::Header)
-            .required(if required {
-                Required::True
-            } else {
-                Required::False
-            })
-            .description(Some(format!(
-                "The device's id (a UUID), the one its token was issued to. {checked}"
-            )))
-            .schema(Some(Ref::from_schema_name("ClientId")))
-            .build(),
+        header(
+            HEADER_CLIENT_ID,
+            "The device's id (a UUID), the one its token was issued to.".to_owned(),
+        )
+        .schema(Some(Ref::from_schema_name("ClientId")))
+        .build(),
     );
     params.push(
-        ParameterBuilder::new()
-            .name(HEADER_PROTOCOL)
-            .parameter_in(ParameterIn::Header)
-            .required(if required {
-                Required::True
-            } else {
-                Required::False
-            })
-            .description(Some(format!(
-                "The protocol version the client speaks: `{PROTOCOL_VERSION}`. {checked}"
-            )))
-            .schema(Some(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .enum_values(Some([PROTOCOL_VERSION.to_string()])),
-            ))
-            .build(),
+        header(
+            HEADER_PROTOCOL,
+            format!("The protocol version the client speaks: `{PROTOCOL_VERSION}`."),
+        )
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([PROTOCOL_VERSION.to_string()])),
+        ))
+        .build(),
     );
 }
 

@@ -396,6 +396,19 @@ fn purge(current: Option<&StoredRecord>) -> Applied {
     }
 }
 
+/// A record written whole at `version`, its body too: a first write, or a note written again
+/// after it was deleted for good.
+fn whole(version: Version, fields: Fields, clamped: Option<u64>) -> Applied {
+    let record = StoredRecord {
+        version,
+        body_version: version,
+        cursor: Cursor(0),
+        purged: false,
+        fields,
+    };
+    Applied::Write(record, clamped)
+}
+
 fn put(
     m: &Mutation,
     current: Option<&StoredRecord>,
@@ -404,17 +417,7 @@ fn put(
 ) -> Applied {
     let base = m.base_version.unwrap_or_default();
     let Some(current) = current else {
-        let version = Version(1);
-        return Applied::Write(
-            StoredRecord {
-                version,
-                body_version: version,
-                cursor: Cursor(0),
-                purged: false,
-                fields: incoming,
-            },
-            clamped,
-        );
+        return whole(Version(1), incoming, clamped);
     };
     if current.purged {
         // Deleted for good on another device. An edit made without knowing that wins, but the
@@ -422,17 +425,7 @@ fn put(
         if base < current.version {
             return Applied::Conflict(current.clone());
         }
-        let version = Version(current.version.0 + 1);
-        return Applied::Write(
-            StoredRecord {
-                version,
-                body_version: version,
-                cursor: Cursor(0),
-                purged: false,
-                fields: incoming,
-            },
-            clamped,
-        );
+        return whole(Version(current.version.0 + 1), incoming, clamped);
     }
     if let Some(body) = incoming.get("body") {
         let same_text = current.fields.get("body").map(|f| &f.value) == Some(&body.value);

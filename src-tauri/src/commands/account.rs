@@ -61,11 +61,16 @@ pub async fn sign_in(
     let password = password.parse_secret("password")?;
     let new_account = new_account.parse("new_account")?;
     let app = state.app()?;
-    let session = if new_account {
-        account::register(&app.store, &app.vault, &server_url, &email, &password).await?
-    } else {
-        account::login(&app.store, &app.vault, &server_url, &email, &password).await?
-    };
+    let which = account::Account::new_if(new_account);
+    let session = account::sign_in(
+        &app.store,
+        &app.vault,
+        &server_url,
+        &email,
+        &password,
+        which,
+    )
+    .await?;
     app.with_engine(|engine| engine.sync_now());
     Ok(AccountInfo {
         signed_in: true,

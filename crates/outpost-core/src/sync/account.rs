@@ -36,39 +36,38 @@ pub fn signed_in(store: &Store, vault: &TokenVault) -> Result<Option<SignedIn>, 
     }))
 }
 
-/// Registers a new account on `server_url` and signs this device in.
-pub async fn register(
-    store: &Store,
-    vault: &TokenVault,
-    server_url: &str,
-    email: &str,
-    password: &str,
-) -> Result<SignedIn, SyncError> {
-    sign_in(store, vault, server_url, email, password, true).await
+/// Which account a sign-in is to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Account {
+    /// Registers it first (`POST /v1/auth/register`).
+    New,
+    /// It exists (`POST /v1/auth/login`).
+    Existing,
 }
 
-/// Signs this device in to an existing account.
-pub async fn login(
-    store: &Store,
-    vault: &TokenVault,
-    server_url: &str,
-    email: &str,
-    password: &str,
-) -> Result<SignedIn, SyncError> {
-    sign_in(store, vault, server_url, email, password, false).await
+impl Account {
+    /// [`Account::New`] when `register` (a "create an account" box, a `--register` flag).
+    pub fn new_if(register: bool) -> Self {
+        if register {
+            Account::New
+        } else {
+            Account::Existing
+        }
+    }
 }
 
-async fn sign_in(
+/// Signs this device in to `account` on `server_url`, registering it first if it is new.
+pub async fn sign_in(
     store: &Store,
     vault: &TokenVault,
     server_url: &str,
     email: &str,
     password: &str,
-    new_account: bool,
+    account: Account,
 ) -> Result<SignedIn, SyncError> {
     let client = SyncClient::new(server_url, store.client_id(), None)?;
     let device = Some(format!("Outpost on {}", std::env::consts::OS));
-    let session = if new_account {
+    let session = if account == Account::New {
         client.register(email, password, device).await?
     } else {
         client.login(email, password, device).await?

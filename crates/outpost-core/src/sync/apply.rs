@@ -879,7 +879,7 @@ impl Tx<'_> {
 #[cfg(test)]
 mod tests {
     use crate::model::OutboxEntry;
-    use crate::store::test_support::temp_store;
+    use crate::store::test_support::{ack_all, temp_store};
     use crate::{NoteDraft, NoteId, NotePatch, Store, SyncState};
     use outpost_protocol::api::{Cursor, MutationNumber, MutationResult, Outcome, Record, Version};
     use outpost_protocol::{ClientId, Entity, FieldChange, Fields, Stamp};
@@ -978,22 +978,6 @@ mod tests {
     }
 
     /// Acknowledges everything queued as applied at version 1.
-    fn ack_all(store: &Store) {
-        let sent = store.take_batch(100, usize::MAX).expect("batch");
-        let replies: Vec<_> = sent
-            .iter()
-            .map(|e| {
-                let applied = Outcome::Applied {
-                    version: Version(1),
-                    cursor: Cursor(1),
-                    clamped_skew_ms: None,
-                };
-                reply(e, applied)
-            })
-            .collect();
-        store.apply_push_results(&sent, &replies).expect("ack");
-    }
-
     fn stamp(store: &Store, note: NoteId, field: &str) -> Stamp {
         store
             .read(|c, p| {

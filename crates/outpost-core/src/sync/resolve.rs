@@ -140,11 +140,7 @@ impl Store {
     pub fn retry_dead_letter(&self, mutation_id: MutationId) -> Result<()> {
         let entry = self.dead_letter(mutation_id)?;
         self.write(|tx| {
-            tx.tx
-                .prepare_cached("DELETE FROM outbox WHERE mutation_id = ?1")
-                .and_then(|mut s| s.execute([mutation_id.to_string()]))
-                .at(tx.path)?;
-            tx.change.outbox = true;
+            tx.close_dead_letter(&entry)?;
             let mut fields = entry.fields.clone();
             if entry.entity == Entity::Note
                 && entry.name == names::NOTE_PUT
@@ -157,15 +153,8 @@ impl Store {
                         .is_none_or(|now| now.stamp <= change.stamp)
                 });
             }
-            if fields.is_empty() {
-                if let Ok(id) = entry.entity_id.parse() {
-                    tx.change.notes.push(id);
-                }
-                return Ok(());
-            }
-            tx.requeue_entry(&entry, fields)?;
-            if let Ok(id) = entry.entity_id.parse() {
-                tx.change.notes.push(id);
+            if !fields.is_empty() {
+                tx.requeue_entry(&entry, fields)?;
             }
             Ok(())
         })
@@ -175,17 +164,10 @@ impl Store {
     pub fn discard_dead_letter(&self, mutation_id: MutationId) -> Result<()> {
         let entry = self.dead_letter(mutation_id)?;
         self.write(|tx| {
-            tx.tx
-                .prepare_cached("DELETE FROM outbox WHERE mutation_id = ?1")
-                .and_then(|mut s| s.execute([mutation_id.to_string()]))
-                .at(tx.path)?;
+            tx.close_dead_letter(&entry)?;
             if entry.entity == Entity::Note {
                 tx.revert_to_base(&entry.entity_id, &entry.fields)?;
-                if let Ok(id) = entry.entity_id.parse() {
-                    tx.change.notes.push(id);
-                }
             }
-            tx.change.outbox = true;
             Ok(())
         })
     }
@@ -226,6 +208,21 @@ impl Store {
 type BaseRow = (Option<String>, String, String, String, bool, bool, bool);
 
 impl crate::store::Tx<'_> {
+    /// Takes a dead letter out of the outbox; its note, if it is one, shows the change.
+    fn close_dead_letter(&mut self, entry: &crate::OutboxEntry) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM outbox WHERE mutation_id = ?1")
+            .and_then(|mut s| s.execute([entry.mutation_id.to_string()]))
+            .at(self.path)?;
+        self.change.outbox = true;
+        if entry.entity == Entity::Note
+            && let Ok(id) = entry.entity_id.parse()
+        {
+            self.change.notes.push(id);
+        }
+        Ok(())
+    }
+
     fn revert_to_base(&mut self, id: &str, fields: &Fields) -> Result<()> {
         let base: Option<BaseRow> = self
             .tx
@@ -270,9 +267,8 @@ impl crate::store::Tx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::test_support::temp_store;
+    use crate::store::test_support::{ack_all, temp_store};
     use crate::{NoteDraft, NotePatch, SyncState};
-    use outpost_protocol::api::{Cursor, MutationNumber, MutationResult, Outcome, Version};
 
     #[test]
     fn retrying_after_a_fix_sends_only_the_fields_the_user_did_not_fix() {
@@ -326,17 +322,7 @@ mod tests {
     fn retrying_when_every_field_was_edited_since_just_closes_the_dead_letter() {
         let (_dir, store) = temp_store();
         let note = store.create_note(NoteDraft::default()).expect("create");
-        let first = store.take_batch(10, usize::MAX).expect("batch");
-        let ack = MutationResult {
-            id: first[0].mutation_id,
-            number: MutationNumber(first[0].mutation_number),
-            outcome: Outcome::Applied {
-                version: Version(1),
-                cursor: Cursor(1),
-                clamped_skew_ms: None,
-            },
-        };
-        store.apply_push_results(&first, &[ack]).expect("ack");
+        ack_all(&store);
         let edit = |title: &str| NotePatch {
             title: Some(title.into()),
             ..Default::default()
@@ -369,17 +355,7 @@ mod tests {
             })
             .expect("create");
         // The server applied the creation: that is the base copy now.
-        let sent = store.take_batch(10, usize::MAX).expect("batch");
-        let applied = MutationResult {
-            id: sent[0].mutation_id,
-            number: MutationNumber(sent[0].mutation_number),
-            outcome: Outcome::Applied {
-                version: Version(1),
-                cursor: Cursor(1),
-                clamped_skew_ms: None,
-            },
-        };
-        store.apply_push_results(&sent, &[applied]).expect("ack");
+        ack_all(&store);
         store
             .update_note(
                 note.id,

@@ -36,15 +36,26 @@ pub async fn admin_url() -> String {
     }
 }
 
-/// Creates an empty database with a random name and returns its URL. Each test server gets
-/// its own, so tests are isolated and run in parallel.
-pub async fn fresh_database_url() -> String {
+/// The cluster's admin URL, a new random database name, and a connection to create it with
+/// (its driver task, to await once the client is dropped).
+async fn admin_session() -> (
+    String,
+    String,
+    tokio_postgres::Client,
+    tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+) {
     let admin = admin_url().await;
     let name = format!("outpost_test_{}", uuid::Uuid::new_v4().simple());
     let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
         .await
         .unwrap_or_else(|e| panic!("connecting to the test cluster at {admin}: {e}"));
-    let driver = tokio::spawn(connection);
+    (admin, name, client, tokio::spawn(connection))
+}
+
+/// Creates an empty database with a random name and returns its URL. Each test server gets
+/// its own, so tests are isolated and run in parallel.
+pub async fn fresh_database_url() -> String {
+    let (admin, name, client, driver) = admin_session().await;
     client
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
@@ -64,12 +75,7 @@ pub async fn copy_database(url: &str) -> String {
         .and_then(|u| u.rsplit('/').next())
         .expect("a database in the URL")
         .to_owned();
-    let admin = admin_url().await;
-    let name = format!("outpost_test_{}", uuid::Uuid::new_v4().simple());
-    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to the test cluster at {admin}: {e}"));
-    let driver = tokio::spawn(connection);
+    let (admin, name, client, driver) = admin_session().await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match client

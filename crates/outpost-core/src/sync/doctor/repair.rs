@@ -199,9 +199,9 @@ impl Tx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_support::temp_store;
+    use crate::store::test_support::{ack_all, temp_store};
     use crate::{NoteDraft, NoteId};
-    use outpost_protocol::api::{Cursor, Outcome, Version};
+    use outpost_protocol::api::{Cursor, Version};
     use outpost_protocol::{FieldChange, Stamp};
     use serde_json::Value;
 
@@ -214,17 +214,7 @@ mod tests {
                 ..Default::default()
             })
             .expect("create");
-        let sent = store.take_batch(10, usize::MAX).expect("batch");
-        let reply = outpost_protocol::api::MutationResult {
-            id: sent[0].mutation_id,
-            number: outpost_protocol::api::MutationNumber(sent[0].mutation_number),
-            outcome: Outcome::Applied {
-                version: Version(1),
-                cursor: Cursor(1),
-                clamped_skew_ms: None,
-            },
-        };
-        store.apply_push_results(&sent, &[reply]).expect("ack");
+        let sent = ack_all(store);
         (note.id, sent[0].fields.clone())
     }
 
