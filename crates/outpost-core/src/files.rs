@@ -69,10 +69,10 @@ pub(crate) fn replace(path: &Path, bytes: &[u8], how: Replace) -> std::io::Resul
 
 /// [`replace`] for a file the user sees ([`Replace::PLAIN`]), with the error a user reads.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    replace(path, bytes, Replace::PLAIN).map_err(|e| match e.kind() {
-        std::io::ErrorKind::InvalidInput => Error::Invalid(e.to_string()),
-        _ => Error::io(path, e),
-    })
+    if path.parent().is_none() {
+        return Err(Error::Invalid(format!("{} has no folder", path.display())));
+    }
+    replace(path, bytes, Replace::PLAIN).map_err(|e| Error::io(path, e))
 }
 
 /// Creates `path`, refusing to follow a symlink or reuse a file someone planted there. A

@@ -58,8 +58,6 @@ struct BackupArgs {
 
 #[derive(Debug, clap::Args)]
 struct RestoreArgs {
-    // --data-dir to put a backup in place, or --database-url of a PostgreSQL database restored
-    // with pg_restore, to start its new epoch.
     #[command(flatten)]
     db: DatabaseArgs,
     /// A file written by `outpost-server backup` (or any copy of the database file).
@@ -91,7 +89,8 @@ struct DatabaseArgs {
     )]
     data_dir: Option<PathBuf>,
 
-    /// PostgreSQL connection URL, for several instances on one database.
+    /// PostgreSQL connection URL, for several instances on one database (for `restore`: a
+    /// database just restored with pg_restore, to start its new epoch).
     #[arg(long, value_name = "URL", env = "OUTPOST_DATABASE_URL")]
     database_url: Option<String>,
 }

@@ -1238,25 +1238,34 @@ mod tests {
                 .is_empty()
         );
 
-        // The doctor names the note, then the preference, instead of summing them up as `[]`
-        // and null.
-        let err = store.full_digest_buckets().expect_err("a damaged note");
-        assert!(err.to_string().contains(&id.to_string()), "{err}");
-        store
-            .write(|tx| {
-                tx.tx
-                    .execute(
-                        "UPDATE notes SET tags = '[]' WHERE id = ?1",
-                        [id.to_string()],
-                    )
-                    .at(tx.path)?;
-                Ok(())
-            })
-            .expect("mend the note");
+        // The preference stops the doctor's check with its name, never summed up as null.
         let err = store
             .full_digest_buckets()
             .expect_err("a damaged preference");
         assert!(err.to_string().contains("editor.font_size"), "{err}");
+
+        // The note the doctor names as differing, and its repair takes the server's copy: the
+        // way out the user has (Diagnostics, "Check and repair").
+        let servers = record_of(
+            Entity::Note,
+            id.to_string(),
+            2,
+            vec![
+                ("title", Value::from("Pump"), other_device_at(1)),
+                (
+                    "tags",
+                    serde_json::json!(["pump", "seal"]),
+                    other_device_at(1),
+                ),
+            ],
+        );
+        let done = store.repair_from_server(&[servers]).expect("repair");
+        assert_eq!(done.rewritten, 1);
+        assert_eq!(
+            store.get_note(id).expect("readable again").tags,
+            ["pump", "seal"]
+        );
+        store.apply_pull_page(&[], Cursor(2)).expect("pulls go on");
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub(super) fn problem(here: Option<&LocalRecord>, there: Option<&Entry>) -> Opti
         (None, Some(e)) if !e.purged => Some(Problem::MissingOnDevice),
         (Some(_), Some(e)) if e.purged => Some(Problem::PurgedOnServer),
         (Some(_), None) => Some(Problem::MissingOnServer),
+        (Some(r), Some(_)) if r.damaged => Some(Problem::Differs),
         (Some(r), Some(e)) if e.digest.as_deref() != Some(&digest::to_hex(r.digest)) => {
             Some(Problem::Differs)
         }
@@ -179,6 +180,7 @@ mod tests {
             digest,
             title: Some(format!("{id} here")),
             in_trash: false,
+            damaged: false,
         }
     }
 
@@ -195,13 +197,23 @@ mod tests {
     #[test]
     fn each_way_a_record_can_differ_is_named() {
         let mine = local(Entity::Note, "n", 7);
+        let damaged = LocalRecord {
+            damaged: true,
+            ..local(Entity::Note, "n", 7)
+        };
         type Case<'a> = (
             &'a str,
             Option<&'a LocalRecord>,
             Option<Entry>,
             Option<Problem>,
         );
-        let cases: [Case; 7] = [
+        let cases: [Case; 8] = [
+            (
+                "a cell here cannot be read",
+                Some(&damaged),
+                Some(entry(Entity::Note, "n", Some(7), false)),
+                Some(Problem::Differs),
+            ),
             (
                 "same sums",
                 Some(&mine),

@@ -3,8 +3,8 @@
 
 use super::Repair;
 use super::compare;
-use crate::error::Result;
 use crate::error::SqlContext;
+use crate::error::{Error, Result};
 use crate::store::{Store, Tx};
 use crate::sync::verify;
 use outpost_protocol::api::Record;
@@ -138,7 +138,15 @@ impl Tx<'_> {
             done.removed += 1;
             return Ok(());
         }
-        let local = self.load_local(&rec.id)?;
+        let local = match self.load_local(&rec.id) {
+            Ok(local) => local,
+            // A damaged cell (what the doctor found): the server's copy replaces the note.
+            Err(Error::Data(what)) => {
+                tracing::warn!(note = %rec.id, %what, "repairing an unreadable note from the server's copy");
+                None
+            }
+            Err(e) => return Err(e),
+        };
         let plan = compare::repair_note(local.as_ref().map(|l| &l.fields), &rec.fields);
         self.write_local(&rec.id, &plan.write, Some(rec.version.0), now)?;
         self.write_base(&rec.id, rec.version.0, &rec.fields)?;

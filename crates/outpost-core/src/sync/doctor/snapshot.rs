@@ -5,7 +5,7 @@
 use crate::error::Result;
 use crate::error::SqlContext;
 use crate::store::Store;
-use crate::sync::apply::{NOTE_FIELD_COLUMNS, note_fields, of_note};
+use crate::sync::apply::{NOTE_FIELD_COLUMNS, note_fields};
 use outpost_protocol::api::Version;
 use outpost_protocol::digest::{self, Key};
 use outpost_protocol::{Entity, Fields};
@@ -21,6 +21,9 @@ pub(super) struct LocalRecord {
     /// The note's title or the notebook's name, to name it in a report.
     pub(super) title: Option<String>,
     pub(super) in_trash: bool,
+    /// A cell of it cannot be read back (a damaged tags cell): it differs from any copy, and a
+    /// repair takes the server's.
+    pub(super) damaged: bool,
 }
 
 impl LocalRecord {
@@ -31,6 +34,7 @@ impl LocalRecord {
             version,
             title: None,
             in_trash: false,
+            damaged: false,
         }
     }
 }
@@ -89,13 +93,27 @@ fn snapshot_notes(conn: &Connection, path: &Path) -> Result<Vec<LocalRecord>> {
     let rows = notes
         .query_map([], |r| {
             let id: String = r.get(15)?;
-            let fields = note_fields(r).map_err(|e| of_note(&id, e))?;
+            let fields = match note_fields(r) {
+                Ok(fields) => Some(fields),
+                // Named as differing rather than failing the whole check: the repair takes
+                // the server's copy of it.
+                Err(rusqlite::Error::FromSqlConversionFailure(..)) => None,
+                Err(e) => return Err(e),
+            };
             Ok((fields, r.get(14)?, id))
         })
         .at(path)?;
     let mut records = Vec::new();
     for row in rows {
-        let (fields, version, id): (Fields, Option<i64>, String) = row.at(path)?;
+        let (fields, version, id): (Option<Fields>, Option<i64>, String) = row.at(path)?;
+        let Some(fields) = fields else {
+            tracing::warn!(note = %id, "a cell of this note cannot be read; the doctor names it");
+            records.push(LocalRecord {
+                damaged: true,
+                ..LocalRecord::new(Entity::Note, id, version, &Fields::new())
+            });
+            continue;
+        };
         records.push(LocalRecord {
             title: fields
                 .get("title")
