@@ -6,7 +6,8 @@
 //!   OUTPOST_BENCH_NOTES=10000 cargo bench -p outpost-e2e --bench sync   # a smaller account
 //!   OUTPOST_BENCH_HOPS=20 (rounds of the 1,000-edit hop), OUTPOST_BENCH_RSS=0 (no `outpost sync`)
 //!
-//! Figures: a device pushes N notes created offline; a fresh device pulls them (and the peak RSS
+//! Figures: a device pushes N notes created offline; a fresh device pulls them (and the cost per
+//! note of both against an account of N/10 in the same run: linear means within 1.3x; the peak RSS
 //! of a separate `outpost sync` process doing the same); 1,000 offline edits from A visible on
 //! B; an idle cycle; edit-to-visible latency between two online devices through the poke.
 
@@ -31,12 +32,33 @@ struct Device {
 
 impl Device {
     async fn new(url: &str, register: bool) -> Result<Device> {
+        Self::of(url, EMAIL, register).await
+    }
+
+    async fn of(url: &str, email: &str, register: bool) -> Result<Device> {
         let dir = tempfile::tempdir()?;
         let store = Arc::new(Store::open(dir.path())?);
         let vault = TokenVault::file_only(dir.path());
         let which = account::Account::new_if(register);
-        account::sign_in(&store, &vault, url, EMAIL, PASSWORD, which).await?;
+        account::sign_in(&store, &vault, url, email, PASSWORD, which).await?;
         Ok(Device { dir, store, vault })
+    }
+
+    /// Creates `n` notes offline, in batches of 5,000 as an import does.
+    fn create(&self, n: usize) -> Result<Vec<NoteId>> {
+        let mut ids: Vec<NoteId> = Vec::with_capacity(n);
+        for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
+            let drafts = chunk
+                .iter()
+                .map(|&i| NoteDraft {
+                    title: format!("Site visit {i}"),
+                    body: body(i),
+                    ..Default::default()
+                })
+                .collect();
+            ids.extend(self.store.import_notes(drafts)?);
+        }
+        Ok(ids)
     }
 
     /// One cycle; returns its time and when the push part ended (the first pull page).
@@ -165,20 +187,24 @@ async fn main() -> Result<()> {
     println!("| step | figure |\n|---|---|");
 
     // A device creates N notes offline (imported in batches), then pushes them.
+    // The cost per note of a smaller account first, in this same run, to hold the big one's
+    // against: a first sync must stay linear (issue 15: a quadratic push went unseen).
+    let small = (n / 10).max(1);
+    let per_note_small = {
+        let a = Device::of(&url, "small@example.org", true).await?;
+        a.create(small)?;
+        let (took, push, _, _) = a.cycle().await?;
+        let b = Device::of(&url, "small@example.org", false).await?;
+        let (pulled_in, _, _, _) = b.cycle().await?;
+        (
+            push.unwrap_or(took) / small as u32,
+            pulled_in / small as u32,
+        )
+    };
+
     let a = Device::new(&url, true).await?;
     let t = Instant::now();
-    let mut ids: Vec<NoteId> = Vec::with_capacity(n);
-    for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
-        let drafts = chunk
-            .iter()
-            .map(|&i| NoteDraft {
-                title: format!("Site visit {i}"),
-                body: body(i),
-                ..Default::default()
-            })
-            .collect();
-        ids.extend(a.store.import_notes(drafts)?);
-    }
+    let ids = a.create(n)?;
     println!(
         "| create {n} notes offline (`import_notes`, batches of 5,000) | {:.2} s |",
         t.elapsed().as_secs_f64()
@@ -193,6 +219,8 @@ async fn main() -> Result<()> {
         took.as_secs_f64()
     );
 
+    let per_note_push = push.unwrap_or(took) / n as u32;
+
     // A fresh device pulls them.
     let b = Device::new(&url, false).await?;
     let (took, _, _, pulled) = b.cycle().await?;
@@ -204,6 +232,22 @@ async fn main() -> Result<()> {
         took.as_secs_f64(),
         n as f64 / took.as_secs_f64()
     );
+    let per_note_pull = took / n as u32;
+    let linear = |what: &str, small_cost: Duration, big_cost: Duration| {
+        let ratio = big_cost.as_secs_f64() / small_cost.as_secs_f64().max(1e-9);
+        println!(
+            "| cost per note, {what}: {small} notes vs {n} | {:.1} µs vs {:.1} µs: **{ratio:.2}x** ({}) |",
+            small_cost.as_secs_f64() * 1e6,
+            big_cost.as_secs_f64() * 1e6,
+            if ratio <= 1.3 {
+                "linear: at most 1.3x"
+            } else {
+                "NOT LINEAR: over 1.3x"
+            }
+        );
+    };
+    linear("push", per_note_small.0, per_note_push);
+    linear("pull", per_note_small.1, per_note_pull);
     // OUTPOST_BENCH_RSS=0 leaves this step out (a bench binary copied away from its `outpost`).
     if std::env::var("OUTPOST_BENCH_RSS").as_deref() != Ok("0") {
         let cli_url = url.clone();

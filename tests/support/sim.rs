@@ -677,6 +677,7 @@ fn engine_config(d: Draw) -> EngineConfig {
     EngineConfig {
         // Small batches and pages, so a cycle has several and faults land between them.
         push_batch_count: 1 + (d.b % 40) as usize,
+        push_batch_max: 1 + (d.b % 40) as usize,
         pull_limit: 5 + (d.c % 50) as u32,
         // A stalled link must not hold the run for the product's 30 s.
         read_timeout: Some(Duration::from_millis(1_200)),

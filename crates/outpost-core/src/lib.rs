@@ -8,6 +8,7 @@
 //! It knows nothing of Tauri: the desktop app, the CLI, tests and benchmarks all drive this
 //! crate directly. Start at [`Store::open`].
 
+mod checkpoint;
 pub mod clock;
 pub mod dates;
 mod db;

@@ -215,7 +215,7 @@ impl Store {
 /// long offline backlog push in quadratic time (`query_plans` holds it to that).
 pub(crate) fn take_batch_sql() -> String {
     format!(
-        "SELECT {ENTRY_COLUMNS} FROM outbox o WHERE state = 'queued'
+        "SELECT {ENTRY_COLUMNS}, length(CAST(fields AS BLOB)) FROM outbox o WHERE state = 'queued'
            AND NOT EXISTS (SELECT 1 FROM outbox f WHERE f.entity_id = o.entity_id
                            AND f.state = 'failed' AND f.seq < o.seq)
          ORDER BY seq LIMIT ?1"
@@ -239,15 +239,16 @@ impl Store {
                 .and_then(|mut s| {
                     s.query_map(
                         [i64::try_from(max_count.max(1)).unwrap_or(i64::MAX)],
-                        entry_from_row,
+                        // The size of the fields as stored is the size they go out at.
+                        |r| Ok((entry_from_row(r)?, r.get::<_, i64>(15)?)),
                     )?
                     .collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .at(tx.path)?;
             let mut batch = Vec::with_capacity(candidates.len());
             let mut bytes = 0usize;
-            for mut entry in candidates {
-                let size = serde_json::to_string(&entry.fields).map_or(0, |s| s.len());
+            for (mut entry, size) in candidates {
+                let size = usize::try_from(size).unwrap_or(0);
                 if !batch.is_empty() && bytes + size > max_bytes {
                     break;
                 }

@@ -316,6 +316,25 @@ CREATE TRIGGER notes_fts_update AFTER UPDATE OF title, body ON notes BEGIN
 END;
 "#;
 
+/// Version 10: the base copy kept only while a note differs from it (issue 15). A synced note
+/// without a local edit is its own base (its row at `server_version`), so a first sync of
+/// 100,000 notes no longer writes each body twice. The first local edit of a value copies the
+/// row as the server left it into `note_base`, before the edit lands; the sync code writes or
+/// drops the copy as replies and pulls settle the note. A write by the sync code moves
+/// `server_version` (or sets the base itself), so the trigger leaves it alone.
+const V10: &str = r#"
+CREATE TRIGGER notes_keep_base BEFORE UPDATE OF notebook_id, title, body, tags, pinned, archived,
+    deleted ON notes
+    WHEN old.server_version IS NOT NULL AND new.server_version IS old.server_version
+BEGIN
+    INSERT INTO note_base (note_id, version, notebook_id, title, body, tags, pinned, archived,
+        deleted)
+    SELECT old.id, old.server_version, old.notebook_id, old.title, old.body, old.tags,
+        old.pinned, old.archived, old.deleted
+    WHERE NOT EXISTS (SELECT 1 FROM note_base WHERE note_id = old.id);
+END;
+"#;
+
 pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -327,11 +346,12 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(V7),
         M::up(V8),
         M::up(V9),
+        M::up(V10),
     ])
 }
 
 /// The schema version this build writes.
-pub(crate) const LATEST_VERSION: i64 = 9;
+pub(crate) const LATEST_VERSION: i64 = 10;
 
 #[cfg(test)]
 mod tests {

@@ -51,6 +51,7 @@ pub struct Store {
     /// Whether this process has measured the clock against the server's (see
     /// [`Store::clock_checked`]).
     clock_checked: AtomicBool,
+    checkpointer: crate::checkpoint::Checkpointer,
     _lock: DirLock,
 }
 
@@ -137,6 +138,12 @@ impl Store {
             .map_err(|e| Error::from_sqlite(&db_path, e))?;
         let (client_id, last_stamp, next_mutation_number) = meta::init_device(&mut conn, &db_path)?;
         let reader = db::open_connection(&db_path, options.synchronous)?;
+        conn.execute_batch(&format!(
+            "PRAGMA wal_autocheckpoint = {};",
+            crate::checkpoint::BACKSTOP_PAGES
+        ))
+        .map_err(|e| Error::from_sqlite(&db_path, e))?;
+        let checkpointer = crate::checkpoint::Checkpointer::start(&db_path, options.synchronous)?;
         let mut clock = Hlc::new(client_id, options.wall_clock.clone(), last_stamp);
         // A device whose clock is off stamps in server time from the start, also offline after
         // a restart: without the correction, a slow device's edits would lose to older ones until
@@ -160,6 +167,7 @@ impl Store {
             changes: broadcast::channel(256).0,
             wall: options.wall_clock,
             clock_checked: AtomicBool::new(false),
+            checkpointer,
             _lock: lock,
         })
     }
@@ -214,6 +222,7 @@ impl Store {
         crate::search_index::flush(&tx, path)?;
         meta::save_counters(&tx, path, clock.last(), *next_mutation_number)?;
         tx.commit().at(path)?;
+        self.checkpointer.committed();
         if !change.is_empty() {
             // No receiver is fine: nobody is watching.
             let _ = self.changes.send(change);

@@ -53,6 +53,41 @@ pub struct Applied {
     pub skew_ms: Option<u64>,
 }
 
+/// What holds for a whole pull page, read once before it is applied: a device far behind (a
+/// first sync, above all) has nothing waiting and nothing to confirm, and skips those lookups
+/// for each of its records.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct PageFacts {
+    outbox_empty: bool,
+    none_unconfirmed: bool,
+    none_purged_here: bool,
+}
+
+impl PageFacts {
+    /// Nothing known: every lookup is made.
+    const UNKNOWN: PageFacts = PageFacts {
+        outbox_empty: false,
+        none_unconfirmed: false,
+        none_purged_here: false,
+    };
+}
+
+impl Tx<'_> {
+    fn page_facts(&self) -> Result<PageFacts> {
+        let empty = |table: &str| -> Result<bool> {
+            self.tx
+                .prepare_cached(&format!("SELECT NOT EXISTS (SELECT 1 FROM {table})"))
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .at(self.path)
+        };
+        Ok(PageFacts {
+            outbox_empty: empty("outbox")?,
+            none_unconfirmed: empty("unconfirmed")?,
+            none_purged_here: empty("purged_here")?,
+        })
+    }
+}
+
 /// A local note with the stamp of each field.
 pub(super) struct Local {
     pub(super) fields: Fields,
@@ -332,6 +367,7 @@ impl Tx<'_> {
         rec: &Record,
         me: ClientId,
         reconcile: bool,
+        facts: PageFacts,
         out: &mut Applied,
     ) -> Result<()> {
         let Ok(note_id) = rec.id.parse::<NoteId>() else {
@@ -339,7 +375,11 @@ impl Tx<'_> {
             return Ok(());
         };
         let id = rec.id.as_str();
-        let pending = self.pending(id)?;
+        let pending = if facts.outbox_empty {
+            Vec::new()
+        } else {
+            self.pending(id)?
+        };
         let local = self.load_local(id)?;
         let now = self.now_ms();
         let in_conflict = !rec.purged && local.is_some() && self.has_conflict(id)?;
@@ -357,15 +397,20 @@ impl Tx<'_> {
             NotePlan::Skip => {}
             NotePlan::Insert => {
                 self.write_local(id, &rec.fields, version, now)?;
-                self.write_base(id, rec.version.0, &rec.fields)?;
+                // The note is its own base until it is edited here (schema V10).
+                if !pending.is_empty() {
+                    self.write_base(id, rec.version.0, &rec.fields)?;
+                }
                 out.changed.push(note_id);
                 self.change.notes.push(note_id);
-                let returned = self
-                    .tx
-                    .prepare_cached("DELETE FROM purged_here WHERE id = ?1")
-                    .and_then(|mut s| s.execute([id]))
-                    .at(self.path)?;
-                if returned > 0 {
+                let returned = !facts.none_purged_here
+                    && self
+                        .tx
+                        .prepare_cached("DELETE FROM purged_here WHERE id = ?1")
+                        .and_then(|mut s| s.execute([id]))
+                        .at(self.path)?
+                        > 0;
+                if returned {
                     out.returned.push(note_id);
                 }
             }
@@ -445,14 +490,28 @@ impl Tx<'_> {
             self.write_local(id, &plan.fields, plan.version, updated)?;
             self.change.notes.push(note_id);
         }
-        self.write_base(id, rec.version.0, &rec.fields)?;
         if plan.changed {
             out.changed.push(note_id);
         }
         if reconcile {
             self.resend_lost(Entity::Note, id, names::NOTE_PUT, plan.resend, rec, now)?;
         }
+        // The server's record is the base of what still waits to go; with nothing waiting the
+        // note holds what the server does and is its own base (schema V10).
+        if self.has_entries(id)? {
+            self.write_base(id, rec.version.0, &rec.fields)?;
+        } else {
+            self.forget_base(id)?;
+        }
         Ok(())
+    }
+
+    /// Whether any outbox entry (waiting, in flight or refused) names this entity.
+    fn has_entries(&self, id: &str) -> Result<bool> {
+        self.tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM outbox WHERE entity_id = ?1)")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)))
+            .at(self.path)
     }
 
     fn change_entry(&mut self, id: &str, entry: EntryChange, rec: &Record, now: i64) -> Result<()> {
@@ -611,6 +670,7 @@ impl Tx<'_> {
         rec: &Record,
         me: ClientId,
         reconcile: bool,
+        facts: PageFacts,
         out: &mut Applied,
     ) -> Result<()> {
         for change in rec.fields.values() {
@@ -619,12 +679,14 @@ impl Tx<'_> {
             }
         }
         // The server holds this record at or after the commit this device was told of.
-        self.tx
-            .prepare_cached(
-                "DELETE FROM unconfirmed WHERE entity = ?1 AND id = ?2 AND cursor <= ?3",
-            )
-            .and_then(|mut s| s.execute(params![rec.entity.as_str(), rec.id, rec.cursor.0]))
-            .at(self.path)?;
+        if !facts.none_unconfirmed {
+            self.tx
+                .prepare_cached(
+                    "DELETE FROM unconfirmed WHERE entity = ?1 AND id = ?2 AND cursor <= ?3",
+                )
+                .and_then(|mut s| s.execute(params![rec.entity.as_str(), rec.id, rec.cursor.0]))
+                .at(self.path)?;
+        }
         if reconcile {
             self.tx
                 .prepare_cached("INSERT OR IGNORE INTO reconcile_seen (entity, id) VALUES (?1, ?2)")
@@ -632,7 +694,7 @@ impl Tx<'_> {
                 .at(self.path)?;
         }
         match rec.entity {
-            Entity::Note => self.apply_note(rec, me, reconcile, out),
+            Entity::Note => self.apply_note(rec, me, reconcile, facts, out),
             Entity::Notebook => self.apply_notebook(rec, reconcile),
             Entity::Pref => self.apply_pref(rec, reconcile),
         }
@@ -677,8 +739,9 @@ impl Store {
         self.write(|tx| {
             let mut out = Applied::default();
             let reconcile = super::state::reset_flag(&tx.tx, tx.path)?;
+            let facts = tx.page_facts()?;
             for rec in records {
-                tx.apply_record(rec, me, reconcile, &mut out)?;
+                tx.apply_record(rec, me, reconcile, facts, &mut out)?;
             }
             meta::set(&tx.tx, tx.path, CURSOR, &next_cursor.0.to_string())?;
             match next_chain {
@@ -709,10 +772,12 @@ impl Store {
         results: &[MutationResult],
     ) -> Result<Applied> {
         let me = self.client_id();
+        let by_id: std::collections::HashMap<MutationId, &OutboxEntry> =
+            sent.iter().map(|e| (e.mutation_id, e)).collect();
         self.write(|tx| {
             let mut out = Applied::default();
             for result in results {
-                let Some(entry) = sent.iter().find(|e| e.mutation_id == result.id) else {
+                let Some(&entry) = by_id.get(&result.id) else {
                     tracing::warn!(mutation = %result.id, "a reply for a mutation not sent");
                     continue;
                 };
@@ -756,7 +821,7 @@ impl Store {
                         if !fields.is_empty() {
                             tx.requeue_entry(entry, fields)?;
                         }
-                        tx.apply_record(current, me, false, &mut out)?;
+                        tx.apply_record(current, me, false, PageFacts::UNKNOWN, &mut out)?;
                     }
                     Outcome::Rejected { code, message } => {
                         tx.fail_entry(entry, code, message)?;
@@ -838,6 +903,15 @@ impl Tx<'_> {
             return Ok(());
         };
         let id = entry.entity_id.as_str();
+        self.tx
+            .prepare_cached("UPDATE notes SET server_version = max(coalesce(server_version, 0), ?2) WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id, version]))
+            .at(self.path)?;
+        if !self.has_entries(id)? {
+            // Every edit of the note has reached the server: it holds what the server does,
+            // and is its own base (schema V10).
+            return self.forget_base(id);
+        }
         let known: Option<i64> = self
             .tx
             .prepare_cached("SELECT version FROM note_base WHERE note_id = ?1")
@@ -861,10 +935,6 @@ impl Tx<'_> {
             // The note's first push carries every field: that is the base.
             self.write_base(id, version, &entry.fields)?;
         }
-        self.tx
-            .prepare_cached("UPDATE notes SET server_version = max(coalesce(server_version, 0), ?2) WHERE id = ?1")
-            .and_then(|mut s| s.execute(params![id, version]))
-            .at(self.path)?;
         self.tx
             .prepare_cached(
                 "UPDATE outbox SET base_version = ?2
@@ -1558,6 +1628,78 @@ mod tests {
     /// An acknowledged change counts as lost until a pull brings its record back at or after
     /// the cursor it was committed at; the reply of a resend, for a commit the pull cursor is
     /// already past, does not count.
+    fn base_body(store: &Store, id: NoteId) -> Option<String> {
+        store
+            .read(|c, p| {
+                use crate::error::SqlContext;
+                use rusqlite::OptionalExtension;
+                c.query_row(
+                    "SELECT body FROM note_base WHERE note_id = ?1",
+                    [id.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .at(p)
+            })
+            .expect("base")
+    }
+
+    /// Schema V10: a synced note is its own base until it is edited here, so a first sync does
+    /// not write every body twice; the first local edit keeps the server's text as the base,
+    /// and a merge still finds it.
+    #[test]
+    fn the_base_copy_is_kept_only_while_a_note_has_edits_waiting() {
+        let (_dir, store) = temp_store();
+        let id = synced_note(&store, "Pump", "line one\nmiddle\nline two\n");
+        assert_eq!(
+            base_body(&store, id),
+            None,
+            "acknowledged with nothing waiting: no copy"
+        );
+
+        store
+            .update_note(
+                id,
+                NotePatch {
+                    body: Some("line one, checked\nmiddle\nline two\n".into()),
+                    ..Default::default()
+                },
+            )
+            .expect("edit");
+        assert_eq!(
+            base_body(&store, id).as_deref(),
+            Some("line one\nmiddle\nline two\n"),
+            "the first local edit keeps the server's text as the base"
+        );
+
+        // Another device changed the other line: the merge against the kept base is clean.
+        let theirs = record(
+            id,
+            2,
+            &[(
+                "body",
+                "line one\nmiddle\nline two, replaced\n",
+                other_device_at(1_000),
+            )],
+        );
+        let applied = store.apply_pull_page(&[theirs], Cursor(2)).expect("pull");
+        assert_eq!(applied.conflicts, Vec::<NoteId>::new());
+        assert_eq!(
+            store.get_note(id).expect("note").body,
+            "line one, checked\nmiddle\nline two, replaced\n"
+        );
+        assert_eq!(
+            base_body(&store, id).as_deref(),
+            Some("line one\nmiddle\nline two, replaced\n"),
+            "the merge waits to go: the server's text is its base"
+        );
+
+        // The merge reaches the server: nothing waits, the copy goes.
+        ack_all(&store);
+        assert_eq!(base_body(&store, id), None);
+        assert_eq!(store.local_status().expect("status").pending, 0);
+    }
+
     #[test]
     fn an_acknowledged_change_is_unconfirmed_until_a_pull_brings_it_back() {
         let (_dir, store) = temp_store();

@@ -26,8 +26,12 @@ use tracing::Instrument as _;
 /// Bounds of one cycle's requests.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
+    /// The bounds of a cycle's first push (mutations, bytes of their fields).
     pub push_batch_count: usize,
     pub push_batch_bytes: usize,
+    /// The most mutations a push grows to while the link answers quickly (see [`BatchSize`]);
+    /// at most the protocol's `MAX_PUSH_MUTATIONS`.
+    pub push_batch_max: usize,
     pub pull_limit: u32,
     /// During a burst of local edits, the shortest gap between two syncs they trigger (the
     /// first edit after a quiet spell syncs at once).
@@ -47,6 +51,7 @@ impl Default for EngineConfig {
         Self {
             push_batch_count: 200,
             push_batch_bytes: 1024 * 1024,
+            push_batch_max: outpost_protocol::api::MAX_PUSH_MUTATIONS,
             pull_limit: 1000,
             debounce: Duration::from_millis(300),
             min_backoff: Duration::from_secs(1),
@@ -212,6 +217,50 @@ async fn check_clock(store: &Store, client: &SyncClient) -> Result<(), SyncError
     }
 }
 
+/// The bounds of the next push. A long backlog on a fast link goes in few, large requests (each
+/// costs the server a commit and a disk sync); on a slow link a request stays small enough to
+/// finish between two cuts. It doubles after a request answered within [`BatchSize::GROW_BELOW`],
+/// up to `push_batch_max`, and is back at the start after one that took longer than
+/// [`BatchSize::SHRINK_ABOVE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BatchSize {
+    count: usize,
+    bytes: usize,
+}
+
+impl BatchSize {
+    const GROW_BELOW: Duration = Duration::from_millis(500);
+    const SHRINK_ABOVE: Duration = Duration::from_secs(3);
+
+    fn start(cfg: &EngineConfig) -> BatchSize {
+        BatchSize {
+            count: cfg.push_batch_count.max(1),
+            bytes: cfg.push_batch_bytes,
+        }
+    }
+
+    fn after(self, request: Duration, cfg: &EngineConfig) -> BatchSize {
+        let start = BatchSize::start(cfg);
+        let max = cfg.push_batch_max.clamp(
+            start.count,
+            outpost_protocol::api::MAX_PUSH_MUTATIONS.max(start.count),
+        );
+        if request > Self::SHRINK_ABOVE {
+            start
+        } else if request < Self::GROW_BELOW && self.count < max {
+            let count = (self.count * 2).min(max);
+            BatchSize {
+                count,
+                // The bytes grow with the count: a batch of large notes stays as many seconds
+                // of the link as a batch of small ones.
+                bytes: start.bytes.saturating_mul(count) / start.count,
+            }
+        } else {
+            self
+        }
+    }
+}
+
 async fn push_all(
     store: &Store,
     client: &SyncClient,
@@ -220,9 +269,11 @@ async fn push_all(
 ) -> Result<(), SyncError> {
     // Everything about to leave the device must survive a power cut first (see db::Synchronous).
     blocking(|| store.durable_barrier())?;
+    let mut size = BatchSize::start(cfg);
     loop {
         let started = std::time::Instant::now();
-        let batch = blocking(|| store.take_batch(cfg.push_batch_count, cfg.push_batch_bytes))?;
+        let BatchSize { count, bytes } = size;
+        let batch = blocking(|| store.take_batch(count, bytes))?;
         if batch.is_empty() {
             return Ok(());
         }
@@ -230,6 +281,7 @@ async fn push_all(
         let taken = started.elapsed();
         let reply = client.push(batch.iter().map(to_mutation).collect()).await?;
         let answered = started.elapsed();
+        size = size.after(answered - taken, cfg);
         crate::testhook::pause_at(crate::testhook::PUSH_SENT);
         observe_server_time(store, reply.server_time_ms, sent_at)?;
         if reply.results.len() != batch.len() {
@@ -1019,6 +1071,42 @@ mod tests {
         fn now_ms(&self) -> u64 {
             self.0
         }
+    }
+
+    #[test]
+    fn a_push_grows_while_the_link_is_fast_and_starts_again_when_it_is_slow() {
+        let cfg = EngineConfig::default();
+        let fast = Duration::from_millis(40);
+        let mut size = BatchSize::start(&cfg);
+        assert_eq!((size.count, size.bytes), (200, 1024 * 1024));
+        size = size.after(fast, &cfg);
+        assert_eq!((size.count, size.bytes), (400, 2 * 1024 * 1024));
+        size = size.after(fast, &cfg).after(fast, &cfg);
+        assert_eq!(
+            size.count,
+            outpost_protocol::api::MAX_PUSH_MUTATIONS,
+            "never past the protocol's limit"
+        );
+        assert_eq!(
+            size.after(Duration::from_secs(1), &cfg),
+            size,
+            "neither fast nor slow: kept"
+        );
+        assert_eq!(
+            size.after(Duration::from_secs(8), &cfg),
+            BatchSize::start(&cfg),
+            "slow: back to the start"
+        );
+        let fixed = EngineConfig {
+            push_batch_count: 7,
+            push_batch_max: 7,
+            ..EngineConfig::default()
+        };
+        assert_eq!(
+            BatchSize::start(&fixed).after(fast, &fixed).count,
+            7,
+            "a fixed size stays fixed"
+        );
     }
 
     #[test]

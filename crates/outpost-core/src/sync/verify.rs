@@ -664,7 +664,8 @@ mod tests {
             let conn = rusqlite::Connection::open(dir.path().join("outpost.db")).expect("db");
             conn.execute_batch(
                 "DROP TABLE digest_records; DROP TABLE digest_buckets; DROP TABLE digest_dirty;
-                 DROP TABLE purged_here; DROP TABLE fts_pending; PRAGMA user_version = 6;",
+                 DROP TABLE purged_here; DROP TABLE fts_pending; DROP TRIGGER notes_keep_base;
+                 PRAGMA user_version = 6;",
             )
             .expect("back to V6");
             for t in ["notes", "notebooks", "prefs"] {
