@@ -11,6 +11,7 @@ use crate::model::OutboxEntry;
 use crate::store::{Store, Tx};
 use outpost_protocol::{Entity, Fields, MUTATION_SCHEMA_VERSION, MutationId};
 use rusqlite::{OptionalExtension, Row, params};
+use std::collections::HashSet;
 
 /// The newest outbox entry of an entity: (seq, name, fields JSON, state, sent).
 type NewestEntry = (i64, String, String, String, bool);
@@ -215,7 +216,8 @@ impl Store {
 /// long offline backlog push in quadratic time (`query_plans` holds it to that).
 pub(crate) fn take_batch_sql() -> String {
     format!(
-        "SELECT {ENTRY_COLUMNS}, length(CAST(fields AS BLOB)) FROM outbox o WHERE state = 'queued'
+        "SELECT {ENTRY_COLUMNS}, length(CAST(fields AS BLOB)) FROM outbox o
+         WHERE state = 'queued' AND seq > ?2
            AND NOT EXISTS (SELECT 1 FROM outbox f WHERE f.entity_id = o.entity_id
                            AND f.state = 'failed' AND f.seq < o.seq)
          ORDER BY seq LIMIT ?1"
@@ -232,13 +234,29 @@ impl Store {
     /// be rewritten again, L3) and its attempt counted, in one transaction, before it leaves.
     /// Entries of a note behind one of its dead letters wait; the rest of the queue goes on.
     pub fn take_batch(&self, max_count: usize, max_bytes: usize) -> Result<Vec<OutboxEntry>> {
+        self.take_batch_behind(max_count, max_bytes, &[])
+    }
+
+    /// [`Store::take_batch`] while `in_flight`, the batch taken before, waits for its replies:
+    /// the entries after it, ending before the first entry of an entity in it, so that entry
+    /// is taken once the replies about its entity have set its base.
+    pub fn take_batch_behind(
+        &self,
+        max_count: usize,
+        max_bytes: usize,
+        in_flight: &[OutboxEntry],
+    ) -> Result<Vec<OutboxEntry>> {
+        // A batch is the queue's first entries (less those held behind a dead letter), so
+        // what follows it starts after its last entry.
+        let after = in_flight.iter().map(|e| e.seq).max().unwrap_or(0);
+        let entities: HashSet<&str> = in_flight.iter().map(|e| e.entity_id.as_str()).collect();
         self.write(|tx| {
             let candidates = tx
                 .tx
                 .prepare_cached(&take_batch_sql())
                 .and_then(|mut s| {
                     s.query_map(
-                        [i64::try_from(max_count.max(1)).unwrap_or(i64::MAX)],
+                        params![i64::try_from(max_count.max(1)).unwrap_or(i64::MAX), after],
                         // The size of the fields as stored is the size they go out at.
                         |r| Ok((entry_from_row(r)?, r.get::<_, i64>(15)?)),
                     )?
@@ -249,7 +267,9 @@ impl Store {
             let mut bytes = 0usize;
             for (mut entry, size) in candidates {
                 let size = usize::try_from(size).unwrap_or(0);
-                if !batch.is_empty() && bytes + size > max_bytes {
+                if (!batch.is_empty() && bytes + size > max_bytes)
+                    || entities.contains(entry.entity_id.as_str())
+                {
                     break;
                 }
                 bytes += size;

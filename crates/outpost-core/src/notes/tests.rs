@@ -191,6 +191,41 @@ fn a_dead_letter_holds_back_only_later_changes_of_its_own_note() {
     assert_eq!((status.pending, status.failed), (2, 1));
 }
 
+/// The engine takes the next batch while one is in flight: it goes on after that batch, and
+/// stops before a later change of a note still in flight (whose base the replies set), so the
+/// queue still leaves in order and nothing is taken twice.
+#[test]
+fn a_batch_taken_behind_one_in_flight_stops_at_a_note_still_in_flight() {
+    let (_dir, store) = temp_store();
+    let a = store.create_note(draft("A", "1")).expect("a");
+    let b = store.create_note(draft("B", "1")).expect("b");
+    let in_flight = store.take_batch(1, usize::MAX).expect("batch");
+    assert_eq!(in_flight[0].entity_id, a.id.to_string());
+    let edit = NotePatch {
+        body: Some("2".into()),
+        ..Default::default()
+    };
+    store.update_note(a.id, edit).expect("edit a");
+    let c = store.create_note(draft("C", "1")).expect("c");
+    let ids = |batch: &[crate::OutboxEntry]| -> Vec<String> {
+        batch.iter().map(|e| e.entity_id.clone()).collect()
+    };
+
+    let next = store
+        .take_batch_behind(10, usize::MAX, &in_flight)
+        .expect("behind");
+    assert_eq!(ids(&next), [b.id.to_string()], "stops before A's edit");
+    // A's replies applied, B now in flight: A's edit and C follow.
+    let last = store
+        .take_batch_behind(10, usize::MAX, &next)
+        .expect("behind");
+    assert_eq!(ids(&last), [a.id.to_string(), c.id.to_string()]);
+    let none = store
+        .take_batch_behind(10, usize::MAX, &last)
+        .expect("behind");
+    assert!(none.is_empty(), "nothing is taken twice: {none:?}");
+}
+
 #[test]
 fn sync_state_is_a_column_sql_can_select() {
     let (_dir, store) = temp_store();

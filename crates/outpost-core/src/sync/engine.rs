@@ -261,6 +261,27 @@ impl BatchSize {
     }
 }
 
+/// A batch the server answered, waiting for its replies to be applied.
+type Answered = (Vec<OutboxEntry>, Vec<outpost_protocol::api::MutationResult>);
+
+fn apply_answered(
+    store: &Store,
+    answered: Option<Answered>,
+    report: &mut CycleReport,
+) -> Result<(), SyncError> {
+    if let Some((sent, results)) = answered {
+        let applied = blocking(|| store.apply_push_results(&sent, &results))?;
+        report.pushed += sent.len();
+        merge_applied(&mut report.applied, applied);
+    }
+    Ok(())
+}
+
+/// Pushes the outbox, one request at a time (the server must see mutation numbers in order),
+/// with the device's own work done while the server answers: as batch N is in flight, the
+/// replies to batch N-1 are applied and batch N+1 is taken. Batch N+1 stops before the first
+/// entry of an entity still in flight, so an entry is never taken before the replies about its
+/// entity's earlier entries are applied (its base version comes from them).
 async fn push_all(
     store: &Store,
     client: &SyncClient,
@@ -270,18 +291,49 @@ async fn push_all(
     // Everything about to leave the device must survive a power cut first (see db::Synchronous).
     blocking(|| store.durable_barrier())?;
     let mut size = BatchSize::start(cfg);
+    let mut batch = Vec::new();
+    let mut answered: Option<Answered> = None;
+    let mut conflicted = false;
     loop {
-        let started = std::time::Instant::now();
-        let BatchSize { count, bytes } = size;
-        let batch = blocking(|| store.take_batch(count, bytes))?;
         if batch.is_empty() {
-            return Ok(());
+            // Nothing taken ahead (the queue's next entry was in flight, or this is the start):
+            // settle what was answered, then take with nothing in flight.
+            apply_answered(store, answered.take(), report)?;
+            if conflicted {
+                return Ok(());
+            }
+            let BatchSize { count, bytes } = size;
+            batch = blocking(|| store.take_batch(count, bytes))?;
+            if batch.is_empty() {
+                return Ok(());
+            }
         }
+        let started = std::time::Instant::now();
         let sent_at = store.wall_clock_ms();
-        let taken = started.elapsed();
-        let reply = client.push(batch.iter().map(to_mutation).collect()).await?;
-        let answered = started.elapsed();
-        size = size.after(answered - taken, cfg);
+        // The request runs as a task of its own, so it is on its way while this task works in
+        // the store (which holds this task's thread).
+        let mutations: Vec<Mutation> = batch.iter().map(to_mutation).collect();
+        let request = tokio::spawn({
+            let client = client.clone();
+            async move { client.push(mutations).await }
+        });
+        // Replies already received are applied even if this request fails.
+        let settled = apply_answered(store, answered.take(), report);
+        let following = match (&settled, conflicted) {
+            (Ok(()), false) => {
+                let BatchSize { count, bytes } = size;
+                blocking(|| store.take_batch_behind(count, bytes, &batch))
+            }
+            _ => Ok(Vec::new()),
+        };
+        let reply = request
+            .await
+            .map_err(|e| SyncError::Offline(format!("the push did not finish: {e}")))?;
+        let request = started.elapsed();
+        settled?;
+        let following = following?;
+        let reply = reply?;
+        size = size.after(request, cfg);
         crate::testhook::pause_at(crate::testhook::PUSH_SENT);
         observe_server_time(store, reply.server_time_ms, sent_at)?;
         if reply.results.len() != batch.len() {
@@ -291,15 +343,13 @@ async fn push_all(
                 batch.len()
             )));
         }
-        let applied = blocking(|| store.apply_push_results(&batch, &reply.results))?;
-        report.pushed += batch.len();
-        merge_applied(&mut report.applied, applied);
         // A conflict queues the edit again, rebased on the server's record. Pull before sending
         // it: if the server's history moved under this device (a restore to an older copy),
         // only the pull finds that out, and pushing the requeued edit at once would meet the
         // same conflict again, and again (found by the simulation, seed 5016: a device pushed
-        // one edit 386,000 times against a restored server).
-        let conflicted = reply.results.iter().any(|r| match &r.outcome {
+        // one edit 386,000 times against a restored server). A batch already taken still goes
+        // first: a pull must find no entry marked sent.
+        conflicted |= reply.results.iter().any(|r| match &r.outcome {
             Outcome::Conflict { .. } => true,
             Outcome::Duplicate { first } => {
                 matches!(first.as_deref(), Some(Outcome::Conflict { .. }))
@@ -308,14 +358,10 @@ async fn push_all(
         });
         tracing::debug!(
             mutations = batch.len(),
-            take_ms = taken.as_millis() as u64,
-            request_ms = (answered - taken).as_millis() as u64,
-            apply_ms = (started.elapsed() - answered).as_millis() as u64,
+            request_ms = request.as_millis() as u64,
             "pushed a batch"
         );
-        if conflicted {
-            return Ok(());
-        }
+        answered = Some((std::mem::replace(&mut batch, following), reply.results));
     }
 }
 
