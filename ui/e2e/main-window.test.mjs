@@ -48,7 +48,9 @@ describe('the notes window', { timeout: 180_000 }, () => {
   it('creates a note with Ctrl+N and saves title and body as they are typed', async () => {
     await driver.findElement(By.css('body')).sendKeys(Key.chord(Key.CONTROL, 'n'));
     await waitFor('three notes', async () => (await rows(driver)).length === 3);
-    const title = await driver.findElement(byTestId('editor-title'));
+    // The new row can show a moment before the editor opens on it.
+    const title = await waitFor('the editor open', async () =>
+      (await driver.findElements(byTestId('editor-title')))[0]);
     await waitFor('title focused', async () =>
       driver.executeScript(`return document.activeElement?.dataset.testid === 'editor-title';`));
     await title.sendKeys('Generator 7 service');
