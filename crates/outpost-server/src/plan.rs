@@ -16,7 +16,7 @@ use outpost_protocol::mutation::names;
 use outpost_protocol::{Entity, FieldChange, Fields, MUTATION_SCHEMA_VERSION, Stamp};
 use outpost_protocol::{digest, fields};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The oldest mutation schema this server still applies (DESIGN.md: current and previous).
 pub const MIN_SCHEMA_VERSION: u32 = 1;
@@ -221,6 +221,8 @@ pub fn plan_push(mutations: Vec<Mutation>, mut loaded: Loaded, now_ms: u64) -> P
         ..Plan::default()
     };
     let mut changed: Vec<Key> = Vec::new();
+    // `changed` as a set: a push of 500 mutations looked each key up in the list (quadratic).
+    let mut seen: HashSet<Key> = HashSet::new();
     // The stored record each changed key had before this batch: the digest moves from it.
     let mut originals: Vec<Option<StoredRecord>> = Vec::new();
     let mut chain = std::mem::take(&mut loaded.chain);
@@ -262,7 +264,7 @@ pub fn plan_push(mutations: Vec<Mutation>, mut loaded: Loaded, now_ms: u64) -> P
                     clamped_skew_ms,
                 };
                 let previous = loaded.records.insert(key.clone(), record);
-                if !changed.contains(&key) {
+                if seen.insert(key.clone()) {
                     changed.push(key);
                     originals.push(previous);
                 }
