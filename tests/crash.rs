@@ -7,13 +7,11 @@
 use outpost_core::{ListQuery, NoteView, Store, SyncState, testhook};
 use outpost_e2e::device::snapshot;
 use outpost_e2e::server::Server;
-use outpost_e2e::{bin, outpost, outpost_json, outpost_ok};
+use outpost_e2e::{bin, outpost_json, outpost_ok};
 use outpost_protocol::api::Cursor;
 use std::collections::{BTreeSet, HashMap};
-use std::io::BufRead;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 /// Waits until the writer has committed at least `n` notes (read through a plain SQLite
@@ -143,50 +141,7 @@ fn kill_9_during_a_burst_of_writes_loses_nothing_committed_and_splits_nothing() 
 /// Runs `outpost sync` on `dir` with the test hook set to `pause_at` (`point` or `point@n`),
 /// waits until the process says it stopped there, and kills it with SIGKILL.
 fn sync_killed_at(dir: &Path, pause_at: &str) {
-    let point = pause_at.split('@').next().unwrap_or(pause_at);
-    let mut child = outpost(dir)
-        .arg("sync")
-        .env("OUTPOST_TEST_PAUSE_AT", pause_at)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn outpost sync");
-    let stderr = child.stderr.take().expect("stderr");
-    let (lines, received) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let marker = testhook::marker(point);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut said = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match received.recv_timeout(left) {
-            Ok(line) if line.contains(&marker) => break,
-            Ok(line) => said.push(line),
-            Err(RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                panic!("outpost sync did not reach {pause_at}: {said:?}");
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                let status = child.wait().expect("reap");
-                panic!("outpost sync ended ({status}) before {pause_at}: {said:?}");
-            }
-        }
-    }
-    child.kill().expect("kill -9");
-    let status = child.wait().expect("reap");
-    assert!(!status.success(), "killed, not finished");
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(status.signal(), Some(9), "by SIGKILL");
-    }
+    outpost_e2e::killed_at(dir, &["sync"], pause_at);
 }
 
 /// The outbox of a data directory as (mutation id, number, sent), in send order.

@@ -103,6 +103,17 @@ impl Device {
         run_cycle(&self.store, &client, cfg, progress).await
     }
 
+    /// Moves the attachments' bytes (as the engine's transfer loop does); fails the test if
+    /// the network part fails.
+    pub async fn transfer(&self) -> outpost_core::sync::TransferReport {
+        let session = account::signed_in(&self.store, &self.vault)
+            .expect("session")
+            .expect("signed in");
+        outpost_core::sync::run_transfers(&self.store, &session.client)
+            .await
+            .expect("transfers")
+    }
+
     pub fn note(&self, title: &str, body: &str) -> NoteId {
         self.store
             .create_note(NoteDraft {

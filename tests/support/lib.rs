@@ -80,3 +80,56 @@ pub fn wait_until(timeout: Duration, what: &str, mut done: impl FnMut() -> bool)
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Runs `outpost ARGS` with the core's test hook set to stop at `pause_at` (`point` or
+/// `point@n`), waits until the process says it stopped there, and kills it with SIGKILL: a
+/// crash at a precise point (see `outpost_core::testhook`).
+pub fn killed_at(dir: &Path, args: &[&str], pause_at: &str) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    use std::sync::mpsc::RecvTimeoutError;
+    let point = pause_at.split('@').next().unwrap_or(pause_at);
+    let mut child = outpost(dir)
+        .args(args)
+        .env("OUTPOST_TEST_PAUSE_AT", pause_at)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn outpost");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let marker = outpost_core::testhook::marker(point);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut said = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match received.recv_timeout(left) {
+            Ok(line) if line.contains(&marker) => break,
+            Ok(line) => said.push(line),
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                panic!("outpost {args:?} did not reach {pause_at}: {said:?}");
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = child.wait().expect("reap");
+                panic!("outpost {args:?} ended ({status}) before {pause_at}: {said:?}");
+            }
+        }
+    }
+    child.kill().expect("kill -9");
+    let status = child.wait().expect("reap");
+    assert!(!status.success(), "killed, not finished");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "by SIGKILL");
+    }
+}

@@ -66,6 +66,21 @@ pub enum Command {
         #[arg(long)]
         watch: bool,
     },
+    /// Attach a file (a photo, a PDF...) to a note: it is copied into the data directory and
+    /// linked at the end of the note; it goes to the server with the next sync.
+    Attach {
+        /// Note id (or a unique prefix of it).
+        note: String,
+        file: PathBuf,
+    },
+    /// List attachments (of one note, or of all) with where each stands.
+    Attachments {
+        /// Note id (or a unique prefix of it).
+        note: Option<String>,
+    },
+    /// One attachment: fetch it to a file, or remove it from its note.
+    #[command(subcommand)]
+    Attachment(AttachmentCmd),
     /// Notes in conflict, with both versions.
     Conflicts,
     /// Resolve a conflict with mine, theirs, or the text of a file.
@@ -262,4 +277,16 @@ pub struct SeedArgs {
     /// makes two notes with the same text).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AttachmentCmd {
+    /// Write the attachment's file to DEST (downloading it first if it is not on this device).
+    Get {
+        /// Attachment id (or a unique prefix of it).
+        id: String,
+        dest: PathBuf,
+    },
+    /// Remove the attachment from its note (the removal syncs).
+    Rm { id: String },
 }

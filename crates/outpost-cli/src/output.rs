@@ -1,6 +1,7 @@
 //! Printing: a short human form, or JSON with `--json`; errors and exit codes.
 
 use anyhow::Result;
+use outpost_core::attachments::{Attachment, AttachmentState, human_bytes};
 use outpost_core::dates::to_the_minute;
 use outpost_core::{
     LocalStatus, MarkdownExport, MarkdownImport, Note, NotePage, Notebook, OutboxEntry, Pref,
@@ -263,6 +264,42 @@ impl Printer {
         );
         for file in &import.skipped {
             println!("  {}: {}", file.path, file.reason);
+        }
+        Ok(())
+    }
+
+    pub fn attachment(&self, a: &Attachment) -> Result<()> {
+        if self.json {
+            return json_line(a);
+        }
+        println!("{}", a.id);
+        Ok(())
+    }
+
+    pub fn attachments(&self, list: &[Attachment]) -> Result<()> {
+        if self.json {
+            return json_line(&list);
+        }
+        for a in list {
+            let state = match &a.state {
+                AttachmentState::LocalOnly => "on this device only".to_owned(),
+                AttachmentState::Uploading { sent } => format!(
+                    "uploading {}%",
+                    (sent.saturating_mul(100) / a.size.max(1)).min(100)
+                ),
+                AttachmentState::Synced => "synced".to_owned(),
+                AttachmentState::NotDownloaded { wanted: true } => "downloading".to_owned(),
+                AttachmentState::NotDownloaded { wanted: false } => "not downloaded".to_owned(),
+                AttachmentState::Failed { reason } => format!("FAILED: {reason}"),
+            };
+            println!(
+                "{}  {}  {}  {}  note {}  {state}",
+                short(&a.id),
+                a.name,
+                a.media_type,
+                human_bytes(a.size),
+                short(&a.note_id)
+            );
         }
         Ok(())
     }

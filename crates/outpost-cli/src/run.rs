@@ -1,6 +1,8 @@
 //! Runs a parsed command against the store: parse, call the core, print.
 
-use crate::cli::{Args, BodyArgs, Command, NoteCmd, NotebookCmd, OutboxCmd, PrefCmd};
+use crate::cli::{
+    Args, AttachmentCmd, BodyArgs, Command, NoteCmd, NotebookCmd, OutboxCmd, PrefCmd,
+};
 use crate::output::Printer;
 use crate::sync;
 use anyhow::{Context, Result, anyhow};
@@ -28,6 +30,28 @@ pub fn run(args: &Args) -> Result<()> {
         Command::Login(auth) => sync::sign_in(&store, &out, auth, false),
         Command::Logout => sync::sign_out(&store, &out),
         Command::Sync { watch } => sync::sync(store, &out, *watch),
+        Command::Attach { note, file } => {
+            let note = store.resolve_note_id(note)?;
+            out.attachment(&store.attach_file(note, file)?)
+        }
+        Command::Attachments { note } => {
+            let note = note
+                .as_deref()
+                .map(|n| store.resolve_note_id(n))
+                .transpose()?;
+            out.attachments(&store.list_attachments(note)?)
+        }
+        Command::Attachment(AttachmentCmd::Get { id, dest }) => {
+            sync::get_attachment(&store, &out, id, dest)
+        }
+        Command::Attachment(AttachmentCmd::Rm { id }) => {
+            let id = store.resolve_attachment_id(id)?;
+            store.remove_attachment(id)?;
+            out.message(
+                "removed from its note; the removal syncs",
+                serde_json::json!({ "removed": id }),
+            )
+        }
         Command::Conflicts => sync::conflicts(&store, &out),
         Command::Resolve {
             id,

@@ -4,11 +4,12 @@ use crate::cli::AuthArgs;
 use crate::failure::{Attention, Disagreement};
 use crate::output::Printer;
 use anyhow::{Context, Result, anyhow};
+use outpost_core::attachments::human_bytes;
 use outpost_core::dates::to_the_minute;
 use outpost_core::sync::vault::TokenVault;
 use outpost_core::sync::{
-    Diagnosis, EngineConfig, EngineState, Resolution, SyncEngine, SyncError, account, doctor,
-    run_cycle,
+    Diagnosis, EngineConfig, EngineState, Resolution, SyncEngine, SyncError, TransferReport,
+    account, doctor, run_cycle, run_transfers,
 };
 use outpost_core::{APP_IDENTIFIER, Store};
 use serde_json::json;
@@ -87,7 +88,18 @@ pub fn sync(store: Store, out: &Printer, watch: bool) -> Result<()> {
             eprint!("\rpulled {}/{}", p.done, p.total);
         }
     }))?;
+    let transfers = runtime()?.block_on(run_transfers(&store, &session.client));
     let status = store.local_status()?;
+    let transfers = match transfers {
+        Ok(t) => t,
+        Err(e) => {
+            // The notes synced; the bytes wait for the next sync.
+            if !json {
+                eprintln!("attachments not transferred this time: {e}");
+            }
+            TransferReport::default()
+        }
+    };
     // A server that lost data: say what went up again, and why (JSON has it in the report).
     let resent = report
         .resent
@@ -111,8 +123,31 @@ pub fn sync(store: Store, out: &Printer, watch: bool) -> Result<()> {
             status.failed,
             status.pending
         ),
-        json!({ "report": report, "status": status }),
+        json!({ "report": report, "status": status, "transfers": {
+            "uploaded": transfers.uploaded, "downloaded": transfers.downloaded,
+            "bytes_up": transfers.bytes_up, "bytes_down": transfers.bytes_down,
+            "failed": transfers.failed, "not_yet_on_server": transfers.not_yet_on_server,
+        } }),
     )?;
+    if !json && transfers != TransferReport::default() {
+        eprintln!(
+            "attachments: {} uploaded ({}), {} downloaded ({}){}{}",
+            transfers.uploaded,
+            human_bytes(transfers.bytes_up),
+            transfers.downloaded,
+            human_bytes(transfers.bytes_down),
+            if transfers.failed > 0 {
+                format!(", {} failed", transfers.failed)
+            } else {
+                String::new()
+            },
+            if transfers.not_yet_on_server > 0 {
+                format!(", {} not on the server yet", transfers.not_yet_on_server)
+            } else {
+                String::new()
+            },
+        );
+    }
     if status.conflicts > 0 || status.failed > 0 {
         return Err(anyhow::Error::new(Attention {
             conflicts: status.conflicts,
@@ -153,6 +188,47 @@ async fn watch_loop(store: Arc<Store>, vault: TokenVault, out: &Printer) -> Resu
     }
     engine.shutdown().await;
     Ok(())
+}
+
+/// `outpost attachment get`: the file from this device, or fetched from the server first.
+pub fn get_attachment(store: &Store, out: &Printer, id: &str, dest: &Path) -> Result<()> {
+    let id = store.resolve_attachment_id(id)?;
+    let attachment = store.get_attachment(id)?;
+    let files = store.blob_files();
+    let mut downloaded_now = 0;
+    if !files.has(&attachment.sha256) {
+        store.want_attachment(id)?;
+        let session = account::signed_in(store, &vault(store))?.ok_or_else(|| {
+            anyhow!(
+                "{} is not on this device yet and this device is not signed in to fetch it",
+                attachment.name
+            )
+        })?;
+        let report = runtime()?.block_on(run_transfers(store, &session.client))?;
+        downloaded_now = report.bytes_down;
+        if !files.has(&attachment.sha256) {
+            let why = if report.not_yet_on_server > 0 {
+                "the device that added it has not uploaded it yet".to_owned()
+            } else {
+                match store.get_attachment(id)?.state {
+                    outpost_core::attachments::AttachmentState::Failed { reason } => reason,
+                    _ => "the download did not finish; try again".to_owned(),
+                }
+            };
+            return Err(anyhow!("{} is not on this device: {why}", attachment.name));
+        }
+    }
+    let size = files.copy_verified(&attachment.sha256, dest)?;
+    out.message(
+        &format!(
+            "wrote {} ({}) to {}",
+            attachment.name,
+            human_bytes(size),
+            dest.display()
+        ),
+        json!({ "id": id, "name": attachment.name, "size": size, "path": dest,
+                "downloaded_bytes": downloaded_now }),
+    )
 }
 
 pub fn conflicts(store: &Store, out: &Printer) -> Result<()> {

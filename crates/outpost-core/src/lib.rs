@@ -8,6 +8,7 @@
 //! It knows nothing of Tauri: the desktop app, the CLI, tests and benchmarks all drive this
 //! crate directly. Start at [`Store::open`].
 
+pub mod attachments;
 mod checkpoint;
 pub mod clock;
 pub mod dates;
@@ -44,7 +45,7 @@ pub use notes::{MAX_TAG_CHARS, MAX_TAGS};
 pub use outpost_protocol::{
     ClientId, MAX_BODY_BYTES, MAX_TITLE_BYTES, MutationId, NoteId, NotebookId, Stamp,
 };
-pub use prefs::{Pref, PrefScope, SYNC_INTERVAL_SECS, WORK_OFFLINE};
+pub use prefs::{DOWNLOAD_ALL_ATTACHMENTS, Pref, PrefScope, SYNC_INTERVAL_SECS, WORK_OFFLINE};
 pub use store::{Store, StoreOptions};
 
 /// The app's identifier: also the name of its data directory.

@@ -25,7 +25,7 @@ const PREVIEW_CHARS: usize = 160;
 /// The note fields that sync (`outpost_protocol::fields::NOTE`, in its order), each with its
 /// column and stamp column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Field {
+pub(crate) enum Field {
     Notebook,
     Title,
     Body,
@@ -66,14 +66,14 @@ impl Field {
 }
 
 /// One field's new value, as JSON for the outbox and as SQL for the row.
-struct Edit {
+pub(crate) struct Edit {
     field: Field,
     json: JsonValue,
     sql: SqlValue,
 }
 
 impl Edit {
-    fn text(field: Field, s: String) -> Edit {
+    pub(crate) fn text(field: Field, s: String) -> Edit {
         Edit {
             field,
             json: JsonValue::String(s.clone()),
@@ -250,7 +250,7 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<NoteSummary> {
     })
 }
 
-fn load_note(conn: &Connection, path: &Path, id: NoteId) -> Result<Note> {
+pub(crate) fn load_note(conn: &Connection, path: &Path, id: NoteId) -> Result<Note> {
     let sql = format!("SELECT {NOTE_COLUMNS} FROM note_state WHERE id = ?1");
     conn.prepare_cached(&sql)
         .and_then(|mut s| s.query_row([id.to_string()], note_from_row).optional())
@@ -356,7 +356,7 @@ impl Tx<'_> {
 
     /// Writes `edits` to the note row with one fresh stamp and queues them. Edits that do not
     /// change the stored value are dropped first, so a no-op save queues nothing.
-    fn apply_edits(&mut self, note: &Note, edits: Vec<Edit>) -> Result<bool> {
+    pub(crate) fn apply_edits(&mut self, note: &Note, edits: Vec<Edit>) -> Result<bool> {
         let current = |f: Field| -> JsonValue {
             match f {
                 Field::Notebook => note

@@ -49,6 +49,9 @@ struct Spec {
 pub const WORK_OFFLINE: &str = "sync.work_offline";
 /// Seconds between background syncs when nothing else triggers one.
 pub const SYNC_INTERVAL_SECS: &str = "sync.interval_secs";
+/// Fetch every attachment in the background, not only those of the notes opened here. Per
+/// device: a laptop on a desk wants them all, the same account on a metered link may not.
+pub const DOWNLOAD_ALL_ATTACHMENTS: &str = "sync.download_all_attachments";
 
 const REGISTRY: &[Spec] = &[
     Spec {
@@ -83,6 +86,13 @@ const REGISTRY: &[Spec] = &[
         },
         default: || Value::from(300),
         help: "seconds between background syncs when nothing else triggers one",
+    },
+    Spec {
+        key: DOWNLOAD_ALL_ATTACHMENTS,
+        scope: PrefScope::Device,
+        limits: PrefLimits::Bool,
+        default: || Value::from(false),
+        help: "download every attachment in the background, not only those of notes opened",
     },
     Spec {
         key: WORK_OFFLINE,

@@ -335,6 +335,105 @@ BEGIN
 END;
 "#;
 
+/// Version 11: attachments (issue 18). An attachment is a record like a notebook (fields merged
+/// last-writer-wins, kept here with their stamps as the protocol's JSON, the columns beside it
+/// for queries) naming a blob by its SHA-256; `blobs` is what this device knows of each blob:
+/// whether its bytes are here and which transfer it waits for. The bytes themselves are files
+/// beside the database (`attachments::BlobFiles`), never in it.
+///
+/// The outbox is rebuilt to take the new entity (SQLite cannot change a CHECK in place), its
+/// rows, order and sequence kept; the view that reads it is dropped and made again around it.
+const V11: &str = r#"
+CREATE TABLE attachments (
+    id             TEXT PRIMARY KEY,
+    note_id        TEXT NOT NULL,
+    sha256         TEXT NOT NULL,
+    size           INTEGER NOT NULL,
+    media_type     TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    deleted        INTEGER NOT NULL,
+    fields         TEXT NOT NULL,
+    server_version INTEGER,
+    created_ms     INTEGER NOT NULL,
+    updated_ms     INTEGER NOT NULL
+) STRICT;
+CREATE INDEX attachments_by_note ON attachments (note_id);
+CREATE INDEX attachments_by_blob ON attachments (sha256);
+
+CREATE TABLE blobs (
+    sha256          TEXT PRIMARY KEY,
+    size            INTEGER NOT NULL,
+    here            INTEGER NOT NULL DEFAULT 0 CHECK (here IN (0, 1)),
+    upload          TEXT NOT NULL DEFAULT 'none'
+                        CHECK (upload IN ('none', 'waiting', 'done', 'failed')),
+    sent            INTEGER NOT NULL DEFAULT 0,
+    download        TEXT NOT NULL DEFAULT 'none' CHECK (download IN ('none', 'wanted', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    updated_ms      INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX blobs_by_upload ON blobs (upload, updated_ms);
+CREATE INDEX blobs_by_download ON blobs (download, updated_ms);
+
+CREATE TRIGGER attachments_digest_insert AFTER INSERT ON attachments BEGIN
+    INSERT INTO digest_dirty (entity, id) SELECT 'attachment', new.id
+        WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE entity = 'attachment' AND id = new.id);
+END;
+CREATE TRIGGER attachments_digest_update AFTER UPDATE OF id, fields, server_version
+    ON attachments BEGIN
+    INSERT INTO digest_dirty (entity, id) SELECT 'attachment', old.id
+        WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE entity = 'attachment' AND id = old.id);
+    INSERT INTO digest_dirty (entity, id) SELECT 'attachment', new.id
+        WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE entity = 'attachment' AND id = new.id);
+END;
+CREATE TRIGGER attachments_digest_delete AFTER DELETE ON attachments BEGIN
+    INSERT INTO digest_dirty (entity, id) SELECT 'attachment', old.id
+        WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE entity = 'attachment' AND id = old.id);
+END;
+
+DROP VIEW note_state;
+CREATE TABLE outbox_v11 (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    mutation_id     TEXT NOT NULL UNIQUE,
+    mutation_number INTEGER NOT NULL UNIQUE,
+    name            TEXT NOT NULL,
+    schema_version  INTEGER NOT NULL,
+    entity          TEXT NOT NULL CHECK (entity IN ('note', 'notebook', 'pref', 'attachment')),
+    entity_id       TEXT NOT NULL,
+    fields          TEXT NOT NULL,
+    base_version    INTEGER,
+    created_ms      INTEGER NOT NULL,
+    updated_ms      INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    state           TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'failed')),
+    sent            INTEGER NOT NULL DEFAULT 0 CHECK (sent IN (0, 1))
+);
+INSERT INTO outbox_v11 SELECT seq, mutation_id, mutation_number, name, schema_version, entity,
+    entity_id, fields, base_version, created_ms, updated_ms, attempts, next_attempt_ms,
+    last_error, state, sent FROM outbox;
+-- A seq is never handed out twice, also across the rebuild (AUTOINCREMENT's promise).
+DELETE FROM sqlite_sequence WHERE name = 'outbox_v11';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'outbox_v11', seq FROM sqlite_sequence
+    WHERE name = 'outbox';
+DROP TABLE outbox;
+ALTER TABLE outbox_v11 RENAME TO outbox;
+CREATE INDEX outbox_by_entity ON outbox (entity_id, state);
+CREATE INDEX outbox_by_state ON outbox (state, seq);
+CREATE VIEW note_state AS
+SELECT n.*,
+       CASE
+         WHEN EXISTS (SELECT 1 FROM conflicts c WHERE c.note_id = n.id) THEN 'conflict'
+         WHEN EXISTS (SELECT 1 FROM outbox o WHERE o.entity_id = n.id AND o.state = 'failed')
+           THEN 'failed'
+         WHEN EXISTS (SELECT 1 FROM outbox o WHERE o.entity_id = n.id) THEN 'pending'
+         ELSE 'synced'
+       END AS sync_state
+FROM notes n;
+"#;
+
 pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -347,11 +446,12 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(V8),
         M::up(V9),
         M::up(V10),
+        M::up(V11),
     ])
 }
 
 /// The schema version this build writes.
-pub(crate) const LATEST_VERSION: i64 = 10;
+pub(crate) const LATEST_VERSION: i64 = 11;
 
 #[cfg(test)]
 mod tests {

@@ -184,6 +184,11 @@ impl Store {
         self.client_id
     }
 
+    /// The data directory (the database and the attachments' blobs are in it).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// A stream of committed changes. A slow receiver that lags gets `Lagged` and should
     /// re-read everything.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
@@ -417,6 +422,8 @@ mod tests {
             .expect("create after upgrade");
         let entry = upgraded.outbox_for(&note.id.to_string()).expect("outbox");
         assert_eq!(entry[0].mutation_number, 8);
+        // The outbox was rebuilt (V11) with its send order: the new entry goes after it.
+        assert!(entry[0].seq > outbox[0].seq);
         assert_eq!(
             upgraded
                 .list_notes(&ListQuery::default())

@@ -20,6 +20,11 @@ pub const PULL_PAGE_APPLYING: &str = "pull-page-applying";
 /// A push answered by the server, before its results are applied (acknowledged) locally.
 pub const PUSH_SENT: &str = "push-sent";
 
+/// An attachment's chunk acknowledged by the server and noted here.
+pub const BLOB_CHUNK_SENT: &str = "blob-chunk-sent";
+/// A piece of a download written to its partial file.
+pub const BLOB_PIECE_WRITTEN: &str = "blob-piece-written";
+
 /// The line printed to stderr when the process stops at `point`.
 pub fn marker(point: &str) -> String {
     format!("OUTPOST_TEST_PAUSED {point}")

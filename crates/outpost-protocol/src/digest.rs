@@ -113,6 +113,7 @@ impl Summary {
             Entity::Note => self.counts.notes += 1,
             Entity::Notebook => self.counts.notebooks += 1,
             Entity::Pref => self.counts.prefs += 1,
+            Entity::Attachment => self.counts.attachments += 1,
         }
     }
 
@@ -157,6 +158,9 @@ pub struct Counts {
     pub notes_in_trash: u64,
     pub notebooks: u64,
     pub prefs: u64,
+    /// Attachment records (removed ones too: their blobs may still be fetched until collected).
+    #[serde(default)]
+    pub attachments: u64,
 }
 
 /// One bucket on the wire.

@@ -16,6 +16,19 @@ pub const MAX_TAG_CHARS: usize = 64;
 pub const MAX_NOTEBOOK_NAME_CHARS: usize = 200;
 /// The largest preference value, in bytes of JSON.
 pub const MAX_PREF_VALUE_BYTES: usize = 4096;
+/// The longest attachment file name, in bytes.
+pub const MAX_FILE_NAME_BYTES: usize = 255;
+/// The longest media type (`image/jpeg`), in bytes.
+pub const MAX_MEDIA_TYPE_BYTES: usize = 127;
+/// The largest thumbnail, as the `data:` URL the record carries (a small JPEG or PNG).
+pub const MAX_THUMBNAIL_BYTES: usize = 48 * 1024;
+/// The widest or tallest image, in pixels, a record may name.
+pub const MAX_PIXELS: u64 = 1 << 20;
+/// The largest blob any record may name (a server sets its own, lower limit:
+/// [`crate::blobs::Limits`]).
+pub const MAX_BLOB_BYTES: u64 = 1 << 40;
+/// The `data:` URL prefixes a thumbnail may have: images a web view shows and cannot run.
+pub const THUMBNAIL_PREFIXES: &[&str] = &["data:image/jpeg;base64,", "data:image/png;base64,"];
 
 /// What a value must be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +45,20 @@ pub enum Rule {
     Name,
     /// Any JSON of at most [`MAX_PREF_VALUE_BYTES`] bytes.
     Json,
+    /// A note's id (a UUID).
+    NoteRef,
+    /// A file name: 1 to [`MAX_FILE_NAME_BYTES`] bytes, no path separator or control character.
+    FileName,
+    /// A media type, `type/subtype`, of at most [`MAX_MEDIA_TYPE_BYTES`] bytes.
+    MediaType,
+    /// A size in bytes, 0 to [`MAX_BLOB_BYTES`].
+    Bytes,
+    /// A blob's name: 64 lowercase hex digits (SHA-256).
+    Sha256,
+    /// An image's width or height in pixels (1 to [`MAX_PIXELS`]), or `null`.
+    Pixels,
+    /// Empty, or a `data:` URL of a JPEG or PNG of at most [`MAX_THUMBNAIL_BYTES`] bytes.
+    Thumbnail,
 }
 
 /// How edits of a field made on two devices come together (DESIGN.md, "Conflicts").
@@ -63,10 +90,16 @@ impl FieldSpec {
     /// The value a record without this field counts as.
     pub fn default_value(&self) -> Value {
         match self.rule {
-            Rule::Text { .. } | Rule::Name => Value::String(String::new()),
+            Rule::Text { .. }
+            | Rule::Name
+            | Rule::FileName
+            | Rule::MediaType
+            | Rule::Sha256
+            | Rule::Thumbnail => Value::String(String::new()),
             Rule::Flag => Value::Bool(false),
-            Rule::NotebookRef | Rule::Json => Value::Null,
+            Rule::NotebookRef | Rule::Json | Rule::NoteRef | Rule::Pixels => Value::Null,
             Rule::Tags => Value::Array(Vec::new()),
+            Rule::Bytes => Value::from(0u64),
         }
     }
 }
@@ -102,12 +135,27 @@ pub const NOTEBOOK: &[FieldSpec] = &[
 /// A preference's one field.
 pub const PREF: &[FieldSpec] = &[FieldSpec::lww("value", Rule::Json)];
 
+/// An attachment's fields. Only `name`, `note_id` and `deleted` change after it is made; the
+/// rest describe its blob.
+pub const ATTACHMENT: &[FieldSpec] = &[
+    FieldSpec::lww("note_id", Rule::NoteRef),
+    FieldSpec::lww("name", Rule::FileName),
+    FieldSpec::lww("media_type", Rule::MediaType),
+    FieldSpec::lww("size", Rule::Bytes),
+    FieldSpec::lww("sha256", Rule::Sha256),
+    FieldSpec::lww("width", Rule::Pixels),
+    FieldSpec::lww("height", Rule::Pixels),
+    FieldSpec::lww("thumbnail", Rule::Thumbnail),
+    FieldSpec::lww("deleted", Rule::Flag),
+];
+
 /// The fields of `entity`, in digest order.
 pub fn of(entity: Entity) -> &'static [FieldSpec] {
     match entity {
         Entity::Note => NOTE,
         Entity::Notebook => NOTEBOOK,
         Entity::Pref => PREF,
+        Entity::Attachment => ATTACHMENT,
     }
 }
 
@@ -178,7 +226,73 @@ pub fn check(entity: Entity, name: &str, value: &Value) -> Result<(), Problem> {
         },
         Rule::Json if value.to_string().len() <= MAX_PREF_VALUE_BYTES => Ok(()),
         Rule::Json => bad(&format!("at most {MAX_PREF_VALUE_BYTES} bytes of JSON")),
+        Rule::NoteRef => match value {
+            Value::String(s) if uuid::Uuid::parse_str(s).is_ok() => Ok(()),
+            _ => bad("a note id (UUID)"),
+        },
+        Rule::FileName => match value.as_str() {
+            Some(s) if is_file_name(s) => Ok(()),
+            _ => bad(&format!(
+                "a file name of 1 to {MAX_FILE_NAME_BYTES} bytes without / \\ or control characters"
+            )),
+        },
+        Rule::MediaType => match value.as_str() {
+            Some(s) if is_media_type(s) => Ok(()),
+            _ => bad("a media type such as image/jpeg"),
+        },
+        Rule::Bytes => match value.as_u64() {
+            Some(n) if n <= MAX_BLOB_BYTES => Ok(()),
+            _ => bad(&format!("a size from 0 to {MAX_BLOB_BYTES} bytes")),
+        },
+        Rule::Sha256 => match value.as_str() {
+            Some(s) if crate::blobs::BlobHash::parse(s).is_ok() => Ok(()),
+            _ => bad("a SHA-256 in 64 lowercase hex digits"),
+        },
+        Rule::Pixels => match value {
+            Value::Null => Ok(()),
+            v if v.as_u64().is_some_and(|n| (1..=MAX_PIXELS).contains(&n)) => Ok(()),
+            _ => bad(&format!("null or 1 to {MAX_PIXELS} pixels")),
+        },
+        Rule::Thumbnail => match value.as_str() {
+            Some("") => Ok(()),
+            Some(s) if s.len() > MAX_THUMBNAIL_BYTES => Err(Problem::TooLarge(format!(
+                "{name} is {} bytes; the limit is {MAX_THUMBNAIL_BYTES} bytes",
+                s.len()
+            ))),
+            Some(s) if is_thumbnail(s) => Ok(()),
+            _ => bad("empty or a data: URL of a JPEG or PNG"),
+        },
     }
+}
+
+fn is_file_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_FILE_NAME_BYTES
+        && s != "."
+        && s != ".."
+        && !s.chars().any(|c| c == '/' || c == '\\' || c.is_control())
+}
+
+fn is_media_type(s: &str) -> bool {
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    s.len() <= MAX_MEDIA_TYPE_BYTES
+        && s.split_once('/')
+            .is_some_and(|(kind, sub)| token(kind) && token(sub))
+}
+
+fn is_thumbnail(s: &str) -> bool {
+    THUMBNAIL_PREFIXES.iter().any(|p| {
+        s.strip_prefix(p).is_some_and(|data| {
+            !data.is_empty()
+                && data
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
+        })
+    })
 }
 
 #[cfg(test)]
@@ -208,6 +322,33 @@ mod tests {
             "value",
             json!("x".repeat(MAX_PREF_VALUE_BYTES))
         ));
+        let hash = "ab".repeat(32);
+        assert!(ok(Entity::Attachment, "sha256", json!(hash)));
+        assert!(!ok(Entity::Attachment, "sha256", json!("AB".repeat(32))));
+        assert!(ok(Entity::Attachment, "name", json!("pump 4.jpg")));
+        assert!(!ok(Entity::Attachment, "name", json!("../etc/passwd")));
+        assert!(!ok(Entity::Attachment, "name", json!("")));
+        assert!(ok(Entity::Attachment, "media_type", json!("image/svg+xml")));
+        assert!(!ok(Entity::Attachment, "media_type", json!("image")));
+        assert!(ok(Entity::Attachment, "width", Value::Null));
+        assert!(!ok(Entity::Attachment, "width", json!(0)));
+        assert!(ok(Entity::Attachment, "size", json!(20_000_000)));
+        assert!(!ok(Entity::Attachment, "size", json!(-1)));
+        assert!(ok(
+            Entity::Attachment,
+            "thumbnail",
+            json!("data:image/jpeg;base64,/9j/4A==")
+        ));
+        assert!(!ok(
+            Entity::Attachment,
+            "thumbnail",
+            json!("data:text/html;base64,PHNjcmlwdD4=")
+        ));
+        assert!(!ok(
+            Entity::Attachment,
+            "thumbnail",
+            json!("data:image/png;base64,\"><script>")
+        ));
         assert_eq!(
             check(Entity::Note, "colour", &json!("red")),
             Err(Problem::Invalid("note has no field \"colour\"".into()))
@@ -216,12 +357,17 @@ mod tests {
 
     #[test]
     fn only_a_note_body_merges_three_way_and_defaults_are_empty() {
-        let three_way: Vec<_> = [Entity::Note, Entity::Notebook, Entity::Pref]
-            .into_iter()
-            .flat_map(|e| of(e).iter())
-            .filter(|f| f.merge == Merge::ThreeWay)
-            .map(|f| f.name)
-            .collect();
+        let three_way: Vec<_> = [
+            Entity::Note,
+            Entity::Notebook,
+            Entity::Pref,
+            Entity::Attachment,
+        ]
+        .into_iter()
+        .flat_map(|e| of(e).iter())
+        .filter(|f| f.merge == Merge::ThreeWay)
+        .map(|f| f.name)
+        .collect();
         assert_eq!(three_way, ["body"]);
         assert_eq!(
             spec(Entity::Note, "tags").map(FieldSpec::default_value),

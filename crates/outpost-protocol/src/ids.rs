@@ -78,6 +78,11 @@ id_type!(
     "mutation id"
 );
 id_type!(
+    /// An attachment's id: the record that names a blob in a note.
+    AttachmentId,
+    "attachment id"
+);
+id_type!(
     /// A device's id: one per local database, the node of its clock stamps.
     ClientId,
     "client id"

@@ -11,7 +11,7 @@
 mod ids;
 mod stamp;
 
-pub use ids::{ClientId, IdError, MutationId, NoteId, NotebookId};
+pub use ids::{AttachmentId, ClientId, IdError, MutationId, NoteId, NotebookId};
 pub use stamp::{MAX_PHYSICAL_MS, STAMP_PATTERN, Stamp, StampError};
 
 /// The protocol version carried by every request.
@@ -31,6 +31,7 @@ pub mod mutation;
 pub use mutation::{Entity, FieldChange, Fields};
 
 pub mod api;
+pub mod blobs;
 pub mod digest;
 pub mod fields;
 

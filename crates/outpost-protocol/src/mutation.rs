@@ -14,6 +14,8 @@ pub enum Entity {
     Note,
     Notebook,
     Pref,
+    /// A file or photo in a note: the record naming a blob (see [`crate::blobs`]).
+    Attachment,
 }
 
 impl Entity {
@@ -22,6 +24,17 @@ impl Entity {
             Entity::Note => "note",
             Entity::Notebook => "notebook",
             Entity::Pref => "pref",
+            Entity::Attachment => "attachment",
+        }
+    }
+
+    /// The name of the mutation that sets fields of a record of this entity.
+    pub fn put_name(self) -> &'static str {
+        match self {
+            Entity::Note => names::NOTE_PUT,
+            Entity::Notebook => names::NOTEBOOK_PUT,
+            Entity::Pref => names::PREF_PUT,
+            Entity::Attachment => names::ATTACHMENT_PUT,
         }
     }
 
@@ -30,6 +43,7 @@ impl Entity {
             "note" => Some(Entity::Note),
             "notebook" => Some(Entity::Notebook),
             "pref" => Some(Entity::Pref),
+            "attachment" => Some(Entity::Attachment),
             _ => None,
         }
     }
@@ -45,6 +59,9 @@ pub mod names {
     pub const NOTEBOOK_PUT: &str = "notebook.put";
     /// Set a synced preference.
     pub const PREF_PUT: &str = "pref.put";
+    /// Set some fields of an attachment record (creating it if new). Removing one from its
+    /// note is `deleted: true`; its blob goes when nothing refers to it any more.
+    pub const ATTACHMENT_PUT: &str = "attachment.put";
 }
 
 /// One field's new value and the clock stamp of the edit (field-level last-writer-wins).

@@ -2,7 +2,6 @@
 //! to [`Mutation`] is added here once, not in every test that sends one.
 
 use crate::api::{Mutation, MutationNumber, Version};
-use crate::mutation::names;
 use crate::{Entity, FieldChange, Fields, MUTATION_SCHEMA_VERSION, MutationId, Stamp};
 use serde_json::Value;
 
@@ -41,11 +40,7 @@ impl Mutation {
     /// The `put` of record `id` of `entity`, as mutation `number` of its device, with a fresh
     /// idempotency key, the current schema version, no fields yet and no base version.
     pub fn put(entity: Entity, id: impl ToString, number: i64) -> MutationBuilder {
-        let name = match entity {
-            Entity::Note => names::NOTE_PUT,
-            Entity::Notebook => names::NOTEBOOK_PUT,
-            Entity::Pref => names::PREF_PUT,
-        };
+        let name = entity.put_name();
         MutationBuilder(Mutation {
             id: MutationId::new(),
             number: MutationNumber(number),

@@ -1,12 +1,14 @@
 //! The server's error type: every failure becomes a status and a JSON `{code, message}` body.
 //! Internal details go to the log, never to the client.
 
+use crate::blobs::{BlobError, UploadError};
 use crate::storage::StorageError;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use outpost_protocol::api::{ErrorBody, MAX_REQUEST_BYTES, codes};
+use outpost_protocol::blobs::codes as blob_codes;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -101,10 +103,69 @@ impl From<StorageError> for ApiError {
                     "the server cannot write to its disk (full or read-only); nothing was stored, your changes wait on your device",
                 )
             }
+            StorageError::OverQuota { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, blob_codes::OVER_QUOTA, e.to_string())
+            }
             StorageError::Internal(detail) => {
                 tracing::error!(%detail, "storage failure");
                 ApiError::internal()
             }
+        }
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> Self {
+        let message = e.to_string();
+        match e {
+            UploadError::TooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                blob_codes::BLOB_TOO_LARGE,
+                message,
+            ),
+            UploadError::NoUpload | UploadError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, message)
+            }
+            UploadError::OffsetMismatch { .. } => {
+                ApiError::new(StatusCode::CONFLICT, blob_codes::OFFSET_MISMATCH, message)
+            }
+            UploadError::ChunkDamaged { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                blob_codes::CHUNK_DAMAGED,
+                message,
+            ),
+            UploadError::BlobMismatch { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                blob_codes::BLOB_MISMATCH,
+                message,
+            ),
+            UploadError::PastTheEnd { .. } | UploadError::EmptyChunk => {
+                ApiError::bad_request(message)
+            }
+            UploadError::NoStore => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, message)
+            }
+            UploadError::Store(BlobError::Full(detail)) => {
+                tracing::error!(%detail, "the blob store is full");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    blob_codes::SERVER_FULL,
+                    "the server's disk is full; nothing of this chunk was kept, try again later",
+                )
+            }
+            UploadError::Store(BlobError::ReadOnly(detail)) => {
+                tracing::error!(%detail, "the blob store cannot write");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    codes::UNAVAILABLE,
+                    "the server cannot write to its disk (read-only); nothing of this chunk was kept, try again later",
+                )
+            }
+            UploadError::Store(e) => {
+                tracing::error!(error = %e, "blob store failure");
+                ApiError::internal()
+            }
+            UploadError::Storage(e) => e.into(),
         }
     }
 }

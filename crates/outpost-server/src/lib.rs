@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod blobs;
 pub mod clock;
 pub mod doctor;
 pub mod error;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -34,19 +36,33 @@ use tower_http::trace::TraceLayer;
 #[derive(Clone)]
 pub struct AppState {
     pub storage: Arc<dyn storage::Storage>,
+    /// Attachments' bytes; `None` where no place for them was given (the blob endpoints then
+    /// answer 503).
+    pub blobs: Option<Arc<blobs::Blobs>>,
     /// Turns true when the server begins to shut down (ends event streams).
     pub shutdown: watch::Receiver<bool>,
     stop: Arc<watch::Sender<bool>>,
 }
 
 impl AppState {
+    /// With blobs in the storage's default place (`<data-dir>/blobs` for SQLite) and the
+    /// default limits; see [`AppState::with_blobs`] for others.
     pub fn new(storage: Arc<dyn storage::Storage>) -> Self {
         let (stop, shutdown) = watch::channel(false);
+        let blobs = storage
+            .default_blob_dir()
+            .map(|dir| Arc::new(blobs::Blobs::in_dir(dir, blobs::BlobConfig::default())));
         Self {
             storage,
+            blobs,
             shutdown,
             stop: Arc::new(stop),
         }
+    }
+
+    pub fn with_blobs(mut self, blobs: blobs::Blobs) -> Self {
+        self.blobs = Some(Arc::new(blobs));
+        self
     }
 }
 
@@ -100,7 +116,14 @@ pub fn router(state: AppState) -> Router {
         .route("/sync/events", get(routes::sync::events))
         .route("/sync/digest", get(routes::doctor::digest))
         .route("/sync/digest/entries", post(routes::doctor::digest_entries))
-        .route("/sync/records", post(routes::doctor::fetch_records));
+        .route("/sync/records", post(routes::doctor::fetch_records))
+        .route("/blobs", get(routes::blobs::limits))
+        .route(
+            "/blobs/{sha256}",
+            get(routes::blobs::download)
+                .post(routes::blobs::start)
+                .patch(routes::blobs::append),
+        );
     Router::new()
         .nest("/v1", v1)
         .fallback(routes::not_found)
@@ -113,7 +136,8 @@ pub fn router(state: AppState) -> Router {
         })
         .with_state(state)
         // The limit applies to the body after decompression, so a small zip bomb cannot fill
-        // memory.
+        // memory. (It binds the extractors that take a whole body; a blob chunk is read by its
+        // handler, which stops at `MAX_CHUNK_BYTES` the same way.)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(RequestDecompressionLayer::new())
         .layer(axum::middleware::map_response(json_errors))
@@ -122,7 +146,17 @@ pub fn router(state: AppState) -> Router {
         // levels (gzip 6, br 4) compressing a first sync of 100,000 notes (180 MB of JSON)
         // took the server 5.5 s of CPU, nearly five times the rest of the pull, to make the
         // replies 15% (br) to 30% (gzip) smaller than here (BENCHMARKS.md, "Sync server").
-        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
+        //
+        // Never a blob: photos and most files are compressed already, and a compressed reply
+        // would lose its `Content-Length` and its ranges.
+        .layer(
+            CompressionLayer::new()
+                .quality(CompressionLevel::Fastest)
+                .compress_when(
+                    DefaultPredicate::new()
+                        .and(NotForContentType::const_new("application/octet-stream")),
+                ),
+        )
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(panic_response))
         // Outermost: even an error or a panic names the history, so a device never mistakes

@@ -3,7 +3,9 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use outpost_protocol::blobs::MAX_CHUNK_BYTES;
 use outpost_server::audit::Audit;
+use outpost_server::blobs::{BlobConfig, Blobs, DEFAULT_CHUNK_BYTES, DEFAULT_MAX_BLOB_BYTES};
 use outpost_server::storage::Storage;
 use outpost_server::storage::postgres::PgStorage;
 use outpost_server::storage::sqlite::SqliteStorage;
@@ -107,6 +109,66 @@ struct ServeArgs {
     /// Log as JSON lines (for log collectors).
     #[arg(long)]
     log_json: bool,
+
+    #[command(flatten)]
+    blobs: BlobArgs,
+}
+
+/// Attachments' bytes: where they go and how much the server takes.
+#[derive(Debug, clap::Args)]
+struct BlobArgs {
+    /// Directory of attachments' bytes, created if missing [default: `blobs` in the data
+    /// directory (also with --database-url: the default data directory)]. Instances on one
+    /// PostgreSQL database must share it.
+    #[arg(long, value_name = "DIR", env = "OUTPOST_BLOB_DIR")]
+    blob_dir: Option<PathBuf>,
+
+    /// The largest attachment a device may upload, in bytes.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        env = "OUTPOST_MAX_BLOB_BYTES",
+        default_value_t = DEFAULT_MAX_BLOB_BYTES,
+        value_parser = clap::value_parser!(u64).range(0..=outpost_protocol::fields::MAX_BLOB_BYTES),
+    )]
+    max_blob_bytes: u64,
+
+    /// The bytes of attachments each account may keep (uploads in progress count at their
+    /// full size) [default: no limit].
+    #[arg(long, value_name = "BYTES", env = "OUTPOST_BLOB_QUOTA_BYTES")]
+    blob_quota_bytes: Option<u64>,
+
+    /// The chunk size devices are asked to upload in, in bytes.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        env = "OUTPOST_BLOB_CHUNK_BYTES",
+        default_value_t = DEFAULT_CHUNK_BYTES,
+        value_parser = clap::value_parser!(u64).range(1..=MAX_CHUNK_BYTES as u64),
+    )]
+    blob_chunk_bytes: u64,
+}
+
+impl BlobArgs {
+    fn open(&self, db: &DatabaseArgs) -> Result<Blobs> {
+        let dir = match &self.blob_dir {
+            Some(dir) => dir.clone(),
+            None => data_dir_or_default(&db.data_dir)?.join("blobs"),
+        };
+        // Made now so a wrong path shows at start-up; a read-only disk still serves the rest.
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot create the blob directory: uploads will fail");
+        }
+        tracing::info!(dir = %dir.display(), max_blob_bytes = self.max_blob_bytes, quota_bytes = ?self.blob_quota_bytes, "blobs: files");
+        Ok(Blobs::in_dir(
+            dir,
+            BlobConfig {
+                max_blob_bytes: self.max_blob_bytes,
+                chunk_bytes: self.blob_chunk_bytes,
+                quota_bytes: self.blob_quota_bytes,
+            },
+        ))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -240,6 +302,7 @@ async fn main() -> Result<()> {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
     let storage = open_storage(&args).await?;
+    let blobs = args.blobs.open(&args.db)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -247,7 +310,8 @@ async fn main() -> Result<()> {
     // Scripts and tests read this line to learn the port.
     println!("outpost-server listening on http://{addr}");
     tracing::info!(%addr, storage = storage.kind(), "listening");
-    serve(listener, AppState::new(storage), shutdown_signal()).await?;
+    let state = AppState::new(storage).with_blobs(blobs);
+    serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -37,6 +37,10 @@ pub const BEARER: &str = "bearer";
         routes::doctor::digest,
         routes::doctor::digest_entries,
         routes::doctor::fetch_records,
+        routes::blobs::limits,
+        routes::blobs::start,
+        routes::blobs::append,
+        routes::blobs::download,
     ),
     components(schemas(ErrorBody, Poke)),
     modifiers(&Protocol),
@@ -45,6 +49,7 @@ pub const BEARER: &str = "bearer";
         (name = "accounts", description = "Accounts and device tokens."),
         (name = "sync", description = "Push, pull and pokes: the sync of one device."),
         (name = "doctor", description = "The sync doctor: compare a device with the server and repair it."),
+        (name = "blobs", description = "Attachments' bytes: uploads in chunks that resume, downloads that resume."),
     ),
 )]
 pub struct ApiDoc;
@@ -77,9 +82,10 @@ The sync protocol of Outpost, an offline-first notes app: HTTP and JSON under `/
 version, with the rules a client must follow (idempotency, cursors, conflicts), is \
 `docs/protocol.md` in the repository.
 
-* Bodies are JSON (`Content-Type: application/json`); unknown fields are refused. Requests may be \
-sent with `Content-Encoding: gzip` or `br`, replies are compressed when `Accept-Encoding` allows \
-(the event stream never is). A request body may be at most 32 MiB after decompression.
+* Bodies are JSON (`Content-Type: application/json`); unknown fields are refused. A blob's chunk \
+(`PATCH /v1/blobs/{sha256}`) is the exception: raw bytes, at most 4 MiB. Requests may be sent \
+with `Content-Encoding: gzip` or `br`, replies are compressed when `Accept-Encoding` allows (the \
+event stream and blobs never are). A request body may be at most 32 MiB after decompression.
 * Sync endpoints need `Authorization: Bearer <device token>` (from `POST /v1/accounts` or \
 `POST /v1/sessions`) and the headers `x-outpost-client` (the device's id, which must be the one \
 the token was issued to) and `x-outpost-protocol` (the protocol version, `1`).

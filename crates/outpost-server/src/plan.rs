@@ -79,6 +79,7 @@ pub struct DigestDelta {
     pub notes_in_trash: i64,
     pub notebooks: i64,
     pub prefs: i64,
+    pub attachments: i64,
     pub tombstones: i64,
 }
 
@@ -109,6 +110,7 @@ impl DigestDelta {
             Entity::Note => d.notes = 1,
             Entity::Notebook => d.notebooks = 1,
             Entity::Pref => d.prefs = 1,
+            Entity::Attachment => d.attachments = 1,
         }
         d
     }
@@ -122,6 +124,7 @@ impl DigestDelta {
         self.notes_in_trash += sign * other.notes_in_trash;
         self.notebooks += sign * other.notebooks;
         self.prefs += sign * other.prefs;
+        self.attachments += sign * other.attachments;
         self.tombstones += sign * other.tombstones;
     }
 
@@ -342,6 +345,7 @@ fn apply(m: &Mutation, current: Option<&StoredRecord>, now_ms: u64) -> Applied {
         names::NOTE_PUT | names::NOTE_PURGE => Entity::Note,
         names::NOTEBOOK_PUT => Entity::Notebook,
         names::PREF_PUT => Entity::Pref,
+        names::ATTACHMENT_PUT => Entity::Attachment,
         other => {
             return reject(
                 codes::UNKNOWN_MUTATION,
@@ -559,7 +563,7 @@ fn check_entity_id(entity: Entity, id: &str) -> Result<(), String> {
     match entity {
         // Canonical text only (lowercase, hyphenated): one UUID spelled two ways must not
         // become two records.
-        Entity::Note | Entity::Notebook => match uuid::Uuid::parse_str(id) {
+        Entity::Note | Entity::Notebook | Entity::Attachment => match uuid::Uuid::parse_str(id) {
             Ok(u) if u.hyphenated().to_string() == id => Ok(()),
             _ => Err(format!(
                 "{} id must be a UUID in lowercase hyphenated form, got {:?}",

@@ -4,68 +4,20 @@
 
 mod common;
 
-use common::{Backend, Device};
+use common::Backend;
+use common::process::{place, register, start};
 use outpost_protocol::NoteId;
 use outpost_protocol::api::{Cursor, Outcome};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 backends!(kill_9_mid_push_loses_no_acknowledged_write_and_retries_apply_once);
-
-/// Where a server subprocess keeps its data, so a restart finds it again.
-struct Place {
-    args: Vec<String>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-async fn place(backend: Backend) -> Place {
-    match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().expect("dir");
-            Place {
-                args: vec!["--data-dir".into(), dir.path().display().to_string()],
-                _dir: Some(dir),
-            }
-        }
-        #[allow(unreachable_patterns)]
-        _ => Place {
-            args: vec!["--database-url".into(), common::database_url(backend).await],
-            _dir: None,
-        },
-    }
-}
-
-/// Starts the server binary on an ephemeral port; returns it and its base URL.
-async fn start(place: &Place) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outpost-server"))
-        .args(&place.args)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("OUTPOST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn outpost-server");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("server started within 60 s")
-        .expect("read stdout")
-        .expect("a line");
-    let base = line
-        .strip_prefix("outpost-server listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-        .to_owned();
-    (child, base)
-}
 
 async fn kill_9_mid_push_loses_no_acknowledged_write_and_retries_apply_once(backend: Backend) {
     let place = place(backend).await;
     let (mut server, base) = start(&place).await;
-    let mut device = register(&base).await;
+    let (mut device, _) = register(&base).await;
 
     let mut acknowledged: HashSet<String> = HashSet::new();
     let mut unacknowledged: Vec<Vec<outpost_protocol::api::Mutation>> = Vec::new();
@@ -159,23 +111,4 @@ async fn kill_9_mid_push_loses_no_acknowledged_write_and_retries_apply_once(back
         "every acknowledged and retried note, once"
     );
     assert!(records.iter().all(|r| r.version.0 == 1));
-}
-
-async fn register(base: &str) -> Device {
-    let client_id = outpost_protocol::ClientId::new();
-    let resp = common::http()
-        .post(format!("{base}/v1/accounts"))
-        .json(&json!({"email": "ann@example.org", "password": "correct horse battery", "client_id": client_id}))
-        .send()
-        .await
-        .expect("register");
-    assert_eq!(resp.status(), 201);
-    let session: outpost_protocol::api::Session = resp.json().await.expect("session");
-    Device {
-        http: common::http(),
-        base: base.to_owned(),
-        client_id,
-        token: session.token,
-        next_number: 1,
-    }
 }

@@ -19,6 +19,7 @@ backends!(
     entries_name_each_record_of_a_bucket_and_tombstones,
     fetching_records_never_crosses_accounts,
     the_running_digest_is_a_full_pass_also_after_an_upgrade,
+    attachment_records_sync_and_the_running_digest_counts_them,
 );
 
 async fn get_digest(device: &Device) -> DigestResponse {
@@ -266,7 +267,7 @@ async fn the_running_digest_is_a_full_pass_also_after_an_upgrade(backend: Backen
                 dir.path().join(outpost_server::storage::sqlite::DB_FILE),
             )
             .expect("db");
-            db.execute_batch("DROP TABLE digests; PRAGMA user_version = 2;")
+            db.execute_batch("DROP TABLE digests; DROP TABLE blobs; PRAGMA user_version = 2;")
                 .expect("downgrade");
             drop(db);
             Arc::new(SqliteStorage::open(dir.path()).expect("upgrade"))
@@ -278,7 +279,8 @@ async fn the_running_digest_is_a_full_pass_also_after_an_upgrade(backend: Backen
             let conn = tokio::spawn(conn);
             client
                 .batch_execute(
-                    "DROP TABLE digests; DELETE FROM schema_migrations WHERE version = 3;",
+                    "DROP TABLE digests; DROP TABLE blobs;
+                     DELETE FROM schema_migrations WHERE version IN (3, 4);",
                 )
                 .await
                 .expect("downgrade");
@@ -293,6 +295,72 @@ async fn the_running_digest_is_a_full_pass_also_after_an_upgrade(backend: Backen
     assert_eq!(after, before, "the upgrade sums up what was stored");
     assert_eq!(after.tombstones, 1);
     assert_eq!(after.counts.prefs, 1);
+}
+
+/// An attachment record goes through push and pull like any record, and the running digest
+/// counts it (removed ones too) the way a device's full pass does.
+async fn attachment_records_sync_and_the_running_digest_counts_them(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut ann = Device::register(&server, "ann@example.org").await;
+    let note = NoteId::new();
+    let photo = outpost_protocol::AttachmentId::new();
+    let write = ann.put(note, &[("title", json!("Pump 3"))], None);
+    let stamp = ann.stamp();
+    ann.next_number += 1;
+    let attach = outpost_protocol::api::Mutation::put(
+        outpost_protocol::Entity::Attachment,
+        photo,
+        write.number.0 + 1,
+    )
+    .fields(
+        &[
+            ("note_id", json!(note)),
+            ("name", json!("pump 3.jpg")),
+            ("media_type", json!("image/jpeg")),
+            ("size", json!(3_500_000)),
+            (
+                "sha256",
+                json!(outpost_protocol::blobs::BlobHash::of(b"pump")),
+            ),
+            ("width", json!(4032)),
+            ("height", json!(3024)),
+            ("thumbnail", json!("data:image/jpeg;base64,/9j/4A==")),
+        ],
+        stamp,
+    )
+    .build();
+    let reply = ann.push(vec![write, attach]).await;
+    assert!(
+        reply
+            .results
+            .iter()
+            .all(|r| matches!(r.outcome, outpost_protocol::api::Outcome::Applied { .. })),
+        "{reply:?}"
+    );
+    assert_running_equals_full(&ann, "a note and its photo").await;
+    assert_eq!(get_digest(&ann).await.counts.attachments, 1);
+
+    let stamp = ann.stamp();
+    let number = ann.next_number;
+    ann.next_number += 1;
+    let remove =
+        outpost_protocol::api::Mutation::put(outpost_protocol::Entity::Attachment, photo, number)
+            .fields(&[("deleted", json!(true))], stamp)
+            .base(Some(1))
+            .build();
+    ann.push(vec![remove]).await;
+    assert_running_equals_full(&ann, "the photo removed").await;
+    assert_eq!(get_digest(&ann).await.counts.attachments, 1);
+
+    let laptop = Device::login(&server, "ann@example.org").await;
+    let (records, _) = laptop.pull_all(Cursor(0)).await;
+    let pulled = records
+        .iter()
+        .find(|r| r.entity == outpost_protocol::Entity::Attachment)
+        .expect("the attachment is pulled");
+    assert_eq!(pulled.id, photo.to_string());
+    assert_eq!(pulled.fields["name"].value, json!("pump 3.jpg"));
+    assert_eq!(pulled.fields["deleted"].value, json!(true));
 }
 
 /// The same device, talking to a restarted server.

@@ -7,12 +7,17 @@
 //! - every status a real server answered is one the document lists for that operation, and its
 //!   description names the error code;
 //! - `docs/protocol.md` names every endpoint, error code, mutation name and limit.
+//!
+//! Error codes are the protocol's (`api::codes`) and the blob endpoints' (`blobs::codes`).
 
 use outpost_protocol::api::{
     AccountId, Credentials, Cursor, ErrorBody, HEADER_CLIENT_ID, HEADER_PROTOCOL, Health,
     MAX_PULL_LIMIT, MAX_PUSH_MUTATIONS, MAX_REQUEST_BYTES, MAX_STAMP_SKEW_MS, Mutation,
     MutationNumber, MutationResult, Outcome, Poke, PullResponse, PushRequest, PushResponse, Record,
     Session, Version, codes,
+};
+use outpost_protocol::blobs::{
+    self, BlobHash, BlobStart, BlobStatus, HEADER_CHUNK_SHA256, Limits, MAX_CHUNK_BYTES,
 };
 use outpost_protocol::mutation::names;
 use outpost_protocol::{
@@ -27,6 +32,44 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
+
+/// Every code an `ErrorBody` can carry: the protocol's and the blob endpoints'.
+const ERROR_CODES: &[&str] = &[
+    codes::BAD_REQUEST,
+    codes::INVALID_JSON,
+    codes::PAYLOAD_TOO_LARGE,
+    codes::BATCH_TOO_LARGE,
+    codes::EMPTY_BATCH,
+    codes::UNAUTHORIZED,
+    codes::FORBIDDEN,
+    codes::NOT_FOUND,
+    codes::EMAIL_TAKEN,
+    codes::RATE_LIMITED,
+    codes::CURSOR_FROM_THE_FUTURE,
+    codes::RESET_REQUIRED,
+    codes::HISTORY_CHANGED,
+    codes::CLIENT_TOO_OLD,
+    codes::UNSUPPORTED_PROTOCOL,
+    codes::UNSUPPORTED_MEDIA_TYPE,
+    codes::INTERNAL,
+    codes::UNAVAILABLE,
+    blobs::codes::OFFSET_MISMATCH,
+    blobs::codes::CHUNK_DAMAGED,
+    blobs::codes::BLOB_MISMATCH,
+    blobs::codes::BLOB_TOO_LARGE,
+    blobs::codes::OVER_QUOTA,
+    blobs::codes::SERVER_FULL,
+];
+
+#[test]
+fn the_list_of_error_codes_holds_every_protocol_code() {
+    for code in codes::ERRORS {
+        assert!(
+            ERROR_CODES.contains(code),
+            "{code} is missing from ERROR_CODES"
+        );
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // A real server on 127.0.0.1 with an ephemeral port and a temp SQLite database.
@@ -333,7 +376,7 @@ fn every_operation_declares_headers_security_and_error_bodies() {
                     "{method} {path} {status} answers an ErrorBody"
                 );
                 assert!(
-                    codes::ERRORS
+                    ERROR_CODES
                         .iter()
                         .any(|c| description.contains(&format!("`{c}`"))),
                     "{method} {path} {status} names its error codes: {description}"
@@ -341,7 +384,7 @@ fn every_operation_declares_headers_security_and_error_bodies() {
             }
         }
     }
-    for code in codes::ERRORS {
+    for code in ERROR_CODES {
         assert!(
             described.contains(&format!("`{code}`")),
             "the document never says when `{code}` is answered"
@@ -362,6 +405,22 @@ fn every_operation_declares_headers_security_and_error_bodies() {
         param("limit")["schema"]["default"],
         routes::sync::DEFAULT_PULL_LIMIT
     );
+    let chunk_header = operation(&doc, "PATCH", "/v1/blobs/{sha256}")["parameters"]
+        .as_array()
+        .and_then(|ps| {
+            ps.iter()
+                .find(|p| p["name"] == HEADER_CHUNK_SHA256 && p["in"] == "header")
+        })
+        .cloned()
+        .expect("PATCH documents the chunk's SHA-256 header");
+    assert_eq!(chunk_header["required"], true);
+    let download = operation(&doc, "GET", "/v1/blobs/{sha256}");
+    for status in ["200", "206"] {
+        assert!(
+            download["responses"][status]["content"]["application/octet-stream"].is_object(),
+            "a download is raw bytes: {status}"
+        );
+    }
     let events = response(&doc, "GET", "/v1/sync/events", 200);
     assert!(
         events["content"]["text/event-stream"].is_object(),
@@ -882,6 +941,29 @@ fn values_of_the_real_types_validate_against_the_schemas() {
         },
     );
     ok("Poke", &Poke { cursor: Cursor(0) });
+    ok("BlobStart", &BlobStart { size: 1_048_576 });
+    ok(
+        "BlobStatus",
+        &BlobStatus {
+            sha256: BlobHash::of(b"pump 3.jpg"),
+            size: 3_000_000,
+            received: 1_048_576,
+            complete: false,
+            chunks: 1,
+            chunks_lost: 2,
+        },
+    );
+    for quota_bytes in [None, Some(1 << 30)] {
+        ok(
+            "Limits",
+            &Limits {
+                max_blob_bytes: 256 << 20,
+                chunk_bytes: 1 << 20,
+                quota_bytes,
+                used_bytes: 12_345,
+            },
+        );
+    }
 }
 
 #[test]
@@ -941,6 +1023,22 @@ fn values_the_server_would_refuse_do_not_validate() {
     with("ErrorBody", &json!({"code": "x", "message": "y"}), &|e| {
         e["code"] = json!(400)
     });
+    let status = serde_json::to_value(BlobStatus {
+        sha256: BlobHash::of(b"x"),
+        size: 1,
+        received: 0,
+        complete: false,
+        chunks: 0,
+        chunks_lost: 0,
+    })
+    .expect("json");
+    with("BlobStatus", &status, &|s| {
+        s["sha256"] = json!("../../etc/passwd")
+    });
+    with("BlobStatus", &status, &|s| {
+        s["sha256"] = json!("AB".repeat(32))
+    });
+    with("BlobStatus", &status, &|s| s["received"] = json!(-1));
     for (name, value) in bad {
         let schema = json!({ "$ref": format!("#/components/schemas/{name}") });
         assert!(
@@ -950,6 +1048,7 @@ fn values_the_server_would_refuse_do_not_validate() {
         let parsed = match name {
             "PushRequest" => serde_json::from_value::<PushRequest>(value.clone()).is_ok(),
             "Outcome" => serde_json::from_value::<Outcome>(value.clone()).is_ok(),
+            "BlobStatus" => serde_json::from_value::<BlobStatus>(value.clone()).is_ok(),
             _ => serde_json::from_value::<ErrorBody>(value.clone()).is_ok(),
         };
         // Except for limits the server checks after parsing (an empty batch, a negative
@@ -1431,6 +1530,95 @@ async fn replies_of_a_real_server_validate_against_the_document() {
         .await;
     assert_eq!(status, 400, "a bucket is 0 to 255");
 
+    // Blobs: the limits, an upload begun, chunks refused and kept, the blob fetched.
+    let (status, limits) = c
+        .send("GET", "/v1/blobs", a.sign(c.request("GET", "/v1/blobs")))
+        .await;
+    assert_eq!(status, 200, "{limits}");
+    let photo: Vec<u8> = (0..3000u32).map(|i| (i % 253) as u8).collect();
+    let hash = BlobHash::of(&photo);
+    let blob = "/v1/blobs/{sha256}";
+    let at = |offset: usize| format!("/v1/blobs/{hash}?offset={offset}");
+    let start = BlobStart {
+        size: photo.len() as u64,
+    };
+    c.check_request("POST", blob, &start);
+    let (status, reply) = c
+        .send(
+            "POST",
+            blob,
+            a.sign(c.request("POST", &format!("/v1/blobs/{hash}")))
+                .json(&start),
+        )
+        .await;
+    assert_eq!((status, &reply["received"]), (200, &json!(0)), "{reply}");
+    let chunk = |from: usize, to: usize, declared: &[u8]| {
+        a.sign(c.request("PATCH", &at(from)))
+            .header(HEADER_CHUNK_SHA256, BlobHash::of(declared).as_str())
+            .body(photo[from..to].to_vec())
+    };
+    let refusals = [
+        (chunk(1000, 2000, &photo[1000..2000]), 409),
+        (chunk(0, 1000, b"something else"), 422),
+        (
+            a.sign(c.request("PATCH", &at(0)))
+                .body(photo[..1000].to_vec()),
+            400,
+        ),
+        (
+            a.sign(c.request("POST", "/v1/blobs/not-a-hash"))
+                .json(&start),
+            400,
+        ),
+        (
+            a.sign(c.request("POST", &format!("/v1/blobs/{hash}")))
+                .json(&BlobStart { size: 1 << 40 }),
+            413,
+        ),
+        (a.sign(c.request("GET", &format!("/v1/blobs/{hash}"))), 404),
+    ];
+    for (request, expected) in refusals {
+        let method = request
+            .try_clone()
+            .and_then(|r| r.build().ok())
+            .map(|r| r.method().to_string())
+            .expect("a request");
+        let (status, body) = c.send(&method, blob, request).await;
+        assert_eq!(status, expected, "{method} {blob}: {body}");
+    }
+    let (status, reply) = c.send("PATCH", blob, chunk(0, 1000, &photo[..1000])).await;
+    assert_eq!((status, &reply["received"]), (200, &json!(1000)), "{reply}");
+    let (status, reply) = c
+        .send("PATCH", blob, chunk(1000, 3000, &photo[1000..]))
+        .await;
+    assert_eq!((status, &reply["complete"]), (200, &json!(true)), "{reply}");
+    for (range, expected) in [(None, 200), (Some("bytes=2000-"), 206)] {
+        let mut request = a.sign(c.request("GET", &format!("/v1/blobs/{hash}")));
+        if let Some(range) = range {
+            request = request.header("range", range);
+        }
+        let resp = request.send().await.expect("download");
+        let status = resp.status().as_u16();
+        assert_eq!(status, expected);
+        let content_type = resp.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(
+            response(&doc, "GET", blob, status)["content"][&content_type].is_object(),
+            "{content_type} is documented for {status}"
+        );
+    }
+    let (status, _) = c
+        .send(
+            "GET",
+            blob,
+            a.sign(c.request("GET", &format!("/v1/blobs/{hash}")))
+                .header("range", "bytes=3000-"),
+        )
+        .await;
+    assert_eq!(status, 416);
+
     // Sign out.
     let (status, _) = c
         .send(
@@ -1467,7 +1655,7 @@ fn the_protocol_document_names_every_endpoint_code_and_limit() {
     for (method, path) in documented_operations(&doc) {
         expect(format!("{method} {path}"));
     }
-    for code in codes::ERRORS.iter().chain(codes::REJECTIONS) {
+    for code in ERROR_CODES.iter().chain(codes::REJECTIONS) {
         expect(format!("`{code}`"));
     }
     for name in [
@@ -1478,7 +1666,7 @@ fn the_protocol_document_names_every_endpoint_code_and_limit() {
     ] {
         expect(format!("`{name}`"));
     }
-    for header in [HEADER_CLIENT_ID, HEADER_PROTOCOL] {
+    for header in [HEADER_CLIENT_ID, HEADER_PROTOCOL, HEADER_CHUNK_SHA256] {
         expect(format!("`{header}`"));
     }
     for limit in [
@@ -1491,6 +1679,9 @@ fn the_protocol_document_names_every_endpoint_code_and_limit() {
         MAX_TITLE_BYTES as u64,
         outpost_server::plan::MIN_SCHEMA_VERSION.into(),
         MUTATION_SCHEMA_VERSION.into(),
+        MAX_CHUNK_BYTES as u64,
+        outpost_server::blobs::DEFAULT_CHUNK_BYTES,
+        outpost_server::blobs::DEFAULT_MAX_BLOB_BYTES,
     ] {
         expect(limit.to_string());
     }
@@ -1503,7 +1694,7 @@ fn the_protocol_document_names_every_endpoint_code_and_limit() {
             .expect("responses")
         {
             let description = reply["description"].as_str().unwrap_or_default();
-            for code in codes::ERRORS {
+            for code in ERROR_CODES {
                 if status.as_str() >= "400" && description.contains(&format!("`{code}`")) {
                     pairs
                         .entry((*code).to_owned())

@@ -3,4 +3,8 @@
 /**
  * How many of each an account holds (live records; notes in Trash apart).
  */
-export type Counts = { notes: number, notes_in_trash: number, notebooks: number, prefs: number, };
+export type Counts = { notes: number, notes_in_trash: number, notebooks: number, prefs: number, 
+/**
+ * Attachment records (removed ones too: their blobs may still be fetched until collected).
+ */
+attachments: number, };

@@ -3,4 +3,4 @@
 /**
  * What a mutation changes.
  */
-export type Entity = "note" | "notebook" | "pref";
+export type Entity = "note" | "notebook" | "pref" | "attachment";

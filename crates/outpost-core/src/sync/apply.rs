@@ -697,7 +697,87 @@ impl Tx<'_> {
             Entity::Note => self.apply_note(rec, me, reconcile, facts, out),
             Entity::Notebook => self.apply_notebook(rec, reconcile),
             Entity::Pref => self.apply_pref(rec, reconcile),
+            Entity::Attachment => self.apply_attachment(rec, reconcile),
         }
+    }
+
+    /// Applies one server record of an attachment: decided by [`super::plan::plan_lww`]. A
+    /// blob this device does not have becomes known (its download asked for when the user
+    /// wants every attachment here).
+    pub(super) fn apply_attachment(&mut self, rec: &Record, reconcile: bool) -> Result<()> {
+        if rec.id.parse::<outpost_protocol::AttachmentId>().is_err() {
+            tracing::warn!(id = %rec.id, "skipping an attachment record with a bad id");
+            return Ok(());
+        }
+        let now = self.now_ms();
+        let pending = self.pending_fields(&rec.id)?;
+        let local = self.attachment_fields(&rec.id)?;
+        if rec.purged {
+            // No device deletes an attachment for good (removing one is `deleted`); a
+            // tombstone still removes the row here, unless an edit here waits to go.
+            if pending.is_empty() {
+                self.tx
+                    .prepare_cached("DELETE FROM attachments WHERE id = ?1")
+                    .and_then(|mut s| s.execute([&rec.id]))
+                    .at(self.path)?;
+            }
+            return Ok(());
+        }
+        let plan = super::plan::plan_lww(
+            Entity::Attachment,
+            rec,
+            local.as_ref().map(|(f, v)| (f, *v)),
+            &pending,
+            reconcile,
+        );
+        self.write_attachment(&rec.id, &plan.fields, Some(rec.version.0), true)?;
+        let sha = plan
+            .fields
+            .get("sha256")
+            .and_then(|c| c.value.as_str())
+            .and_then(|s| outpost_protocol::blobs::BlobHash::parse(s).ok());
+        if let Some(sha) = sha {
+            let size = plan
+                .fields
+                .get("size")
+                .and_then(|c| c.value.as_i64())
+                .unwrap_or(0);
+            let removed = plan.fields.get("deleted").is_some_and(|c| c.value == true);
+            let fetch = !removed && self.download_all_attachments()?;
+            self.know_blob(sha.as_str(), size, fetch)?;
+        }
+        if let Ok(note) = plan
+            .fields
+            .get("note_id")
+            .and_then(|c| c.value.as_str())
+            .unwrap_or_default()
+            .parse()
+        {
+            self.change.notes.push(note);
+        }
+        if reconcile {
+            self.resend_lost(
+                Entity::Attachment,
+                &rec.id,
+                names::ATTACHMENT_PUT,
+                plan.resend,
+                rec,
+                now,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn download_all_attachments(&self) -> Result<bool> {
+        let value: Option<String> = self
+            .tx
+            .prepare_cached("SELECT value FROM prefs WHERE key = ?1")
+            .and_then(|mut s| {
+                s.query_row([crate::prefs::DOWNLOAD_ALL_ATTACHMENTS], |r| r.get(0))
+                    .optional()
+            })
+            .at(self.path)?;
+        Ok(value.as_deref() == Some("true"))
     }
 }
 

@@ -7,6 +7,7 @@ use outpost_protocol::api::{
     Credentials, Cursor, ErrorBody, HEADER_CLIENT_ID, HEADER_HISTORY, HEADER_PROTOCOL, Health,
     History, Mutation, Poke, PullResponse, PushRequest, PushResponse, Session, codes,
 };
+use outpost_protocol::blobs::{BlobHash, BlobStart, BlobStatus, HEADER_CHUNK_SHA256, Limits};
 use outpost_protocol::digest::{
     DigestResponse, EntriesRequest, EntriesResponse, FetchRequest, FetchResponse, Key,
 };
@@ -105,6 +106,19 @@ fn network(e: reqwest::Error) -> SyncError {
         "the request failed"
     };
     SyncError::Offline(kind.to_owned())
+}
+
+/// A download in progress: the reply's bytes start at `from`.
+pub struct BlobDownload {
+    resp: reqwest::Response,
+    pub from: u64,
+}
+
+impl BlobDownload {
+    /// The next piece of the body; `None` at its end.
+    pub async fn next(&mut self) -> Result<Option<bytes::Bytes>, SyncError> {
+        self.resp.chunk().await.map_err(network)
+    }
 }
 
 /// A client for one server and one device.
@@ -409,6 +423,77 @@ impl SyncClient {
                 .json(&body),
         )
         .await
+    }
+
+    /// The server's blob limits and what the account uses (`GET /v1/blobs`).
+    pub async fn blob_limits(&self) -> Result<Limits, SyncError> {
+        let resp = self
+            .request(reqwest::Method::GET, "/v1/blobs")?
+            .send()
+            .await
+            .map_err(network)?;
+        Self::decode(resp).await
+    }
+
+    /// Begins or resumes the upload of a blob: how much of it the server holds.
+    pub async fn blob_start(&self, hash: &BlobHash, size: u64) -> Result<BlobStatus, SyncError> {
+        let resp = self
+            .request(reqwest::Method::POST, &format!("/v1/blobs/{hash}"))?
+            .json(&BlobStart { size })
+            .send()
+            .await
+            .map_err(network)?;
+        Self::decode(resp).await
+    }
+
+    /// Sends one chunk of a blob at `offset` (where the server said the upload stands).
+    pub async fn blob_chunk(
+        &self,
+        hash: &BlobHash,
+        offset: u64,
+        bytes: Vec<u8>,
+    ) -> Result<BlobStatus, SyncError> {
+        let chunk_hash = BlobHash::of(&bytes);
+        let resp = self
+            .request(
+                reqwest::Method::PATCH,
+                &format!("/v1/blobs/{hash}?offset={offset}"),
+            )?
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(HEADER_CHUNK_SHA256, chunk_hash.as_str())
+            .body(bytes)
+            .send()
+            .await
+            .map_err(network)?;
+        Self::decode(resp).await
+    }
+
+    /// The bytes of a blob from `from` on: the reply to read from, or `None` when the server
+    /// does not have the blob (not uploaded yet by the device that added it).
+    pub async fn blob_download(
+        &self,
+        hash: &BlobHash,
+        from: u64,
+    ) -> Result<Option<BlobDownload>, SyncError> {
+        let mut request = self.request(reqwest::Method::GET, &format!("/v1/blobs/{hash}"))?;
+        if from > 0 {
+            request = request.header(reqwest::header::RANGE, format!("bytes={from}-"));
+        }
+        let resp = request.send().await.map_err(network)?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Self::decode::<serde_json::Value>(resp).await.map(|_| None);
+        }
+        // A server that ignores the range sends the whole blob: start over from 0.
+        let from = if status == reqwest::StatusCode::PARTIAL_CONTENT {
+            from
+        } else {
+            0
+        };
+        Ok(Some(BlobDownload { resp, from }))
     }
 
     /// The changes after `cursor`; with `chain` (the `next_chain` that came with `cursor`) the

@@ -510,6 +510,7 @@ fn describe_repair(diagnosis: &super::Diagnosis, done: &super::Repair) -> Option
                 outpost_protocol::Entity::Note => resent.notes += 1,
                 outpost_protocol::Entity::Notebook => resent.notebooks += 1,
                 outpost_protocol::Entity::Pref => resent.prefs += 1,
+                outpost_protocol::Entity::Attachment => resent.attachments += 1,
             }
         }
     }
@@ -722,6 +723,8 @@ struct Inner {
     vault: super::vault::TokenVault,
     cfg: EngineConfig,
     wake: Notify,
+    /// Something for the attachments' transfers: a cycle ended, "Sync now", "Retry".
+    transfer_wake: Notify,
     /// "Sync now" was pressed: the next cycle checks the digests whatever it moves.
     check_next: AtomicBool,
     paused: AtomicBool,
@@ -780,6 +783,7 @@ impl SyncEngine {
             vault,
             cfg,
             wake: Notify::new(),
+            transfer_wake: Notify::new(),
             check_next: AtomicBool::new(false),
             paused: AtomicBool::new(paused),
             status: watch::channel(SyncStatus::new(EngineState::SignedOut)).0,
@@ -793,6 +797,7 @@ impl SyncEngine {
             tokio::spawn(run_loop(inner.clone())),
             tokio::spawn(watch_local_changes(inner.clone())),
             tokio::spawn(listen_for_pokes(inner.clone())),
+            tokio::spawn(transfer_loop(inner.clone())),
         ];
         SyncEngine { inner, tasks }
     }
@@ -802,6 +807,12 @@ impl SyncEngine {
     pub fn sync_now(&self) {
         self.inner.check_next.store(true, Ordering::SeqCst);
         self.inner.wake.notify_one();
+        self.inner.transfer_wake.notify_one();
+    }
+
+    /// Tries the attachments' transfers again now (after "Retry", or an attachment added).
+    pub fn transfer_now(&self) {
+        self.inner.transfer_wake.notify_one();
     }
 
     /// "Work offline": pauses syncing (remembered across restarts); resuming syncs at once.
@@ -914,6 +925,69 @@ async fn run_loop(inner: Arc<Inner>) {
             Ok(report) => cycle_done(&inner, &report, &mut pacing),
             Err(e) => cycle_failed(&inner, &e, &mut pacing),
         };
+        // The records went (or could not): the bytes follow on their own loop, so a long
+        // upload never holds the next edit back.
+        inner.transfer_wake.notify_one();
+    }
+}
+
+/// How often the transfers look again while nothing wakes them (a retry whose time came).
+const TRANSFER_IDLE: Duration = Duration::from_secs(30);
+/// The longest wait after transfers failed in a row.
+const TRANSFER_BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Moves the attachments' bytes ([`super::transfer`]) beside the sync loop: woken after each
+/// cycle, and now and then for retries. A failure (the network went) backs off; what the
+/// server acknowledged stays acknowledged.
+async fn transfer_loop(inner: Arc<Inner>) {
+    let mut stop = inner.stop.subscribe();
+    let mut failures: u32 = 0;
+    loop {
+        let wait = match failures {
+            0 => TRANSFER_IDLE,
+            n => {
+                jitter(Duration::from_secs(2u64.saturating_pow(n.min(8))).min(TRANSFER_BACKOFF_MAX))
+            }
+        };
+        tokio::select! {
+            () = inner.transfer_wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+            () = stopped(&mut stop) => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+        if inner.paused.load(Ordering::SeqCst) {
+            continue;
+        }
+        let Ok(Some(session)) = blocking(|| account::signed_in(&inner.store, &inner.vault)) else {
+            continue;
+        };
+        let client = match inner.cfg.read_timeout {
+            Some(read) => match session
+                .client
+                .with_timeouts(super::client::CONNECT_TIMEOUT, read)
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot set up the transfers' client");
+                    continue;
+                }
+            },
+            None => session.client,
+        };
+        match super::transfer::run_transfers(&inner.store, &client).await {
+            Ok(report) => {
+                failures = 0;
+                if report != super::transfer::TransferReport::default() {
+                    inner.publish(|_| {});
+                }
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                tracing::info!(error = %e, failures, "attachment transfers paused");
+            }
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub(crate) mod plan;
 mod resolve;
 pub(crate) mod skew;
 mod state;
+pub mod transfer;
 pub mod vault;
 pub mod verify;
 
@@ -22,6 +23,7 @@ pub use engine::{
 };
 pub use resolve::{Conflict, Resolution};
 pub use state::{Resent, SYNC_ERRORS_KEPT, SyncErrorEntry};
+pub use transfer::{TransferReport, run_transfers};
 
 /// Runs SQLite or keychain work from the engine's async code without stalling the runtime: on a
 /// multi-threaded runtime (the app's) the worker hands its other tasks to another thread first

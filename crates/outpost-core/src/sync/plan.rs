@@ -172,6 +172,52 @@ pub(super) fn plan_notebook(
     }
 }
 
+/// A record whose fields all merge last-writer-wins (an attachment) as applying one server
+/// record leaves it here: each field the newer of the two, the server's value where nothing is
+/// edited here; and, reconciling, what the server lost, to send again.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct LwwPlan {
+    pub(super) fields: Fields,
+    pub(super) resend: Fields,
+}
+
+/// Decides [`LwwPlan`] for a record of `entity` from the server's `rec` and the device's
+/// `local` fields (with the server version they are of).
+pub(super) fn plan_lww(
+    entity: Entity,
+    rec: &Record,
+    local: Option<(&Fields, Option<i64>)>,
+    pending_fields: &BTreeSet<String>,
+    reconcile: bool,
+) -> LwwPlan {
+    let stale = local
+        .and_then(|(_, v)| v)
+        .is_some_and(|v| rec.version.0 < v);
+    let mut fields = Fields::new();
+    let mut resend = Fields::new();
+    for spec in fields::of(entity) {
+        let mine = local.and_then(|(f, _)| f.get(spec.name)).cloned();
+        let theirs = rec.fields.get(spec.name);
+        let contested = reconcile || stale || pending_fields.contains(spec.name);
+        let chosen = match (mine, theirs) {
+            (Some(mine), Some(theirs)) if takes_theirs(theirs.stamp, mine.stamp, contested) => {
+                theirs.clone()
+            }
+            (Some(mine), _) => mine,
+            (None, Some(theirs)) => theirs.clone(),
+            (None, None) => continue,
+        };
+        if reconcile && !rec.purged && !pending_fields.contains(spec.name) {
+            let theirs_stamp = theirs.map_or(Stamp::ZERO, |c| c.stamp);
+            if chosen.stamp > theirs_stamp {
+                resend.insert(spec.name.to_owned(), chosen.clone());
+            }
+        }
+        fields.insert(spec.name.to_owned(), chosen);
+    }
+    LwwPlan { fields, resend }
+}
+
 /// The reply that counts for a pushed mutation: for a duplicate, the reply of its first send,
 /// which this device never got (a conflict to merge or a refusal to show: taking it as a plain
 /// acknowledgement would drop that edit without a word). `None`: a duplicate whose first reply

@@ -167,6 +167,7 @@ impl Store {
                 (Entity::Note, "notes", "id"),
                 (Entity::Notebook, "notebooks", "id"),
                 (Entity::Pref, "prefs", "key"),
+                (Entity::Attachment, "attachments", "id"),
             ] {
                 // Records the server did not send, with nothing queued and no open conflict.
                 let sql = format!(
@@ -194,6 +195,7 @@ impl Store {
                             Entity::Note => resent.notes += 1,
                             Entity::Notebook => resent.notebooks += 1,
                             Entity::Pref => resent.prefs += 1,
+                            Entity::Attachment => resent.attachments += 1,
                         }
                     }
                 }
@@ -231,11 +233,12 @@ pub struct Resent {
     pub notes: usize,
     pub notebooks: usize,
     pub prefs: usize,
+    pub attachments: usize,
 }
 
 impl Resent {
     pub fn total(&self) -> usize {
-        self.notes + self.notebooks + self.prefs
+        self.notes + self.notebooks + self.prefs + self.attachments
     }
 
     /// For the sync log: "Sent 30 notes again that the server did not have".
@@ -244,6 +247,7 @@ impl Resent {
             (self.notes, "note", "notes"),
             (self.notebooks, "notebook", "notebooks"),
             (self.prefs, "setting", "settings"),
+            (self.attachments, "attachment", "attachments"),
         ]
         .iter()
         .filter(|(n, _, _)| *n > 0)

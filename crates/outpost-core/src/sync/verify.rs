@@ -451,6 +451,9 @@ impl Tx<'_> {
             Entity::Pref => Ok(self
                 .pref_fields(id)?
                 .map(|fields| local_digest(Entity::Pref, id, None, &fields))),
+            Entity::Attachment => Ok(self
+                .attachment_fields(id)?
+                .map(|(fields, version)| local_digest(Entity::Attachment, id, version, &fields))),
         }
     }
 }
@@ -665,6 +668,7 @@ mod tests {
             conn.execute_batch(
                 "DROP TABLE digest_records; DROP TABLE digest_buckets; DROP TABLE digest_dirty;
                  DROP TABLE purged_here; DROP TABLE fts_pending; DROP TRIGGER notes_keep_base;
+                 DROP TABLE attachments; DROP TABLE blobs;
                  PRAGMA user_version = 6;",
             )
             .expect("back to V6");

@@ -1,12 +1,14 @@
 //! The handlers of `/v1`, one module per area of the API (the OpenAPI document's tags), so that
-//! a change to accounts, to sync or to the doctor touches one file. Handlers stay thin: each
-//! parses, checks what the protocol bounds, calls storage and answers. The rules of a push are
-//! in [`crate::plan`], the SQL in [`crate::storage`], tokens in [`crate::auth`].
+//! a change to accounts, to sync, to the doctor or to blobs touches one file. Handlers stay
+//! thin: each parses, checks what the protocol bounds, calls storage and answers. The rules of
+//! a push are in [`crate::plan`], of an upload in [`crate::blobs`], the SQL in
+//! [`crate::storage`], tokens in [`crate::auth`].
 //!
 //! Here is only what handlers of every area share: the JSON extractor that answers with our
 //! error body, the clock, and the fallback for unknown paths.
 
 pub mod accounts;
+pub mod blobs;
 pub mod doctor;
 pub mod meta;
 pub mod responses;

@@ -11,9 +11,11 @@ use async_trait::async_trait;
 use outpost_protocol::api::{
     AccountId, Cursor, History, Mutation, MutationNumber, MutationResult, Version,
 };
+use outpost_protocol::blobs::{BlobHash, BlobStatus};
 use outpost_protocol::{ClientId, Entity};
 use serde::Serialize;
 use serde_json::value::RawValue;
+use std::path::PathBuf;
 use tokio::sync::broadcast;
 
 /// Clone: a failed group commit gives each of its pushes the same error.
@@ -40,6 +42,11 @@ pub enum StorageError {
     /// device keeps its changes and sends them again later.
     #[error("the database cannot write (disk full or read-only): {0}")]
     CannotWrite(String),
+    /// Starting this upload would take the account past its blob quota: nothing was stored.
+    #[error(
+        "this blob needs {needed} bytes and the account has {left} bytes left of its {quota} byte quota for attachments"
+    )]
+    OverQuota { needed: u64, left: u64, quota: u64 },
     #[error("storage failure: {0}")]
     Internal(String),
 }
@@ -160,6 +167,7 @@ impl AccountDigest {
             summary.counts.notes_in_trash += count(row.notes_in_trash);
             summary.counts.notebooks += count(row.notebooks);
             summary.counts.prefs += count(row.prefs);
+            summary.counts.attachments += count(row.attachments);
             tombstones += count(row.tombstones);
         }
         AccountDigest {
@@ -196,6 +204,43 @@ pub struct AuditResultRow {
     pub client_id: String,
     pub number: i64,
     pub mutation_id: String,
+}
+
+/// An account's blob as the database knows it: an upload in progress, or complete. The bytes
+/// are the [`crate::blobs::BlobStore`]'s; this row says how many of them are safely there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobRow {
+    /// The size the device declared (of a complete blob: its size).
+    pub size: u64,
+    /// Bytes on the store's disk, synced: never more than are there.
+    pub received: u64,
+    pub complete: bool,
+    pub chunks: u64,
+    pub chunks_lost: u64,
+}
+
+impl BlobRow {
+    pub fn status(&self, sha256: BlobHash) -> BlobStatus {
+        BlobStatus {
+            sha256,
+            size: self.size,
+            received: self.received,
+            complete: self.complete,
+            chunks: self.chunks,
+            chunks_lost: self.chunks_lost,
+        }
+    }
+}
+
+/// A count or size read back from a database column (always written from a `u64`).
+pub(crate) fn stored_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// A size to write to a database column: blob sizes are bounded far below `i64::MAX`
+/// (`fields::MAX_BLOB_BYTES`), so this fails only on a bug.
+pub(crate) fn column_i64(n: u64) -> Result<i64> {
+    i64::try_from(n).map_err(|_| StorageError::Internal(format!("{n} does not fit a column")))
 }
 
 /// A poke: the account's newest cursor after a commit.
@@ -266,6 +311,55 @@ pub trait Storage: Send + Sync + 'static {
 
     /// What an audit reads (see [`AuditRows`]), from one snapshot.
     async fn audit_rows(&self) -> Result<AuditRows>;
+
+    /// Where blobs go when the operator names no place (`<data-dir>/blobs` for SQLite; a
+    /// database server has no directory of its own to offer).
+    fn default_blob_dir(&self) -> Option<PathBuf> {
+        None
+    }
+
+    /// The account's blob or upload of `hash`, if any.
+    async fn blob(&self, account: AccountId, hash: &BlobHash) -> Result<Option<BlobRow>>;
+
+    /// The bytes of blobs the account keeps: complete ones and uploads in progress, each at
+    /// its declared size, so that many partial uploads cannot dodge a quota.
+    async fn blob_usage(&self, account: AccountId) -> Result<u64>;
+
+    /// Starts the upload of `hash` afresh (a new one, or one begun over): `size` bytes
+    /// declared, none received, counts at zero. With a `quota`, refused with
+    /// [`StorageError::OverQuota`] if the account's other blobs and this one would pass it;
+    /// checked and written in one transaction, so that concurrent uploads cannot pass it
+    /// together.
+    async fn begin_blob(
+        &self,
+        account: AccountId,
+        hash: &BlobHash,
+        size: u64,
+        quota: Option<u64>,
+        now_ms: i64,
+    ) -> Result<BlobRow>;
+
+    /// Records a chunk now synced to the store: `received` moves from `from` to `to`, if the
+    /// upload still stands at `from` and is not complete (`None` otherwise, nothing changed).
+    async fn blob_received(
+        &self,
+        account: AccountId,
+        hash: &BlobHash,
+        from: u64,
+        to: u64,
+        now_ms: i64,
+    ) -> Result<Option<BlobRow>>;
+
+    /// Counts a chunk that arrived but was not kept (cut short, at the wrong offset, damaged).
+    async fn blob_lost(&self, account: AccountId, hash: &BlobHash, now_ms: i64) -> Result<()>;
+
+    /// Marks the upload complete: its bytes matched its name and are in place in the store.
+    async fn blob_complete(
+        &self,
+        account: AccountId,
+        hash: &BlobHash,
+        now_ms: i64,
+    ) -> Result<Option<BlobRow>>;
 }
 
 #[cfg(test)]

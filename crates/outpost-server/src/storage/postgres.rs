@@ -18,8 +18,8 @@
 //! Connections use no TLS (`NoTls`): run the database on a private network or a local socket.
 
 use super::{
-    AccountDigest, AuditNoteRow, AuditResultRow, AuditRows, NewToken, Poke, PullPage, PulledRecord,
-    PushOutcome, Result, Storage, StorageError, TokenOwner,
+    AccountDigest, AuditNoteRow, AuditResultRow, AuditRows, BlobRow, NewToken, Poke, PullPage,
+    PulledRecord, PushOutcome, Result, Storage, StorageError, TokenOwner, column_i64, stored_u64,
 };
 use super::{HISTORY_DATABASE, HISTORY_EPOCH};
 use crate::plan::{self, Key, Loaded, StoredRecord};
@@ -28,6 +28,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use outpost_protocol::api::{
     AccountId, Cursor, History, Mutation, MutationNumber, Outcome, Version,
 };
+use outpost_protocol::blobs::BlobHash;
 use outpost_protocol::{ClientId, Entity, MutationId};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -42,7 +43,12 @@ use uuid::Uuid;
 
 /// Migrations in order; each runs once, in its own transaction. Never edit one that shipped:
 /// add the next.
-const MIGRATIONS: &[(i32, &str)] = &[(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3)];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, SCHEMA_V1),
+    (2, SCHEMA_V2),
+    (3, SCHEMA_V3),
+    (4, SCHEMA_V4),
+];
 
 /// The same tables as the SQLite backend. Ids are `uuid` where the protocol says UUID. Entity
 /// ids stay `text`: preference keys are not UUIDs. Fields and outcomes are `text` holding JSON
@@ -140,11 +146,32 @@ CREATE TABLE digests (
 );
 "#;
 
-/// Adds digest deltas to an account's buckets, in one statement.
+/// Version 4, as SQLite's: attachments. The digest counts attachment records, and `blobs` keeps
+/// the bookkeeping of each account's blobs and uploads (see [`super::BlobRow`]).
+const SCHEMA_V4: &str = r#"
+ALTER TABLE digests ADD COLUMN attachments BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE blobs (
+    account_id  UUID NOT NULL REFERENCES accounts (id),
+    sha256      TEXT NOT NULL,
+    size        BIGINT NOT NULL,
+    received    BIGINT NOT NULL,
+    complete    BOOLEAN NOT NULL,
+    chunks      BIGINT NOT NULL,
+    chunks_lost BIGINT NOT NULL,
+    created_ms  BIGINT NOT NULL,
+    updated_ms  BIGINT NOT NULL,
+    PRIMARY KEY (account_id, sha256)
+);
+"#;
+
+/// Adds digest deltas to an account's buckets, in one statement. `with_attachments` is false
+/// only for the V3 backfill, which runs before V4 adds that column (and a V3 database holds no
+/// attachment records to count).
 async fn add_digest(
     tx: &deadpool_postgres::Transaction<'_>,
     account: uuid::Uuid,
     deltas: &[crate::plan::DigestDelta],
+    with_attachments: bool,
 ) -> Result<()> {
     if deltas.is_empty() {
         return Ok(());
@@ -158,37 +185,48 @@ async fn add_digest(
         col(|d| d.prefs),
         col(|d| d.tombstones),
     );
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO digests (account_id, bucket, count, hi, lo, notes, notes_in_trash,
-                 notebooks, prefs, tombstones)
-             SELECT $1, * FROM unnest($2::int4[], $3::int8[], $4::int8[], $5::int8[],
-                 $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[])
-             ON CONFLICT (account_id, bucket) DO UPDATE SET
-                 count = digests.count + excluded.count, hi = digests.hi + excluded.hi,
-                 lo = digests.lo + excluded.lo, notes = digests.notes + excluded.notes,
-                 notes_in_trash = digests.notes_in_trash + excluded.notes_in_trash,
-                 notebooks = digests.notebooks + excluded.notebooks,
-                 prefs = digests.prefs + excluded.prefs,
-                 tombstones = digests.tombstones + excluded.tombstones",
-        )
-        .await?;
-    tx.execute(
-        &stmt,
-        &[
-            &account,
-            &buckets,
-            &count,
-            &hi,
-            &lo,
-            &notes,
-            &trash,
-            &notebooks,
-            &prefs,
-            &tombstones,
-        ],
-    )
-    .await?;
+    let attachments = col(|d| d.attachments);
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &account,
+        &buckets,
+        &count,
+        &hi,
+        &lo,
+        &notes,
+        &trash,
+        &notebooks,
+        &prefs,
+        &tombstones,
+    ];
+    let sql = if with_attachments {
+        params.push(&attachments);
+        "INSERT INTO digests (account_id, bucket, count, hi, lo, notes, notes_in_trash,
+             notebooks, prefs, tombstones, attachments)
+         SELECT $1, * FROM unnest($2::int4[], $3::int8[], $4::int8[], $5::int8[],
+             $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[])
+         ON CONFLICT (account_id, bucket) DO UPDATE SET
+             count = digests.count + excluded.count, hi = digests.hi + excluded.hi,
+             lo = digests.lo + excluded.lo, notes = digests.notes + excluded.notes,
+             notes_in_trash = digests.notes_in_trash + excluded.notes_in_trash,
+             notebooks = digests.notebooks + excluded.notebooks,
+             prefs = digests.prefs + excluded.prefs,
+             tombstones = digests.tombstones + excluded.tombstones,
+             attachments = digests.attachments + excluded.attachments"
+    } else {
+        "INSERT INTO digests (account_id, bucket, count, hi, lo, notes, notes_in_trash,
+             notebooks, prefs, tombstones)
+         SELECT $1, * FROM unnest($2::int4[], $3::int8[], $4::int8[], $5::int8[],
+             $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[])
+         ON CONFLICT (account_id, bucket) DO UPDATE SET
+             count = digests.count + excluded.count, hi = digests.hi + excluded.hi,
+             lo = digests.lo + excluded.lo, notes = digests.notes + excluded.notes,
+             notes_in_trash = digests.notes_in_trash + excluded.notes_in_trash,
+             notebooks = digests.notebooks + excluded.notebooks,
+             prefs = digests.prefs + excluded.prefs,
+             tombstones = digests.tombstones + excluded.tombstones"
+    };
+    let stmt = tx.prepare_cached(sql).await?;
+    tx.execute(&stmt, &params).await?;
     Ok(())
 }
 
@@ -230,7 +268,7 @@ async fn backfill_digests(tx: &deadpool_postgres::Transaction<'_>) -> Result<()>
     }
     for (account, buckets) in sums {
         let deltas: Vec<_> = buckets.into_values().collect();
-        add_digest(tx, account, &deltas).await?;
+        add_digest(tx, account, &deltas, false).await?;
     }
     Ok(())
 }
@@ -278,7 +316,8 @@ impl From<tokio_postgres::Error> for StorageError {
                     Some("accounts_email_key") => return StorageError::EmailTaken,
                     Some("records_owner") => {
                         return StorageError::Forbidden(
-                            "a note or notebook in this batch belongs to another account".into(),
+                            "a note, notebook or attachment in this batch belongs to another account"
+                                .into(),
                         );
                     }
                     _ => {}
@@ -875,7 +914,7 @@ async fn push_in(
         tx.execute(&forget, &forget_params),
         tx.execute(&set_last, &set_last_params),
     )?;
-    add_digest(&tx, acc, &plan.digest).await?;
+    add_digest(&tx, acc, &plan.digest, true).await?;
     let new_cursor = (plan.account_cursor > account_cursor).then_some(plan.account_cursor);
     if let (Some(cursor), Some((_, new_chain))) = (new_cursor, plan.commits.last()) {
         let (c_cursor, c_chain): (Vec<i64>, Vec<&str>) = plan
@@ -1023,6 +1062,19 @@ async fn pull_in(
         has_more,
         remaining,
         last_number,
+    })
+}
+
+/// The columns of a [`BlobRow`], in the order [`blob_row`] reads them.
+const BLOB_COLUMNS: &str = "size, received, complete, chunks, chunks_lost";
+
+fn blob_row(r: &tokio_postgres::Row) -> Result<BlobRow> {
+    Ok(BlobRow {
+        size: stored_u64(r.try_get(0)?),
+        received: stored_u64(r.try_get(1)?),
+        complete: r.try_get(2)?,
+        chunks: stored_u64(r.try_get(3)?),
+        chunks_lost: stored_u64(r.try_get(4)?),
     })
 }
 
@@ -1190,7 +1242,7 @@ impl Storage for PgStorage {
         let stmt = client
             .prepare_cached(
                 "SELECT a.cursor, d.bucket, d.count, d.hi, d.lo, d.notes, d.notes_in_trash,
-                     d.notebooks, d.prefs, d.tombstones
+                     d.notebooks, d.prefs, d.tombstones, d.attachments
                  FROM accounts a LEFT JOIN digests d ON d.account_id = a.id
                  WHERE a.id = $1",
             )
@@ -1217,6 +1269,7 @@ impl Storage for PgStorage {
                 notebooks: r.try_get(7)?,
                 prefs: r.try_get(8)?,
                 tombstones: r.try_get(9)?,
+                attachments: r.try_get(10)?,
             });
         }
         Ok(AccountDigest::from_rows(cursor, deltas))
@@ -1279,6 +1332,151 @@ impl Storage for PgStorage {
             notes,
             results,
         })
+    }
+
+    async fn blob(&self, account: AccountId, hash: &BlobHash) -> Result<Option<BlobRow>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {BLOB_COLUMNS} FROM blobs WHERE account_id = $1 AND sha256 = $2"
+            ))
+            .await?;
+        client
+            .query_opt(&stmt, &[&account.0, &hash.as_str()])
+            .await?
+            .as_ref()
+            .map(blob_row)
+            .transpose()
+    }
+
+    async fn blob_usage(&self, account: AccountId) -> Result<u64> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT COALESCE(SUM(size), 0)::bigint FROM blobs WHERE account_id = $1",
+            )
+            .await?;
+        let used: i64 = client.query_one(&stmt, &[&account.0]).await?.try_get(0)?;
+        Ok(stored_u64(used))
+    }
+
+    async fn begin_blob(
+        &self,
+        account: AccountId,
+        hash: &BlobHash,
+        size: u64,
+        quota: Option<u64>,
+        now_ms: i64,
+    ) -> Result<BlobRow> {
+        let column_size = column_i64(size)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        if let Some(quota) = quota {
+            // The account's row lock, as a push takes it: two uploads of one account, from any
+            // instances, check the quota one after the other.
+            let lock = tx
+                .prepare_cached("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE")
+                .await?;
+            tx.query_opt(&lock, &[&account.0])
+                .await?
+                .ok_or_else(|| StorageError::Forbidden("the account no longer exists".into()))?;
+            let others = tx
+                .prepare_cached(
+                    "SELECT COALESCE(SUM(size), 0)::bigint FROM blobs
+                     WHERE account_id = $1 AND sha256 <> $2",
+                )
+                .await?;
+            let others: i64 = tx
+                .query_one(&others, &[&account.0, &hash.as_str()])
+                .await?
+                .try_get(0)?;
+            let others = stored_u64(others);
+            if others.saturating_add(size) > quota {
+                return Err(StorageError::OverQuota {
+                    needed: size,
+                    left: quota.saturating_sub(others),
+                    quota,
+                });
+            }
+        }
+        let stmt = tx
+            .prepare_cached(&format!(
+                "INSERT INTO blobs (account_id, sha256, size, received, complete, chunks,
+                     chunks_lost, created_ms, updated_ms)
+                 VALUES ($1, $2, $3, 0, false, 0, 0, $4, $4)
+                 ON CONFLICT (account_id, sha256) DO UPDATE SET size = excluded.size,
+                     received = 0, complete = false, chunks = 0, chunks_lost = 0,
+                     updated_ms = excluded.updated_ms
+                 RETURNING {BLOB_COLUMNS}"
+            ))
+            .await?;
+        let row = tx
+            .query_one(&stmt, &[&account.0, &hash.as_str(), &column_size, &now_ms])
+            .await?;
+        let row = blob_row(&row)?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    async fn blob_received(
+        &self,
+        account: AccountId,
+        hash: &BlobHash,
+        from: u64,
+        to: u64,
+        now_ms: i64,
+    ) -> Result<Option<BlobRow>> {
+        let (from, to) = (column_i64(from)?, column_i64(to)?);
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "UPDATE blobs SET received = $4, chunks = chunks + 1, updated_ms = $5
+                 WHERE account_id = $1 AND sha256 = $2 AND received = $3 AND NOT complete
+                 RETURNING {BLOB_COLUMNS}"
+            ))
+            .await?;
+        client
+            .query_opt(&stmt, &[&account.0, &hash.as_str(), &from, &to, &now_ms])
+            .await?
+            .as_ref()
+            .map(blob_row)
+            .transpose()
+    }
+
+    async fn blob_lost(&self, account: AccountId, hash: &BlobHash, now_ms: i64) -> Result<()> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE blobs SET chunks_lost = chunks_lost + 1, updated_ms = $3
+                 WHERE account_id = $1 AND sha256 = $2 AND NOT complete",
+            )
+            .await?;
+        client
+            .execute(&stmt, &[&account.0, &hash.as_str(), &now_ms])
+            .await?;
+        Ok(())
+    }
+
+    async fn blob_complete(
+        &self,
+        account: AccountId,
+        hash: &BlobHash,
+        now_ms: i64,
+    ) -> Result<Option<BlobRow>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "UPDATE blobs SET complete = true, received = size, updated_ms = $3
+                 WHERE account_id = $1 AND sha256 = $2
+                 RETURNING {BLOB_COLUMNS}"
+            ))
+            .await?;
+        client
+            .query_opt(&stmt, &[&account.0, &hash.as_str(), &now_ms])
+            .await?
+            .as_ref()
+            .map(blob_row)
+            .transpose()
     }
 }
 

@@ -18,8 +18,8 @@
 //! and send them once the server runs on a writable disk again.
 
 use super::{
-    AccountDigest, AuditNoteRow, AuditResultRow, AuditRows, NewToken, Poke, PullPage, PulledRecord,
-    PushOutcome, Result, Storage, StorageError, TokenOwner,
+    AccountDigest, AuditNoteRow, AuditResultRow, AuditRows, BlobRow, NewToken, Poke, PullPage,
+    PulledRecord, PushOutcome, Result, Storage, StorageError, TokenOwner, column_i64, stored_u64,
 };
 use super::{HISTORY_DATABASE, HISTORY_EPOCH};
 use crate::plan::{self, Key, Loaded, StoredRecord};
@@ -27,6 +27,7 @@ use async_trait::async_trait;
 use outpost_protocol::api::{
     AccountId, Cursor, History, Mutation, MutationNumber, Outcome, Version,
 };
+use outpost_protocol::blobs::BlobHash;
 use outpost_protocol::{ClientId, Entity, MutationId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use rusqlite_migration::{M, Migrations};
@@ -126,14 +127,34 @@ CREATE TABLE digests (
 ) STRICT, WITHOUT ROWID;
 "#;
 
-/// Adds digest deltas to an account's buckets (the same statement for a push and the backfill).
+/// Version 4, attachments: the digest counts attachment records, and the `blobs` table keeps
+/// the bookkeeping of each account's blobs and uploads (see [`super::BlobRow`]); their bytes are
+/// the blob store's, beside the database.
+const SCHEMA_V4: &str = r#"
+ALTER TABLE digests ADD COLUMN attachments INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE blobs (
+    account_id  TEXT NOT NULL REFERENCES accounts (id),
+    sha256      TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    received    INTEGER NOT NULL,
+    complete    INTEGER NOT NULL,
+    chunks      INTEGER NOT NULL,
+    chunks_lost INTEGER NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    updated_ms  INTEGER NOT NULL,
+    PRIMARY KEY (account_id, sha256)
+) STRICT, WITHOUT ROWID;
+"#;
+
+/// Adds digest deltas to an account's buckets, as a push does.
 const ADD_DIGEST: &str = "INSERT INTO digests (account_id, bucket, count, hi, lo, notes,
-         notes_in_trash, notebooks, prefs, tombstones)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         notes_in_trash, notebooks, prefs, attachments, tombstones)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
      ON CONFLICT (account_id, bucket) DO UPDATE SET count = count + excluded.count,
          hi = hi + excluded.hi, lo = lo + excluded.lo, notes = notes + excluded.notes,
          notes_in_trash = notes_in_trash + excluded.notes_in_trash,
          notebooks = notebooks + excluded.notebooks, prefs = prefs + excluded.prefs,
+         attachments = attachments + excluded.attachments,
          tombstones = tombstones + excluded.tombstones";
 
 fn add_digest(
@@ -153,11 +174,23 @@ fn add_digest(
             d.notes_in_trash,
             d.notebooks,
             d.prefs,
+            d.attachments,
             d.tombstones
         ])?;
     }
     Ok(())
 }
+
+/// The V3 backfill's statement: it runs before V4 adds the `attachments` column (and a V3
+/// database holds no attachment records to count).
+const ADD_DIGEST_V3: &str = "INSERT INTO digests (account_id, bucket, count, hi, lo, notes,
+         notes_in_trash, notebooks, prefs, tombstones)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+     ON CONFLICT (account_id, bucket) DO UPDATE SET count = count + excluded.count,
+         hi = hi + excluded.hi, lo = lo + excluded.lo, notes = notes + excluded.notes,
+         notes_in_trash = notes_in_trash + excluded.notes_in_trash,
+         notebooks = notebooks + excluded.notebooks, prefs = prefs + excluded.prefs,
+         tombstones = tombstones + excluded.tombstones";
 
 /// Sums up the records stored before V3, account by account.
 fn backfill_digests(tx: &rusqlite::Transaction<'_>) -> rusqlite_migration::HookResult {
@@ -193,8 +226,20 @@ fn backfill_digests(tx: &rusqlite::Transaction<'_>) -> rusqlite_migration::HookR
                 .add(&d, 1);
         }
     }
+    let mut add = tx.prepare(ADD_DIGEST_V3)?;
     for ((account, _), d) in sums {
-        add_digest(tx, &account, &[d])?;
+        add.execute(params![
+            account,
+            d.bucket,
+            d.count,
+            d.hi,
+            d.lo,
+            d.notes,
+            d.notes_in_trash,
+            d.notebooks,
+            d.prefs,
+            d.tombstones
+        ])?;
     }
     Ok(())
 }
@@ -204,6 +249,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V1),
         M::up(SCHEMA_V2),
         M::up_with_hook(SCHEMA_V3, backfill_digests),
+        M::up(SCHEMA_V4),
     ])
 }
 
@@ -909,6 +955,19 @@ fn pull_in(
     })
 }
 
+/// The columns of a [`BlobRow`], in the order [`blob_row`] reads them.
+const BLOB_COLUMNS: &str = "size, received, complete, chunks, chunks_lost";
+
+fn blob_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BlobRow> {
+    Ok(BlobRow {
+        size: stored_u64(r.get(0)?),
+        received: stored_u64(r.get(1)?),
+        complete: r.get(2)?,
+        chunks: stored_u64(r.get(3)?),
+        chunks_lost: stored_u64(r.get(4)?),
+    })
+}
+
 #[async_trait]
 impl Storage for SqliteStorage {
     fn kind(&self) -> &'static str {
@@ -1090,7 +1149,7 @@ impl Storage for SqliteStorage {
             let rows = tx
                 .prepare_cached(
                     "SELECT bucket, count, hi, lo, notes, notes_in_trash, notebooks, prefs,
-                         tombstones
+                         attachments, tombstones
                      FROM digests WHERE account_id = ?1",
                 )?
                 .query_map([account.to_string()], |r| {
@@ -1103,7 +1162,8 @@ impl Storage for SqliteStorage {
                         notes_in_trash: r.get(5)?,
                         notebooks: r.get(6)?,
                         prefs: r.get(7)?,
-                        tombstones: r.get(8)?,
+                        attachments: r.get(8)?,
+                        tombstones: r.get(9)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -1118,6 +1178,141 @@ impl Storage for SqliteStorage {
 
     async fn audit_rows(&self) -> Result<AuditRows> {
         self.read(|conn| load_audit_rows(conn)).await
+    }
+
+    fn default_blob_dir(&self) -> Option<PathBuf> {
+        self.path.parent().map(|dir| dir.join("blobs"))
+    }
+
+    async fn blob(&self, account: AccountId, hash: &BlobHash) -> Result<Option<BlobRow>> {
+        let hash = hash.clone();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {BLOB_COLUMNS} FROM blobs WHERE account_id = ?1 AND sha256 = ?2"
+                ))?
+                .query_row(params![account.to_string(), hash.as_str()], blob_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn blob_usage(&self, account: AccountId) -> Result<u64> {
+        self.read(move |conn| {
+            let used: i64 = conn
+                .prepare_cached("SELECT COALESCE(SUM(size), 0) FROM blobs WHERE account_id = ?1")?
+                .query_row([account.to_string()], |r| r.get(0))?;
+            Ok(stored_u64(used))
+        })
+        .await
+    }
+
+    async fn begin_blob(
+        &self,
+        account: AccountId,
+        hash: &BlobHash,
+        size: u64,
+        quota: Option<u64>,
+        now_ms: i64,
+    ) -> Result<BlobRow> {
+        let hash = hash.clone();
+        let column_size = column_i64(size)?;
+        self.write(move |conn| {
+            let (acc, sha) = (account.to_string(), hash.as_str());
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(quota) = quota {
+                let others: i64 = tx
+                    .prepare_cached(
+                        "SELECT COALESCE(SUM(size), 0) FROM blobs
+                         WHERE account_id = ?1 AND sha256 <> ?2",
+                    )?
+                    .query_row(params![acc, sha], |r| r.get(0))?;
+                let others = stored_u64(others);
+                if others.saturating_add(size) > quota {
+                    return Err(StorageError::OverQuota {
+                        needed: size,
+                        left: quota.saturating_sub(others),
+                        quota,
+                    });
+                }
+            }
+            let row = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO blobs (account_id, sha256, size, received, complete, chunks,
+                         chunks_lost, created_ms, updated_ms)
+                     VALUES (?1, ?2, ?3, 0, 0, 0, 0, ?4, ?4)
+                     ON CONFLICT (account_id, sha256) DO UPDATE SET size = excluded.size,
+                         received = 0, complete = 0, chunks = 0, chunks_lost = 0,
+                         updated_ms = excluded.updated_ms
+                     RETURNING {BLOB_COLUMNS}"
+                ))?
+                .query_row(params![acc, sha, column_size, now_ms], blob_row)?;
+            tx.commit()?;
+            Ok(row)
+        })
+        .await
+    }
+
+    async fn blob_received(
+        &self,
+        account: AccountId,
+        hash: &BlobHash,
+        from: u64,
+        to: u64,
+        now_ms: i64,
+    ) -> Result<Option<BlobRow>> {
+        let hash = hash.clone();
+        let (from, to) = (column_i64(from)?, column_i64(to)?);
+        self.write(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "UPDATE blobs SET received = ?4, chunks = chunks + 1, updated_ms = ?5
+                     WHERE account_id = ?1 AND sha256 = ?2 AND received = ?3 AND complete = 0
+                     RETURNING {BLOB_COLUMNS}"
+                ))?
+                .query_row(
+                    params![account.to_string(), hash.as_str(), from, to, now_ms],
+                    blob_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn blob_lost(&self, account: AccountId, hash: &BlobHash, now_ms: i64) -> Result<()> {
+        let hash = hash.clone();
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "UPDATE blobs SET chunks_lost = chunks_lost + 1, updated_ms = ?3
+                 WHERE account_id = ?1 AND sha256 = ?2 AND complete = 0",
+            )?
+            .execute(params![account.to_string(), hash.as_str(), now_ms])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn blob_complete(
+        &self,
+        account: AccountId,
+        hash: &BlobHash,
+        now_ms: i64,
+    ) -> Result<Option<BlobRow>> {
+        let hash = hash.clone();
+        self.write(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "UPDATE blobs SET complete = 1, received = size, updated_ms = ?3
+                     WHERE account_id = ?1 AND sha256 = ?2
+                     RETURNING {BLOB_COLUMNS}"
+                ))?
+                .query_row(
+                    params![account.to_string(), hash.as_str(), now_ms],
+                    blob_row,
+                )
+                .optional()?)
+        })
+        .await
     }
 }
 
@@ -1153,6 +1348,65 @@ mod tests {
             reply,
         };
         (push, answer)
+    }
+
+    #[test]
+    fn the_migrations_are_valid() {
+        migrations().validate().expect("valid migrations");
+    }
+
+    /// A database from before digests and attachments, holding a note, upgraded in place: the
+    /// V3 backfill sums up the note (with its own statement, before V4's column exists), and V4
+    /// adds the attachment count and the blobs.
+    #[tokio::test]
+    async fn a_database_from_before_attachments_upgrades_with_its_digest() {
+        let dir = tempfile::tempdir().expect("dir");
+        let account = AccountId(uuid::Uuid::now_v7());
+        let note = NoteId::new();
+        {
+            let mut conn = open_connection(&dir.path().join(DB_FILE)).expect("open");
+            migrations().to_version(&mut conn, 2).expect("V2");
+            let record = plan::StoredRecord {
+                version: Version(1),
+                body_version: Version(1),
+                cursor: Cursor(1),
+                purged: false,
+                fields: put(1, note, ClientId::new()).fields,
+            };
+            conn.execute(
+                "INSERT INTO accounts (id, email, password_hash, cursor, created_ms)
+                 VALUES (?1, 'ann@example.org', 'h', 1, 0)",
+                [account.to_string()],
+            )
+            .expect("account");
+            conn.execute(
+                "INSERT INTO records (account_id, entity, entity_id, version, body_version,
+                     cursor, purged, fields, updated_ms)
+                 VALUES (?1, 'note', ?2, 1, 1, 1, 0, ?3, 0)",
+                params![
+                    account.to_string(),
+                    note.to_string(),
+                    serde_json::to_string(&record.fields).expect("fields")
+                ],
+            )
+            .expect("note");
+        }
+        let storage = SqliteStorage::open(dir.path()).expect("upgraded");
+        let digest = storage.digest(account).await.expect("digest");
+        assert_eq!(
+            (
+                digest.summary.counts.notes,
+                digest.summary.counts.attachments
+            ),
+            (1, 0)
+        );
+        let hash = BlobHash::of(b"photo");
+        let row = storage
+            .begin_blob(account, &hash, 5, Some(10), 0)
+            .await
+            .expect("an upload");
+        assert_eq!((row.size, row.received, row.complete), (5, 0, false));
+        assert_eq!(storage.blob_usage(account).await.expect("usage"), 5);
     }
 
     #[test]

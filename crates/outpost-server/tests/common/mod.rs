@@ -4,12 +4,14 @@
 #![allow(dead_code)]
 
 pub mod pg;
+pub mod process;
 
 use outpost_protocol::api::{
     Credentials, Cursor, HEADER_CLIENT_ID, HEADER_PROTOCOL, Mutation, PullResponse, PushRequest,
     PushResponse, Session,
 };
 use outpost_protocol::{ClientId, Entity, NoteId, Stamp};
+use outpost_server::blobs::{BlobConfig, Blobs};
 use outpost_server::storage::Storage;
 use outpost_server::storage::postgres::PgStorage;
 use outpost_server::storage::sqlite::SqliteStorage;
@@ -60,30 +62,47 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(backend: Backend) -> TestServer {
-        let (storage, dir): (Arc<dyn Storage>, _) = match backend {
+        Self::start_with_blobs(backend, BlobConfig::default()).await
+    }
+
+    /// A server whose blobs are files in its temp dir (`blobs/`), with these limits.
+    pub async fn start_with_blobs(backend: Backend, config: BlobConfig) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage: Arc<dyn Storage> = match backend {
             Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let storage = SqliteStorage::open(dir.path()).expect("open sqlite storage");
-                (Arc::new(storage), Some(dir))
+                Arc::new(SqliteStorage::open(dir.path()).expect("open sqlite storage"))
             }
             Backend::Postgres => {
                 let url = pg::fresh_database_url().await;
                 let storage = PgStorage::connect(&url)
                     .await
                     .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
-                (Arc::new(storage), None)
+                Arc::new(storage)
             }
         };
-        Self::start_on(storage, dir).await
+        let blobs = Blobs::in_dir(dir.path().join("blobs"), config);
+        Self::serve(storage, Some(dir), Some(blobs)).await
     }
 
+    /// A server on `storage` (with blobs in its default place, if it has one).
     pub async fn start_on(storage: Arc<dyn Storage>, dir: Option<tempfile::TempDir>) -> TestServer {
+        Self::serve(storage, dir, None).await
+    }
+
+    async fn serve(
+        storage: Arc<dyn Storage>,
+        dir: Option<tempfile::TempDir>,
+        blobs: Option<Blobs>,
+    ) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind an ephemeral port");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let state = AppState::new(storage.clone());
+        let mut state = AppState::new(storage.clone());
+        if let Some(blobs) = blobs {
+            state = state.with_blobs(blobs);
+        }
         let task = tokio::spawn(serve(listener, state, async move {
             let _ = stopped.await;
         }));
@@ -95,6 +114,11 @@ impl TestServer {
             _dir: dir,
             storage,
         }
+    }
+
+    /// The server's temp dir (its blobs are in `blobs/`).
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self._dir.as_ref().map(tempfile::TempDir::path)
     }
 
     pub fn url(&self, path: &str) -> String {

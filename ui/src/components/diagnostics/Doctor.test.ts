@@ -33,7 +33,7 @@ describe('Diagnostics: sync doctor', () => {
 
   it('lists differences in words, with counts and what was left out, then repairs', async () => {
     const found = diagnosis({
-      device: { notes: 41, notes_in_trash: 1, notebooks: 3, prefs: 2 },
+      device: { notes: 41, notes_in_trash: 1, notebooks: 3, prefs: 2, attachments: 0 },
       pending: 2,
       differences: [
         { entity: 'note', id: NOTE_ID, title: null, problem: 'missing_on_device', device_version: null, server_version: 4 },

@@ -50,7 +50,7 @@ export const REFUSED = entry({
 });
 
 export function diagnosis(over: Partial<Diagnosis> = {}): Diagnosis {
-  const counts = { notes: 42, notes_in_trash: 1, notebooks: 3, prefs: 2 };
+  const counts = { notes: 42, notes_in_trash: 1, notebooks: 3, prefs: 2, attachments: 0 };
   return {
     server_cursor: 10,
     device_cursor: 10,

@@ -37,6 +37,11 @@ impl Store {
                         tx.apply_pref(rec, false)?;
                         tx.requeue_newer(Entity::Pref, rec, before, &mut done)?;
                     }
+                    Entity::Attachment => {
+                        let before = tx.attachment_fields(&rec.id)?.map(|(f, _)| f);
+                        tx.apply_attachment(rec, false)?;
+                        tx.requeue_newer(Entity::Attachment, rec, before, &mut done)?;
+                    }
                 }
             }
             Ok(done)
@@ -71,6 +76,10 @@ impl Tx<'_> {
             Entity::Note => (names::NOTE_PUT, self.load_local(&key.id)?.map(|l| l.fields)),
             Entity::Notebook => (names::NOTEBOOK_PUT, self.notebook_fields(&key.id)?),
             Entity::Pref => (names::PREF_PUT, self.pref_fields(&key.id)?),
+            Entity::Attachment => (
+                names::ATTACHMENT_PUT,
+                self.attachment_fields(&key.id)?.map(|(f, _)| f),
+            ),
         };
         let Some(fields) = fields.and_then(compare::written) else {
             return Ok(false);
@@ -180,10 +189,7 @@ impl Tx<'_> {
         if newer.is_empty() {
             return Ok(());
         }
-        let name = match entity {
-            Entity::Notebook => names::NOTEBOOK_PUT,
-            _ => names::PREF_PUT,
-        };
+        let name = entity.put_name();
         let now = now_ms(self);
         self.enqueue(entity, &rec.id, name, newer, Some(rec.version.0), now)?;
         done.requeued += 1;
@@ -194,6 +200,7 @@ impl Tx<'_> {
         let sql = match key.entity {
             Entity::Note => "UPDATE notes SET server_version = NULL WHERE id = ?1",
             Entity::Notebook => "UPDATE notebooks SET server_version = NULL WHERE id = ?1",
+            Entity::Attachment => "UPDATE attachments SET server_version = NULL WHERE id = ?1",
             Entity::Pref => return Ok(()),
         };
         self.tx

@@ -65,6 +65,7 @@ impl Store {
             let mut records = snapshot_notes(&tx, path)?;
             records.extend(snapshot_notebooks(&tx, path)?);
             records.extend(snapshot_prefs(&tx, path)?);
+            records.extend(snapshot_attachments(&tx, path)?);
             let pending = tx
                 .prepare("SELECT entity_id FROM outbox UNION SELECT note_id FROM conflicts")
                 .and_then(|mut s| {
@@ -151,6 +152,37 @@ fn snapshot_notebooks(conn: &Connection, path: &Path) -> Result<Vec<LocalRecord>
         records.push(LocalRecord {
             title: Some(name),
             ..LocalRecord::new(Entity::Notebook, id, version, &fields)
+        });
+    }
+    Ok(records)
+}
+
+fn snapshot_attachments(conn: &Connection, path: &Path) -> Result<Vec<LocalRecord>> {
+    let mut stmt = conn
+        .prepare("SELECT id, name, fields, server_version FROM attachments")
+        .at(path)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+            ))
+        })
+        .at(path)?;
+    let mut records = Vec::new();
+    for row in rows {
+        let (id, name, json, version) = row.at(path)?;
+        // Fields that cannot be read back differ from any copy: a repair takes the server's.
+        let (fields, damaged) = match crate::attachments::parse_fields(&id, &json) {
+            Ok(fields) => (fields, false),
+            Err(_) => (Fields::new(), true),
+        };
+        records.push(LocalRecord {
+            title: Some(name),
+            damaged,
+            ..LocalRecord::new(Entity::Attachment, id, version, &fields)
         });
     }
     Ok(records)
