@@ -401,7 +401,7 @@ async fn a_server_that_silently_forgot_notes_is_caught_by_the_digest_check_and_r
         }
         // Its sums agree with what it still has: the server sums its records up again at
         // start, as after an upgrade.
-        db.execute_batch("DROP TABLE digests; PRAGMA user_version = 2;")
+        db.execute_batch("DROP TABLE digests; DROP TABLE blobs; PRAGMA user_version = 2;")
             .expect("sums forgotten");
     }
     let server = spawn_server(&data, port).await;

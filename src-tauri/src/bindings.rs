@@ -16,9 +16,12 @@ mod tests {
     };
     use ts_rs::{Config, TS};
 
-    use crate::commands::{AccountInfo, AppPaths, DoctorReport, EditorFile};
+    use crate::commands::{
+        AccountInfo, AppPaths, DoctorReport, EditorFile, OpenOutcome, TransferQueue,
+    };
     use crate::error::CommandError;
     use crate::events::NotesChanged;
+    use outpost_core::attachments::Attachment;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -48,6 +51,9 @@ mod tests {
         MarkdownExport::export_all(&cfg)?;
         MarkdownImport::export_all(&cfg)?;
         ExternalEvent::export_all(&cfg)?;
+        Attachment::export_all(&cfg)?;
+        OpenOutcome::export_all(&cfg)?;
+        TransferQueue::export_all(&cfg)?;
         Ok(())
     }
 

@@ -121,6 +121,13 @@ fn main() {
             commands::open_in_editor,
             commands::export_markdown,
             commands::import_markdown,
+            commands::list_attachments,
+            commands::attach_files,
+            commands::attach_bytes,
+            commands::open_attachment,
+            commands::remove_attachment,
+            commands::retry_transfers,
+            commands::transfer_queue,
         ])
         // The symlink src-tauri/tauri.conf.json -> ../tauri.conf.json: see build.rs for why.
         .build(tauri::generate_context!("tauri.conf.json"));

@@ -4,6 +4,8 @@
 // view; a change the server refuses is fixed and retried.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { By, Key } from 'selenium-webdriver';
 import {
@@ -176,6 +178,38 @@ describe('syncing from the window', { timeout: 300_000 }, () => {
     const phone = outpostJson(phoneDir, ['note', 'show', id]);
     assert.deepEqual(phone.tags, ['fence-repair']);
     assert.equal(phone.title, 'Substation B fence');
+  });
+
+  it('takes a photo pasted into a note: shown in it and in its list, synced, whole on the phone', async () => {
+    await openNote('Tower 12 climb log');
+    // A real PNG (16x12, red), pasted into the text as a file, as a screenshot tool leaves it.
+    const png = 'iVBORw0KGgoAAAANSUhEUgAAABAAAAAMCAIAAADkharWAAAAFUlEQVR4nGM4oaFBEmIY1TCqATsCALRr0gH04WUkAAAAAElFTkSuQmCC';
+    await driver.executeScript(`
+      const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+      const data = new DataTransfer();
+      data.items.add(new File([bytes], 'rung-30.png', { type: 'image/png' }));
+      document.querySelector('[data-testid="editor-body"]').dispatchEvent(
+        new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));`, png);
+    const stateOf = () => driver.executeScript(`
+      const li = document.querySelector('[data-testid="attachment"][data-name="rung-30.png"]');
+      return li ? li.dataset.state : null;`);
+    await waitFor('the photo listed under the note', async () => (await stateOf()) !== null);
+    // Its line in the text, and the picture under it, from the thumbnail in its record.
+    await waitFor('the link in the text', async () =>
+      (await textOf(driver, 'editor-body')).includes('![rung-30.png](attachment:'));
+    await waitFor('the picture in the note', async () =>
+      (await driver.findElements(byTestId('inline-image'))).length === 1);
+    await waitFor('the photo synced', async () => (await stateOf()) === 'synced', 30_000);
+    await screenshot(driver, 'attachments');
+
+    outpost(phoneDir, ['sync']);
+    const listed = outpostJson(phoneDir, ['attachments']).find((a) => a.name === 'rung-30.png');
+    assert.ok(listed, 'the phone lists the photo');
+    assert.equal(listed.state, 'not_downloaded');
+    assert.ok(listed.thumbnail.startsWith('data:image/jpeg;base64,'), 'its thumbnail came with the note');
+    const dest = join(phoneDir, 'rung-30-copy.png');
+    outpost(phoneDir, ['attachment', 'get', listed.id, dest]);
+    assert.deepEqual(readFileSync(dest), Buffer.from(png, 'base64'));
   });
 
   it('runs the sync doctor: this device and the server agree', async () => {

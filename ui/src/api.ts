@@ -7,6 +7,7 @@ import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 
 import type { AccountInfo } from './bindings/AccountInfo';
 import type { AppPaths } from './bindings/AppPaths';
+import type { Attachment } from './bindings/Attachment';
 import type { CommandError } from './bindings/CommandError';
 import type { Conflict } from './bindings/Conflict';
 import type { DoctorReport } from './bindings/DoctorReport';
@@ -25,15 +26,21 @@ import type { NotePatch } from './bindings/NotePatch';
 import type { Notebook } from './bindings/Notebook';
 import type { NotebookId } from './bindings/NotebookId';
 import type { NotesChanged } from './bindings/NotesChanged';
+import type { OpenOutcome } from './bindings/OpenOutcome';
 import type { OutboxEntry } from './bindings/OutboxEntry';
 import type { Pref } from './bindings/Pref';
 import type { Resolution } from './bindings/Resolution';
 import type { SearchHit } from './bindings/SearchHit';
 import type { SyncErrorEntry } from './bindings/SyncErrorEntry';
 import type { SyncStatus } from './bindings/SyncStatus';
+import type { TransferQueue } from './bindings/TransferQueue';
 
 export type * from './bindings/AccountInfo';
 export type * from './bindings/AppPaths';
+export type * from './bindings/Attachment';
+export type * from './bindings/BlobQueue';
+export type * from './bindings/OpenOutcome';
+export type * from './bindings/TransferQueue';
 export type * from './bindings/Conflict';
 export type * from './bindings/Diagnosis';
 export type * from './bindings/Difference';
@@ -151,6 +158,26 @@ export const openInEditor = (id: NoteId) => invoke<EditorFile>('open_in_editor',
 export const exportMarkdown = (dir?: string) => invoke<MarkdownExport>('export_markdown', { dir });
 export const importMarkdown = (dir?: string) => invoke<MarkdownImport>('import_markdown', { dir });
 
+// ---- Attachments ----
+
+/** The attachments of a note (or of every note), each with where it stands. */
+export const listAttachments = (note_id: NoteId | null = null) =>
+  invoke<Attachment[]>('list_attachments', { note_id });
+/** Attaches files by path (dropped on the window); without paths the user picks them. */
+export const attachFiles = (note_id: NoteId, paths: string[] | null = null) =>
+  invoke<Attachment[]>('attach_files', { note_id, paths });
+/** Attaches bytes pasted or dropped in the window, sent as they are (not as JSON). */
+export const attachBytes = (note_id: NoteId, name: string, bytes: Uint8Array) =>
+  invoke<Attachment>('attach_bytes', bytes, {
+    headers: { 'x-outpost-note': note_id, 'x-outpost-file-name': encodeURIComponent(name) },
+  });
+/** Opens a copy with the system's app; one not downloaded yet is asked for. */
+export const openAttachment = (id: string) => invoke<OpenOutcome>('open_attachment', { id });
+export const removeAttachment = (id: string) => invoke<null>('remove_attachment', { id });
+/** Every failed or waiting transfer, now. */
+export const retryTransfers = () => invoke<number>('retry_transfers');
+export const transferQueue = () => invoke<TransferQueue>('transfer_queue');
+
 // ---- Events ----
 
 /** Calls `onChange` whenever the core reports that notes changed (batched). */
@@ -161,6 +188,11 @@ export function onNotesChanged(onChange: (batch: NotesChanged) => void): Promise
 /** Calls `onStatus` with every new sync status (the status bar). */
 export function onSyncStatus(onStatus: (status: SyncStatus) => void): Promise<UnlistenFn> {
   return listen<SyncStatus>('sync-status', (event) => onStatus(event.payload));
+}
+
+/** Calls `onDrop` with the paths of files dropped on the window from the system. */
+export function onFilesDropped(onDrop: (paths: string[]) => void): Promise<UnlistenFn> {
+  return listen<{ paths: string[] }>('tauri://drag-drop', (event) => onDrop(event.payload.paths));
 }
 
 /** Calls `onEdit` when a save in an external editor was taken in (or could not be). */

@@ -218,7 +218,17 @@ pub fn get_attachment(store: &Store, out: &Printer, id: &str, dest: &Path) -> Re
             return Err(anyhow!("{} is not on this device: {why}", attachment.name));
         }
     }
-    let size = files.copy_verified(&attachment.sha256, dest)?;
+    let size = match files.copy_verified(&attachment.sha256, dest) {
+        Err(outpost_core::Error::Data(why)) => {
+            // Damaged here (a bad disk, a tool that wrote into the data folder): fetched again.
+            store.refetch_damaged(&attachment.sha256)?;
+            let session = account::signed_in(store, &vault(store))?
+                .ok_or_else(|| anyhow!("{why}; sign in to fetch it again"))?;
+            runtime()?.block_on(run_transfers(store, &session.client))?;
+            files.copy_verified(&attachment.sha256, dest)?
+        }
+        other => other?,
+    };
     out.message(
         &format!(
             "wrote {} ({}) to {}",

@@ -591,14 +591,8 @@ impl Store {
             if let Some(note_id) = note_id
                 && let Ok(note) = load_note(&tx.tx, tx.path, note_id)
             {
-                let needle = format!("({ATTACHMENT_SCHEME}{id})");
-                if note.body.contains(&needle) {
-                    let body: String = note
-                        .body
-                        .lines()
-                        .filter(|l| !l.contains(&needle))
-                        .collect::<Vec<_>>()
-                        .join("\n");
+                let body = without_reference(&note.body, &id);
+                if body != note.body {
                     tx.apply_edits(&note, vec![Edit::text(Field::Body, body)])?;
                 }
             }
@@ -630,6 +624,28 @@ impl Store {
         })
     }
 
+    /// Forgets a copy of a blob found damaged here, and asks for it again from the server.
+    pub fn refetch_damaged(&self, hash: &BlobHash) -> Result<()> {
+        let path = self.blob_files().path(hash);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+        tracing::warn!(%hash, "a damaged copy of a blob was dropped; fetching it again");
+        self.write(|tx| {
+            tx.tx
+                .prepare_cached(
+                    "UPDATE blobs SET here = 0, download = 'wanted', attempts = 0,
+                         next_attempt_ms = 0, last_error = NULL WHERE sha256 = ?1",
+                )
+                .and_then(|mut s| s.execute([hash.as_str()]))
+                .at(tx.path)?;
+            tx.change.outbox = true;
+            Ok(())
+        })
+    }
+
     /// Asks for the blob of `id` to be downloaded (opening a note, `attachment get`). False
     /// when it is here already.
     pub fn want_attachment(&self, id: AttachmentId) -> Result<bool> {
@@ -651,6 +667,35 @@ impl Store {
         })?;
         Ok(true)
     }
+}
+
+/// `body` without its links to attachment `id`: a line that is only the link goes whole, a
+/// link within other text goes alone.
+fn without_reference(body: &str, id: &AttachmentId) -> String {
+    let needle = format!("]({ATTACHMENT_SCHEME}{id})");
+    if !body.contains(&needle) {
+        return body.to_owned();
+    }
+    let mut out = Vec::new();
+    for original in body.split('\n') {
+        let mut line = original.to_owned();
+        while let Some(end) = line.find(&needle) {
+            let Some(open) = line[..end].rfind('[') else {
+                break;
+            };
+            let start = if line[..open].ends_with('!') {
+                open - 1
+            } else {
+                open
+            };
+            line.replace_range(start..end + needle.len(), "");
+        }
+        if line.trim().is_empty() && original.contains(&needle) {
+            continue;
+        }
+        out.push(line);
+    }
+    out.join("\n")
 }
 
 /// The status bar's view of the attachments' transfers.

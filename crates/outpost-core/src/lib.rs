@@ -43,7 +43,8 @@ pub use model::{
 pub use notebooks::MAX_NOTEBOOK_NAME_CHARS;
 pub use notes::{MAX_TAG_CHARS, MAX_TAGS};
 pub use outpost_protocol::{
-    ClientId, MAX_BODY_BYTES, MAX_TITLE_BYTES, MutationId, NoteId, NotebookId, Stamp,
+    AttachmentId, ClientId, IdError, MAX_BODY_BYTES, MAX_TITLE_BYTES, MutationId, NoteId,
+    NotebookId, Stamp,
 };
 pub use prefs::{DOWNLOAD_ALL_ATTACHMENTS, Pref, PrefScope, SYNC_INTERVAL_SECS, WORK_OFFLINE};
 pub use store::{Store, StoreOptions};

@@ -20,6 +20,7 @@ use crate::error::AppError;
 use crate::state::{AppState, Outpost};
 
 mod account;
+mod attachments;
 mod files;
 mod notebooks;
 mod notes;
@@ -31,6 +32,7 @@ mod tests;
 // The glob also re-exports the handler macros `#[tauri::command]` writes beside each command,
 // which `generate_handler!` in main.rs looks for at the same path as the command.
 pub use account::*;
+pub use attachments::*;
 pub use files::*;
 pub use notebooks::*;
 pub use notes::*;

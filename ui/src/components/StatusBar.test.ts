@@ -94,7 +94,7 @@ describe('StatusBar', () => {
     report({});
     const button = screen.getByTestId('sync-now') as HTMLButtonElement;
     await fireEvent.click(button);
-    expect(ipc.sent()).toEqual([{ cmd: 'sync_now', args: {} }]);
+    expect(ipc.sent('transfer_queue')).toEqual([{ cmd: 'sync_now', args: {} }]);
 
     report({ state: 'paused' });
     expect(button.disabled).toBe(true);
@@ -126,5 +126,19 @@ describe('StatusBar', () => {
     report({});
     await fireEvent.click(screen.getByTestId('sync-now'));
     await waitFor(() => expect(ui.error).toBe('the notes database is in use by another Outpost'));
+  });
+
+  it('counts the attachments waiting to go up, and those that failed', async () => {
+    fakeIpc({
+      transfer_queue: () => ({
+        queue: { bytes_to_upload: 4_100_000, uploads: 2, failed: 1, downloads: 0 },
+        max_file_bytes: 268_435_456,
+      }),
+    });
+    render(StatusBar);
+    report({});
+    await waitFor(() => expect(text('upload-queue')).toBe('2 attachments (4.1 MB) to upload'));
+    await fireEvent.click(screen.getByTestId('failed-attachments'));
+    expect(ui.panel).toBe('diagnostics');
   });
 });

@@ -93,3 +93,16 @@ export function changeTarget(entry: { entity: string; entity_id: string }): stri
 export function changedFields(entry: { fields: object }): string {
   return Object.keys(entry.fields).join(', ') || '—';
 }
+
+/** A size as people read it: "812 bytes", "2.4 MB" (powers of 1000, as file managers show). */
+export function bytes(n: number): string {
+  if (n < 1000) return `${n} bytes`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let value = n / 1000;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}

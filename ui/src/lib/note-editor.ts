@@ -3,7 +3,8 @@
 // stays smaller when nothing is being edited (BENCHMARKS.md, "Desktop app").
 import { EditorView, basicSetup } from 'codemirror';
 import { markdown } from '@codemirror/lang-markdown';
-import { Annotation, Compartment, EditorState } from '@codemirror/state';
+import { Annotation, Compartment, EditorState, StateEffect, StateField, type Range } from '@codemirror/state';
+import { Decoration, WidgetType, type DecorationSet } from '@codemirror/view';
 
 export type { EditorView };
 
@@ -28,8 +29,72 @@ const READ_ONLY = [EditorState.readOnly.of(true), EditorView.editable.of(false)]
 /** Marks a change that put the store's text in the editor: not an edit to save back. */
 const fromStore = Annotation.define<boolean>();
 
-/** A Markdown editor in `parent`; `onEdit` runs after each change the user makes. */
-export function createNoteEditor(parent: HTMLElement, onEdit: () => void): EditorView {
+/** An image attachment as the note shows it under its `![..](attachment:ID)` line. */
+export interface InlineImage {
+  src: string;
+  alt: string;
+}
+
+const setImages = StateEffect.define<Map<string, InlineImage>>();
+const ATTACHMENT_IMAGE = /!\[[^\]\n]*\]\(attachment:([0-9a-f-]{36})\)/g;
+
+class ImageWidget extends WidgetType {
+  constructor(readonly image: InlineImage) {
+    super();
+  }
+  eq(other: ImageWidget) {
+    return other.image.src === this.image.src;
+  }
+  toDOM() {
+    const img = document.createElement('img');
+    img.src = this.image.src;
+    img.alt = this.image.alt;
+    img.className = 'cm-attachment-image';
+    img.dataset.testid = 'inline-image';
+    return img;
+  }
+}
+
+/** The images under their lines, from the note's attachments (none in a large note). */
+const inlineImages = StateField.define<{ images: Map<string, InlineImage>; decorations: DecorationSet }>({
+  create: () => ({ images: new Map(), decorations: Decoration.none }),
+  update(value, tr) {
+    let images = value.images;
+    for (const e of tr.effects) if (e.is(setImages)) images = e.value;
+    if (images === value.images && !tr.docChanged) return value;
+    return { images, decorations: decorate(tr.state, images) };
+  },
+  provide: (f) => EditorView.decorations.from(f, (v) => v.decorations),
+});
+
+function decorate(state: EditorState, images: Map<string, InlineImage>): DecorationSet {
+  if (images.size === 0 || state.doc.length > PLAIN_TEXT_ABOVE) return Decoration.none;
+  const text = state.doc.toString();
+  const found: Range<Decoration>[] = [];
+  for (const m of text.matchAll(ATTACHMENT_IMAGE)) {
+    const image = m[1] === undefined ? undefined : images.get(m[1]);
+    if (!image || m.index === undefined) continue;
+    const line = state.doc.lineAt(m.index);
+    found.push(Decoration.widget({ widget: new ImageWidget(image), block: true, side: 1 }).range(line.to));
+  }
+  return Decoration.set(found, true);
+}
+
+/** Shows these images under the lines that refer to them. */
+export function showInlineImages(view: EditorView, images: Map<string, InlineImage>): void {
+  view.dispatch({ effects: setImages.of(images) });
+}
+
+/**
+ * A Markdown editor in `parent`; `onEdit` runs after each change the user makes, `onFiles` with
+ * files pasted or dropped into the text (they become attachments).
+ */
+export function createNoteEditor(
+  parent: HTMLElement,
+  onEdit: () => void,
+  onFiles: (files: File[]) => void = () => {},
+): EditorView {
+  const files = (list: FileList | null | undefined) => Array.from(list ?? []);
   return new EditorView({
     parent,
     state: EditorState.create({
@@ -39,6 +104,23 @@ export function createNoteEditor(parent: HTMLElement, onEdit: () => void): Edito
         language.of(languageFor(0)),
         access.of(EDITABLE),
         EditorView.lineWrapping,
+        inlineImages,
+        EditorView.domEventHandlers({
+          paste(event) {
+            const pasted = files(event.clipboardData?.files);
+            if (pasted.length === 0) return false;
+            event.preventDefault();
+            onFiles(pasted);
+            return true;
+          },
+          drop(event) {
+            const dropped = files(event.dataTransfer?.files);
+            if (dropped.length === 0) return false;
+            event.preventDefault();
+            onFiles(dropped);
+            return true;
+          },
+        }),
         EditorView.contentAttributes.of({ 'aria-label': 'Note text', 'data-testid': 'editor-body' }),
         EditorView.updateListener.of((update) => {
           if (update.docChanged && !update.transactions.some((t) => t.annotation(fromStore))) onEdit();

@@ -125,7 +125,7 @@ fn removing_an_attachment_takes_its_link_out_and_syncs_the_removal() {
     assert_eq!(a.markdown(), format!("[report.pdf](attachment:{})", a.id));
     ack_all(&store);
     store.remove_attachment(a.id).expect("remove");
-    assert_eq!(store.get_note(id).expect("note").body, "Before");
+    assert_eq!(store.get_note(id).expect("note").body, "Before\n");
     assert!(store.list_attachments(Some(id)).expect("list").is_empty());
     let entries = store.outbox_for(&a.id.to_string()).expect("outbox");
     assert_eq!(entries.len(), 1);
@@ -219,4 +219,41 @@ fn a_rename_here_and_one_from_the_server_meet_by_last_writer_wins_and_the_digest
     let running = store.local_digest().expect("running").buckets;
     let full = store.full_digest_buckets().expect("full");
     assert_eq!(running, full);
+}
+
+#[test]
+fn a_link_in_running_text_goes_alone_and_a_line_of_its_own_goes_whole() {
+    let id: AttachmentId = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".parse().expect("id");
+    let body = format!(
+        "Seal: see [report.pdf](attachment:{id}) for details.\n![pump.jpg](attachment:{id})\nEnd"
+    );
+    assert_eq!(
+        without_reference(&body, &id),
+        "Seal: see  for details.\nEnd"
+    );
+    assert_eq!(without_reference("no links", &id), "no links");
+    let spaced = format!("Para one.\n\n![p.jpg](attachment:{id})\n\nPara two.");
+    assert_eq!(without_reference(&spaced, &id), "Para one.\n\n\nPara two.");
+}
+
+#[test]
+fn a_damaged_copy_here_is_refused_dropped_and_asked_for_again() {
+    let (_dir, store) = temp_store();
+    let id = note(&store, "");
+    let a = store
+        .attach_bytes(id, "log.txt", b"pressure 3 bar")
+        .expect("a");
+    std::fs::write(store.blob_files().path(&a.sha256), b"pressure 9 bar").expect("damage");
+    let out = _dir.path().join("out.txt");
+    let err = store
+        .blob_files()
+        .copy_verified(&a.sha256, &out)
+        .expect_err("damaged");
+    assert!(err.to_string().contains("is damaged"), "{err}");
+    assert!(!out.exists(), "nothing half-written where the user looks");
+    store.refetch_damaged(&a.sha256).expect("refetch");
+    assert_eq!(
+        store.get_attachment(a.id).expect("a").state,
+        AttachmentState::NotDownloaded { wanted: true }
+    );
 }

@@ -55,7 +55,12 @@ pub(crate) fn facts(path: &Path) -> Option<ImageFacts> {
 }
 
 fn encode(img: &DynamicImage, side: u32) -> Option<String> {
-    let small = img.thumbnail(side, side).into_rgb8();
+    // Never larger than the image itself: a small picture stays as sharp as it is.
+    let small = if img.width() <= side && img.height() <= side {
+        img.to_rgb8()
+    } else {
+        img.thumbnail(side, side).into_rgb8()
+    };
     let mut jpeg = Vec::new();
     let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, QUALITY);
     small.write_with_encoder(encoder).ok()?;

@@ -887,6 +887,7 @@ impl Store {
                         }
                         tx.remove_entry(entry)?;
                         tx.note_applied(entry, version.0)?;
+                        tx.attachment_applied(entry)?;
                         tx.hold_unconfirmed(entry, *cursor)?;
                     }
                     Outcome::Duplicate { .. } => tx.remove_entry(entry)?,
@@ -969,6 +970,27 @@ impl Tx<'_> {
         if let Ok(id) = entry.entity_id.parse() {
             self.change.notes.push(id);
         }
+        Ok(())
+    }
+
+    /// After the server took an attachment record that names its blob (the whole record: a new
+    /// one, or one sent again to a server that lost it), the blob is checked there again, even
+    /// if this device sent it before: a server restored from an older backup, or one that
+    /// collected it meanwhile, gets it back. The check is one request when the server has it.
+    fn attachment_applied(&mut self, entry: &OutboxEntry) -> Result<()> {
+        if entry.entity != Entity::Attachment {
+            return Ok(());
+        }
+        let Some(sha) = entry.fields.get("sha256").and_then(|c| c.value.as_str()) else {
+            return Ok(());
+        };
+        self.tx
+            .prepare_cached(
+                "UPDATE blobs SET upload = 'waiting', attempts = 0, next_attempt_ms = 0
+                 WHERE sha256 = ?1 AND here = 1 AND upload = 'done'",
+            )
+            .and_then(|mut s| s.execute([sha]))
+            .at(self.path)?;
         Ok(())
     }
 

@@ -66,11 +66,16 @@ pub async fn run_transfers(
 async fn transfers(store: &Store, client: &SyncClient) -> Result<TransferReport, SyncError> {
     let mut report = TransferReport::default();
     let work = blocking(|| store.transfer_work(now_ms()))?;
-    if !work {
+    // The limits are asked for once even with nothing to send: the app says them before the
+    // first attach, not after its upload fails.
+    if !work && blocking(|| store.blob_limits())?.is_some() {
         return Ok(report);
     }
     let limits = client.blob_limits().await?;
     blocking(|| store.set_blob_limits(&limits))?;
+    if !work {
+        return Ok(report);
+    }
     let chunk = match limits.chunk_bytes {
         0 => DEFAULT_CHUNK_BYTES,
         n => n.clamp(MIN_CHUNK_BYTES, MAX_CHUNK_BYTES as u64),
