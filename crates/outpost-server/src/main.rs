@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use outpost_protocol::blobs::MAX_CHUNK_BYTES;
 use outpost_server::audit::Audit;
+use outpost_server::blobs::collect::{DEFAULT_GRACE_DAYS, collect_every, grace_ms};
 use outpost_server::blobs::{BlobConfig, Blobs, DEFAULT_CHUNK_BYTES, DEFAULT_MAX_BLOB_BYTES};
 use outpost_server::storage::Storage;
 use outpost_server::storage::postgres::PgStorage;
@@ -13,6 +14,7 @@ use outpost_server::{AppState, serve};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,7 +22,7 @@ use std::sync::Arc;
     version,
     about = "The Outpost sync server",
     args_conflicts_with_subcommands = true,
-    after_help = "Without a command it serves. `outpost-server audit --help` for the check QA runs; `backup` and `restore` for backups of the SQLite database."
+    after_help = "Without a command it serves. `outpost-server audit --help` for the check QA runs; `backup` and `restore` for backups of the SQLite database; `collect-blobs` to collect attachments' bytes now."
 )]
 struct Args {
     #[command(subcommand)]
@@ -46,6 +48,34 @@ enum Command {
     /// database starts a new epoch: devices re-download from it and send again whatever it
     /// lacks, so nothing written since the backup is lost.
     Restore(RestoreArgs),
+    /// Remove attachments' bytes that no attachment refers to any more, once unreferenced for
+    /// longer than the grace, and uploads abandoned for longer than it: one sweep, as a serving
+    /// server runs every hour, printing what it removed. Safe while the server runs.
+    CollectBlobs(CollectArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CollectArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+
+    /// The server's --blob-dir [default: `blobs` in the data directory].
+    #[arg(long, value_name = "DIR", env = "OUTPOST_BLOB_DIR")]
+    blob_dir: Option<PathBuf>,
+
+    /// The server's --blob-grace-days: how long a blob stays after its last attachment was
+    /// removed (0: found unreferenced by one sweep, removed by the next).
+    #[arg(
+        long,
+        value_name = "DAYS",
+        env = "OUTPOST_BLOB_GRACE_DAYS",
+        default_value_t = DEFAULT_GRACE_DAYS
+    )]
+    grace_days: u32,
+
+    /// Print what was removed as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -123,6 +153,17 @@ struct BlobArgs {
     #[arg(long, value_name = "DIR", env = "OUTPOST_BLOB_DIR")]
     blob_dir: Option<PathBuf>,
 
+    /// How long an attachment's bytes stay after the last attachment naming them was removed
+    /// (and how long an upload nobody continues is kept), in days. The server sweeps a minute
+    /// after it starts and then every hour.
+    #[arg(
+        long,
+        value_name = "DAYS",
+        env = "OUTPOST_BLOB_GRACE_DAYS",
+        default_value_t = DEFAULT_GRACE_DAYS
+    )]
+    blob_grace_days: u32,
+
     /// The largest attachment a device may upload, in bytes.
     #[arg(
         long,
@@ -149,17 +190,22 @@ struct BlobArgs {
     blob_chunk_bytes: u64,
 }
 
+/// Where attachments' bytes are: the one definition for `serve` and `collect-blobs`.
+fn blob_dir(blob_dir: &Option<PathBuf>, db: &DatabaseArgs) -> Result<PathBuf> {
+    match blob_dir {
+        Some(dir) => Ok(dir.clone()),
+        None => Ok(data_dir_or_default(&db.data_dir)?.join("blobs")),
+    }
+}
+
 impl BlobArgs {
     fn open(&self, db: &DatabaseArgs) -> Result<Blobs> {
-        let dir = match &self.blob_dir {
-            Some(dir) => dir.clone(),
-            None => data_dir_or_default(&db.data_dir)?.join("blobs"),
-        };
+        let dir = blob_dir(&self.blob_dir, db)?;
         // Made now so a wrong path shows at start-up; a read-only disk still serves the rest.
         if let Err(e) = std::fs::create_dir_all(&dir) {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot create the blob directory: uploads will fail");
         }
-        tracing::info!(dir = %dir.display(), max_blob_bytes = self.max_blob_bytes, quota_bytes = ?self.blob_quota_bytes, "blobs: files");
+        tracing::info!(dir = %dir.display(), max_blob_bytes = self.max_blob_bytes, quota_bytes = ?self.blob_quota_bytes, grace_days = self.blob_grace_days, "blobs: files");
         Ok(Blobs::in_dir(
             dir,
             BlobConfig {
@@ -213,6 +259,63 @@ async fn audit(args: &AuditArgs) -> Result<()> {
     Ok(())
 }
 
+/// `outpost-server collect-blobs`: one collection, beside a running server or none. It opens
+/// the server's database as the server does (never creating one) and its blob directory.
+async fn collect_blobs(args: &CollectArgs) -> Result<()> {
+    // Warnings (a blob whose bytes could not be removed) on stderr; the report on stdout.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OUTPOST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let dir = blob_dir(&args.blob_dir, &args.db)?;
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "{} is not a directory: is it the server's --blob-dir?",
+            dir.display()
+        );
+    }
+    let storage: Arc<dyn Storage> = match (&args.db.database_url, &args.db.data_dir) {
+        (Some(url), _) => Arc::new(
+            PgStorage::connect(url)
+                .await
+                .context("connecting to PostgreSQL")?,
+        ),
+        (None, data_dir) => {
+            let data_dir = data_dir_or_default(data_dir)?;
+            let db = data_dir.join(outpost_server::storage::sqlite::DB_FILE);
+            if !db.exists() {
+                anyhow::bail!(
+                    "{} does not exist: is {} the server's --data-dir?",
+                    db.display(),
+                    data_dir.display()
+                );
+            }
+            Arc::new(SqliteStorage::open(&data_dir).context("opening the SQLite database")?)
+        }
+    };
+    let blobs = Blobs::in_dir(&dir, BlobConfig::default());
+    let report = blobs
+        .collect(
+            storage.as_ref(),
+            outpost_server::clock::now_i64(),
+            grace_ms(args.grace_days),
+        )
+        .await
+        .context("collecting blobs")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "collected {} (grace {} days): {report}",
+            dir.display(),
+            args.grace_days
+        );
+    }
+    Ok(())
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -260,6 +363,7 @@ async fn main() -> Result<()> {
     } = Args::parse();
     match command {
         Some(Command::Audit(audit_args)) => return audit(&audit_args).await,
+        Some(Command::CollectBlobs(collect_args)) => return collect_blobs(&collect_args).await,
         Some(Command::Backup(b)) => {
             let dir = data_dir_or_default(&b.data_dir)?;
             outpost_server::storage::sqlite::backup(&dir, &b.to).context("backing up")?;
@@ -311,7 +415,20 @@ async fn main() -> Result<()> {
     println!("outpost-server listening on http://{addr}");
     tracing::info!(%addr, storage = storage.kind(), "listening");
     let state = AppState::new(storage).with_blobs(blobs);
+    let collector = state.blobs.clone().map(|blobs| {
+        tokio::spawn(collect_every(
+            blobs,
+            state.storage.clone(),
+            grace_ms(args.blobs.blob_grace_days),
+            state.shutdown.clone(),
+        ))
+    });
     serve(listener, state, shutdown_signal()).await?;
+    if let Some(collector) = collector {
+        // A sweep under way finishes (its bytes removed, not left without a row); the next
+        // never starts.
+        let _ = tokio::time::timeout(Duration::from_secs(60), collector).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -973,23 +973,21 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// After the server took an attachment record that names its blob (the whole record: a new
-    /// one, or one sent again to a server that lost it), the blob is checked there again, even
+    /// After the server took a change of an attachment still in its note (a new one, one sent
+    /// again to a server that lost it, one brought back), its blob is checked there again, even
     /// if this device sent it before: a server restored from an older backup, or one that
     /// collected it meanwhile, gets it back. The check is one request when the server has it.
     fn attachment_applied(&mut self, entry: &OutboxEntry) -> Result<()> {
         if entry.entity != Entity::Attachment {
             return Ok(());
         }
-        let Some(sha) = entry.fields.get("sha256").and_then(|c| c.value.as_str()) else {
-            return Ok(());
-        };
         self.tx
             .prepare_cached(
                 "UPDATE blobs SET upload = 'waiting', attempts = 0, next_attempt_ms = 0
-                 WHERE sha256 = ?1 AND here = 1 AND upload = 'done'",
+                 WHERE here = 1 AND upload = 'done' AND sha256 = (
+                     SELECT sha256 FROM attachments WHERE id = ?1 AND deleted = 0)",
             )
-            .and_then(|mut s| s.execute([sha]))
+            .and_then(|mut s| s.execute([&entry.entity_id]))
             .at(self.path)?;
         Ok(())
     }

@@ -12,6 +12,7 @@ use super::client::{SyncClient, SyncError};
 use crate::Store;
 use crate::error::Result as StoreResult;
 use outpost_protocol::blobs::{BlobHash, MAX_CHUNK_BYTES, codes};
+use sha2::Sha256;
 use std::io::Write as _;
 use tracing::Instrument as _;
 
@@ -222,7 +223,9 @@ async fn download(
         report.not_yet_on_server += 1;
         return Ok(());
     };
-    let mut file = blocking(|| open_partial(&partial, body.from))?;
+    // Hashed as it arrives (what a resumed download already had, first): the file is read
+    // back once less than checking it at the end would.
+    let (mut file, mut hasher) = blocking(|| open_partial(&partial, body.from))?;
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_EVERY);
     let mut got = 0u64;
     loop {
@@ -230,7 +233,7 @@ async fn download(
             Ok(p) => p,
             Err(e) => {
                 // Keep what arrived: the next try asks for the rest.
-                blocking(|| write_out(&mut file, &partial, &mut buf))?;
+                blocking(|| write_out(&mut file, &partial, &mut buf, &mut hasher))?;
                 blocking(|| store.transfer_later(hash, &e.to_string(), now_ms()))?;
                 return Err(e);
             }
@@ -239,17 +242,15 @@ async fn download(
         got += piece.len() as u64;
         buf.extend_from_slice(&piece);
         if buf.len() >= WRITE_EVERY {
-            blocking(|| write_out(&mut file, &partial, &mut buf))?;
+            blocking(|| write_out(&mut file, &partial, &mut buf, &mut hasher))?;
             crate::testhook::pause_at(crate::testhook::BLOB_PIECE_WRITTEN);
         }
     }
-    blocking(|| write_out(&mut file, &partial, &mut buf))?;
+    blocking(|| write_out(&mut file, &partial, &mut buf, &mut hasher))?;
     let settled = blocking(|| -> StoreResult<bool> {
         file.sync_all().map_err(|e| crate::Error::io(&partial, e))?;
         drop(file);
-        let whole =
-            crate::attachments::hash_file(&partial).map_err(|e| crate::Error::io(&partial, e))?;
-        if &whole != hash {
+        if &BlobHash::from_digest(&sha2::Digest::finalize(hasher)) != hash {
             let _ = std::fs::remove_file(&partial);
             return Ok(false);
         }
@@ -283,25 +284,41 @@ fn partial_len(path: &std::path::Path, size: u64) -> StoreResult<u64> {
     }
 }
 
-fn open_partial(path: &std::path::Path, from: u64) -> StoreResult<std::fs::File> {
+/// The partial file, cut to `from` (the reply starts there: what is beyond it goes), and the
+/// hash of what it holds up to there.
+fn open_partial(path: &std::path::Path, from: u64) -> StoreResult<(std::fs::File, Sha256)> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
     }
-    let file = std::fs::OpenOptions::new()
+    let mut file = std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(path)
         .map_err(|e| crate::Error::io(path, e))?;
-    // The reply starts at `from`: what is here beyond it (or all of it, from 0) goes.
     file.set_len(from).map_err(|e| crate::Error::io(path, e))?;
-    Ok(file)
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; WRITE_EVERY];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| crate::Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok((file, hasher))
 }
 
 fn write_out(
     file: &mut std::fs::File,
     path: &std::path::Path,
     buf: &mut Vec<u8>,
+    hasher: &mut Sha256,
 ) -> StoreResult<()> {
+    use sha2::Digest as _;
+    hasher.update(buf.as_slice());
     file.write_all(buf).map_err(|e| crate::Error::io(path, e))?;
     buf.clear();
     Ok(())

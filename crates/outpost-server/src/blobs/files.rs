@@ -228,6 +228,16 @@ impl BlobStore for FileBlobStore {
         blocking(move || remove(&path)).await
     }
 
+    async fn remove(&self, account: AccountId, hash: &BlobHash) -> Result<(), BlobError> {
+        let (part, blob) = (self.part_path(account, hash), self.blob_path(account, hash));
+        // Directories stay: an upload may be about to move a blob into one.
+        blocking(move || {
+            remove(&blob)?;
+            remove(&part)
+        })
+        .await
+    }
+
     async fn has(&self, account: AccountId, hash: &BlobHash) -> Result<bool, BlobError> {
         let path = self.blob_path(account, hash);
         blocking(move || match std::fs::metadata(&path) {
@@ -380,6 +390,41 @@ mod tests {
             store.append(a, &hash, 5, Bytes::from_static(b"x")).await,
             Err(BlobError::Gap { have: 0, offset: 5 })
         ));
+    }
+
+    #[tokio::test]
+    async fn removing_a_blob_takes_its_file_and_any_upload_of_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = FileBlobStore::new(dir.path());
+        let (a, b) = (account(), account());
+        let hash = BlobHash::of(b"photo");
+        for owner in [a, b] {
+            store
+                .append(owner, &hash, 0, Bytes::from_static(b"photo"))
+                .await
+                .expect("append");
+            assert_eq!(
+                store.finish(owner, &hash).await.expect("finish"),
+                Finished::Stored
+            );
+        }
+        // An upload begun again beside the blob.
+        store
+            .append(a, &hash, 0, Bytes::from_static(b"pho"))
+            .await
+            .expect("append");
+        store.remove(a, &hash).await.expect("remove");
+        assert!(!store.has(a, &hash).await.expect("has"));
+        assert_eq!(store.part_len(a, &hash).await.expect("len"), None);
+        assert!(store.read(a, &hash, 0, 1).await.expect("read").is_none());
+        assert!(
+            store.has(b, &hash).await.expect("has"),
+            "another account's copy stays"
+        );
+        store
+            .remove(a, &hash)
+            .await
+            .expect("nothing left is no error");
     }
 
     #[test]

@@ -9,10 +9,13 @@
 //!   a byte that is not there; the chunk that completes a blob is checked against the blob's
 //!   name before any device can fetch it; an account keeps one copy per hash;
 //! - the limits a server sets ([`BlobConfig`]): the largest blob, the chunk size it asks for,
-//!   and a quota per account.
+//!   and a quota per account;
+//! - collection ([`collect`]): blobs no attachment refers to any more, and uploads abandoned,
+//!   go after a grace period.
 //!
 //! Handlers ([`crate::routes::blobs`]) only read the request and answer.
 
+pub mod collect;
 pub mod files;
 
 use crate::clock::now_i64;
@@ -112,6 +115,10 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Drops the upload in progress, if any.
     async fn discard(&self, account: AccountId, hash: &BlobHash) -> Result<(), BlobError>;
+
+    /// Removes the account's blob and any upload in progress of it (collection: the database
+    /// no longer names either). Nothing there is no error.
+    async fn remove(&self, account: AccountId, hash: &BlobHash) -> Result<(), BlobError>;
 
     /// Whether the account's blob is in the store (finished).
     async fn has(&self, account: AccountId, hash: &BlobHash) -> Result<bool, BlobError>;

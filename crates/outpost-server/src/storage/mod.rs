@@ -6,6 +6,7 @@
 pub mod postgres;
 pub mod sqlite;
 
+use crate::blobs::collect::Sweep;
 use crate::plan::DigestDelta;
 use async_trait::async_trait;
 use outpost_protocol::api::{
@@ -354,12 +355,21 @@ pub trait Storage: Send + Sync + 'static {
     async fn blob_lost(&self, account: AccountId, hash: &BlobHash, now_ms: i64) -> Result<()>;
 
     /// Marks the upload complete: its bytes matched its name and are in place in the store.
+    /// Its grace (collection) starts afresh: it has been unreferenced for no time yet.
     async fn blob_complete(
         &self,
         account: AccountId,
         hash: &BlobHash,
         now_ms: i64,
     ) -> Result<Option<BlobRow>>;
+
+    /// Collection's sweep of every account's blobs, in one transaction: each row judged by
+    /// [`crate::blobs::collect::verdict`] (whether a live attachment record of its account
+    /// names it, its `unreferenced_ms` and `updated_ms`), marked, cleared or deleted
+    /// accordingly. Returns the rows deleted, whose bytes are the caller's to remove. A row that
+    /// changes while the sweep runs (an upload begun again, an attachment pushed) is judged as
+    /// it is then, never as it was.
+    async fn sweep_blobs(&self, now_ms: i64, grace_ms: i64) -> Result<Sweep>;
 }
 
 #[cfg(test)]

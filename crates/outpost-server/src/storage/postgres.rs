@@ -22,6 +22,7 @@ use super::{
     PulledRecord, PushOutcome, Result, Storage, StorageError, TokenOwner, column_i64, stored_u64,
 };
 use super::{HISTORY_DATABASE, HISTORY_EPOCH};
+use crate::blobs::collect::{Removed, Sweep, SweepRow, Verdict, verdict};
 use crate::plan::{self, Key, Loaded, StoredRecord};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
@@ -48,6 +49,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, SCHEMA_V2),
     (3, SCHEMA_V3),
     (4, SCHEMA_V4),
+    (5, SCHEMA_V5),
 ];
 
 /// The same tables as the SQLite backend. Ids are `uuid` where the protocol says UUID. Entity
@@ -162,6 +164,12 @@ CREATE TABLE blobs (
     updated_ms  BIGINT NOT NULL,
     PRIMARY KEY (account_id, sha256)
 );
+"#;
+
+/// Version 5, as SQLite's: collection. Since when a complete blob has been found unreferenced
+/// (NULL while an attachment names it; see [`crate::blobs::collect`]).
+const SCHEMA_V5: &str = r#"
+ALTER TABLE blobs ADD COLUMN unreferenced_ms BIGINT;
 "#;
 
 /// Adds digest deltas to an account's buckets, in one statement. `with_attachments` is false
@@ -1406,7 +1414,7 @@ impl Storage for PgStorage {
                  VALUES ($1, $2, $3, 0, false, 0, 0, $4, $4)
                  ON CONFLICT (account_id, sha256) DO UPDATE SET size = excluded.size,
                      received = 0, complete = false, chunks = 0, chunks_lost = 0,
-                     updated_ms = excluded.updated_ms
+                     updated_ms = excluded.updated_ms, unreferenced_ms = NULL
                  RETURNING {BLOB_COLUMNS}"
             ))
             .await?;
@@ -1466,7 +1474,8 @@ impl Storage for PgStorage {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(&format!(
-                "UPDATE blobs SET complete = true, received = size, updated_ms = $3
+                "UPDATE blobs SET complete = true, received = size, updated_ms = $3,
+                     unreferenced_ms = NULL
                  WHERE account_id = $1 AND sha256 = $2
                  RETURNING {BLOB_COLUMNS}"
             ))
@@ -1478,6 +1487,184 @@ impl Storage for PgStorage {
             .map(blob_row)
             .transpose()
     }
+
+    async fn sweep_blobs(&self, now_ms: i64, grace_ms: i64) -> Result<Sweep> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let sweep = sweep_in(&tx, now_ms, grace_ms).await?;
+        tx.commit().await?;
+        Ok(sweep)
+    }
+}
+
+/// Blob rows with whether a live attachment record of their account names them (the rule in
+/// [`crate::blobs::collect`]): the account's attachment records, not purged, whose `sha256` is
+/// the blob's and whose `deleted` is not true; of the accounts in `$1`, or of all if it is
+/// NULL. Fields are `text` (see [`SCHEMA_V1`]); only an attachment's are read as `jsonb` (the
+/// `CASE` makes sure of it: a note may hold a `\u0000` that `jsonb` refuses, and an
+/// attachment's fields cannot), each once, not once per blob.
+const SWEEP_ROWS: &str = "
+    SELECT b.account_id, b.sha256, b.complete, b.received, b.updated_ms, b.unreferenced_ms,
+           l.sha256 IS NOT NULL
+    FROM blobs b
+    LEFT JOIN (
+        SELECT DISTINCT account_id, f -> 'sha256' ->> 'value' AS sha256
+        FROM (
+            SELECT account_id, CASE WHEN entity = 'attachment' THEN fields::jsonb END AS f
+            FROM records
+            WHERE entity = 'attachment' AND NOT purged
+              AND ($1::uuid[] IS NULL OR account_id = ANY($1))
+            OFFSET 0
+        ) a
+        WHERE (f -> 'deleted' -> 'value') IS DISTINCT FROM 'true'::jsonb
+    ) l ON l.account_id = b.account_id AND l.sha256 = b.sha256
+    WHERE $1::uuid[] IS NULL OR b.account_id = ANY($1)";
+
+/// A row as [`SWEEP_ROWS`] read it, and what [`verdict`] made of it.
+struct Judged {
+    account: Uuid,
+    sha256: String,
+    complete: bool,
+    updated_ms: i64,
+    unreferenced_ms: Option<i64>,
+    verdict: Verdict,
+}
+
+async fn judge(
+    tx: &deadpool_postgres::Transaction<'_>,
+    accounts: Option<Vec<Uuid>>,
+    now_ms: i64,
+    grace_ms: i64,
+) -> Result<Vec<Judged>> {
+    let stmt = tx.prepare_cached(SWEEP_ROWS).await?;
+    // Streamed: only the rows something happens to are kept.
+    let rows = tx.query_raw(&stmt, [&accounts]).await?;
+    futures_util::pin_mut!(rows);
+    let mut judged = Vec::new();
+    while let Some(r) = futures_util::TryStreamExt::try_next(&mut rows).await? {
+        let row = SweepRow {
+            complete: r.try_get(2)?,
+            referenced: r.try_get(6)?,
+            updated_ms: r.try_get(4)?,
+            unreferenced_ms: r.try_get(5)?,
+        };
+        let verdict = verdict(&row, now_ms, grace_ms);
+        if verdict != Verdict::Keep {
+            judged.push(Judged {
+                account: r.try_get(0)?,
+                sha256: r.try_get(1)?,
+                complete: row.complete,
+                updated_ms: row.updated_ms,
+                unreferenced_ms: row.unreferenced_ms,
+                verdict,
+            });
+        }
+    }
+    Ok(judged)
+}
+
+/// The keys of the rows judged `verdict`, as the two arrays `unnest` takes.
+fn keys_of(judged: &[Judged], verdict: Verdict) -> (Vec<Uuid>, Vec<&str>) {
+    judged
+        .iter()
+        .filter(|j| j.verdict == verdict)
+        .map(|j| (j.account, j.sha256.as_str()))
+        .unzip()
+}
+
+/// The sweep, inside the caller's transaction. Other instances push and upload meanwhile, so a
+/// row is deleted only as judged under the lock of its account's row, the one every push
+/// takes first: no attachment of that account can be written between that judging and the
+/// delete. And only if the row is still the one judged (no upload began it again meanwhile).
+async fn sweep_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    now_ms: i64,
+    grace_ms: i64,
+) -> Result<Sweep> {
+    let mut sweep = Sweep::default();
+    let judged = judge(tx, None, now_ms, grace_ms).await?;
+
+    // A mark or its clearing only moves when a blob may go: judged without locks, they are
+    // put right by the next sweep if a push overtook them.
+    let (accounts, hashes) = keys_of(&judged, Verdict::Mark);
+    if !accounts.is_empty() {
+        let mark = tx
+            .prepare_cached(
+                "UPDATE blobs b SET unreferenced_ms = $3
+                 FROM unnest($1::uuid[], $2::text[]) AS d (account_id, sha256)
+                 WHERE b.account_id = d.account_id AND b.sha256 = d.sha256
+                   AND b.complete AND b.unreferenced_ms IS NULL",
+            )
+            .await?;
+        sweep.marked = tx.execute(&mark, &[&accounts, &hashes, &now_ms]).await?;
+    }
+    let (accounts, hashes) = keys_of(&judged, Verdict::Clear);
+    if !accounts.is_empty() {
+        let clear = tx
+            .prepare_cached(
+                "UPDATE blobs b SET unreferenced_ms = NULL
+                 FROM unnest($1::uuid[], $2::text[]) AS d (account_id, sha256)
+                 WHERE b.account_id = d.account_id AND b.sha256 = d.sha256
+                   AND b.unreferenced_ms IS NOT NULL",
+            )
+            .await?;
+        sweep.cleared = tx.execute(&clear, &[&accounts, &hashes]).await?;
+    }
+
+    let candidates: std::collections::BTreeSet<Uuid> = judged
+        .iter()
+        .filter(|j| j.verdict == Verdict::Remove)
+        .map(|j| j.account)
+        .collect();
+    if candidates.is_empty() {
+        return Ok(sweep);
+    }
+    let candidates: Vec<Uuid> = candidates.into_iter().collect();
+    // In one order on every instance, so two sweeps at once cannot deadlock.
+    let lock = tx
+        .prepare_cached("SELECT 1 FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .await?;
+    tx.query(&lock, &[&candidates]).await?;
+    // Judged again, in a new snapshot that holds every push committed before the locks.
+    let again: Vec<Judged> = judge(tx, Some(candidates), now_ms, grace_ms)
+        .await?
+        .into_iter()
+        .filter(|j| j.verdict == Verdict::Remove)
+        .collect();
+    if again.is_empty() {
+        return Ok(sweep);
+    }
+    let (accounts, hashes) = keys_of(&again, Verdict::Remove);
+    let complete: Vec<bool> = again.iter().map(|j| j.complete).collect();
+    let updated: Vec<i64> = again.iter().map(|j| j.updated_ms).collect();
+    let unreferenced: Vec<Option<i64>> = again.iter().map(|j| j.unreferenced_ms).collect();
+    let delete = tx
+        .prepare_cached(
+            "DELETE FROM blobs b
+             USING unnest($1::uuid[], $2::text[], $3::bool[], $4::bigint[], $5::bigint[])
+                 AS d (account_id, sha256, complete, updated_ms, unreferenced_ms)
+             WHERE b.account_id = d.account_id AND b.sha256 = d.sha256
+               AND b.complete = d.complete AND b.updated_ms = d.updated_ms
+               AND b.unreferenced_ms IS NOT DISTINCT FROM d.unreferenced_ms
+             RETURNING b.account_id, b.sha256, b.complete, b.received",
+        )
+        .await?;
+    let rows = tx
+        .query(
+            &delete,
+            &[&accounts, &hashes, &complete, &updated, &unreferenced],
+        )
+        .await?;
+    for r in rows {
+        let sha: String = r.try_get(1)?;
+        sweep.removed.push(Removed {
+            account: AccountId(r.try_get(0)?),
+            hash: BlobHash::parse(&sha).map_err(bad_data)?,
+            complete: r.try_get(2)?,
+            bytes: stored_u64(r.try_get(3)?),
+        });
+    }
+    Ok(sweep)
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use super::{
     PulledRecord, PushOutcome, Result, Storage, StorageError, TokenOwner, column_i64, stored_u64,
 };
 use super::{HISTORY_DATABASE, HISTORY_EPOCH};
+use crate::blobs::collect::{Removed, Sweep, SweepRow, Verdict, verdict};
 use crate::plan::{self, Key, Loaded, StoredRecord};
 use async_trait::async_trait;
 use outpost_protocol::api::{
@@ -146,6 +147,12 @@ CREATE TABLE blobs (
 ) STRICT, WITHOUT ROWID;
 "#;
 
+/// Version 5, collection: since when a complete blob has been found unreferenced (NULL while
+/// an attachment names it; see [`crate::blobs::collect`]).
+const SCHEMA_V5: &str = r#"
+ALTER TABLE blobs ADD COLUMN unreferenced_ms INTEGER;
+"#;
+
 /// Adds digest deltas to an account's buckets, as a push does.
 const ADD_DIGEST: &str = "INSERT INTO digests (account_id, bucket, count, hi, lo, notes,
          notes_in_trash, notebooks, prefs, attachments, tombstones)
@@ -250,6 +257,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V2),
         M::up_with_hook(SCHEMA_V3, backfill_digests),
         M::up(SCHEMA_V4),
+        M::up(SCHEMA_V5),
     ])
 }
 
@@ -1243,7 +1251,7 @@ impl Storage for SqliteStorage {
                      VALUES (?1, ?2, ?3, 0, 0, 0, 0, ?4, ?4)
                      ON CONFLICT (account_id, sha256) DO UPDATE SET size = excluded.size,
                          received = 0, complete = 0, chunks = 0, chunks_lost = 0,
-                         updated_ms = excluded.updated_ms
+                         updated_ms = excluded.updated_ms, unreferenced_ms = NULL
                      RETURNING {BLOB_COLUMNS}"
                 ))?
                 .query_row(params![acc, sha, column_size, now_ms], blob_row)?;
@@ -1302,7 +1310,8 @@ impl Storage for SqliteStorage {
         self.write(move |conn| {
             Ok(conn
                 .prepare_cached(&format!(
-                    "UPDATE blobs SET complete = 1, received = size, updated_ms = ?3
+                    "UPDATE blobs SET complete = 1, received = size, updated_ms = ?3,
+                         unreferenced_ms = NULL
                      WHERE account_id = ?1 AND sha256 = ?2
                      RETURNING {BLOB_COLUMNS}"
                 ))?
@@ -1314,6 +1323,97 @@ impl Storage for SqliteStorage {
         })
         .await
     }
+
+    async fn sweep_blobs(&self, now_ms: i64, grace_ms: i64) -> Result<Sweep> {
+        // On the writer, in one immediate transaction: no push and no upload of this server
+        // (nor of another process on the file) writes between the judging and the deleting.
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let sweep = sweep_in(&tx, now_ms, grace_ms)?;
+            tx.commit()?;
+            Ok(sweep)
+        })
+        .await
+    }
+}
+
+/// Every blob row with whether a live attachment record of its account names it (the rule in
+/// [`crate::blobs::collect`]): the account's attachment records, not purged, whose `sha256`
+/// is the blob's and whose `deleted` is not true. Attachment records are found through
+/// `records_owner` (entity first) and read once each, not once per blob; the `CAST` gives the
+/// hash text affinity, so the join looks each blob up by account and hash (an automatic index)
+/// rather than among all of its account's attachments.
+const SWEEP_ROWS: &str = "
+    SELECT b.account_id, b.sha256, b.complete, b.received, b.updated_ms, b.unreferenced_ms,
+           l.sha256 IS NOT NULL
+    FROM blobs b
+    LEFT JOIN (
+        SELECT DISTINCT account_id,
+               CAST(json_extract(fields, '$.sha256.value') AS TEXT) AS sha256
+        FROM records
+        WHERE entity = 'attachment' AND purged = 0
+          AND json_type(fields, '$.deleted.value') IS NOT 'true'
+    ) l ON l.account_id = b.account_id AND l.sha256 = b.sha256";
+
+fn sweep_in(tx: &Connection, now_ms: i64, grace_ms: i64) -> Result<Sweep> {
+    let mut sweep = Sweep::default();
+    let (mut marks, mut clears, mut removes) = (Vec::new(), Vec::new(), Vec::new());
+    {
+        let mut stmt = tx.prepare(SWEEP_ROWS)?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let row = SweepRow {
+                complete: r.get(2)?,
+                referenced: r.get(6)?,
+                updated_ms: r.get(4)?,
+                unreferenced_ms: r.get(5)?,
+            };
+            let key: (String, String) = (r.get(0)?, r.get(1)?);
+            match verdict(&row, now_ms, grace_ms) {
+                Verdict::Keep => {}
+                Verdict::Mark => marks.push(key),
+                Verdict::Clear => clears.push(key),
+                Verdict::Remove => removes.push(key),
+            }
+        }
+    }
+    {
+        let mut mark = tx.prepare_cached(
+            "UPDATE blobs SET unreferenced_ms = ?3
+             WHERE account_id = ?1 AND sha256 = ?2 AND unreferenced_ms IS NULL",
+        )?;
+        for (account, sha) in &marks {
+            sweep.marked += mark.execute(params![account, sha, now_ms])? as u64;
+        }
+        let mut clear = tx.prepare_cached(
+            "UPDATE blobs SET unreferenced_ms = NULL
+             WHERE account_id = ?1 AND sha256 = ?2 AND unreferenced_ms IS NOT NULL",
+        )?;
+        for (account, sha) in &clears {
+            sweep.cleared += clear.execute(params![account, sha])? as u64;
+        }
+        let mut delete = tx.prepare_cached(
+            "DELETE FROM blobs WHERE account_id = ?1 AND sha256 = ?2
+             RETURNING complete, received",
+        )?;
+        for (account, sha) in removes {
+            let Some((complete, received)) = delete
+                .query_row(params![account, sha], |r| {
+                    Ok((r.get::<_, bool>(0)?, r.get::<_, i64>(1)?))
+                })
+                .optional()?
+            else {
+                continue;
+            };
+            sweep.removed.push(Removed {
+                account: AccountId(uuid::Uuid::parse_str(&account).map_err(bad_data)?),
+                hash: BlobHash::parse(&sha).map_err(bad_data)?,
+                complete,
+                bytes: stored_u64(received),
+            });
+        }
+    }
+    Ok(sweep)
 }
 
 #[cfg(test)]

@@ -58,6 +58,8 @@ pub struct TestServer {
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: Option<tempfile::TempDir>,
     pub storage: Arc<dyn Storage>,
+    /// The server's blobs (the very ones its handlers use, locks and all), if it keeps any.
+    pub blobs: Option<Arc<Blobs>>,
 }
 
 impl TestServer {
@@ -103,6 +105,7 @@ impl TestServer {
         if let Some(blobs) = blobs {
             state = state.with_blobs(blobs);
         }
+        let blobs = state.blobs.clone();
         let task = tokio::spawn(serve(listener, state, async move {
             let _ = stopped.await;
         }));
@@ -113,6 +116,7 @@ impl TestServer {
             task: Some(task),
             _dir: dir,
             storage,
+            blobs,
         }
     }
 
