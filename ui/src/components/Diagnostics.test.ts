@@ -12,7 +12,7 @@ import { QUEUED, REFUSED, SENT } from './diagnostics/fixtures';
 
 const PATHS = { data_dir: '/home/ana/.local/share/outpost', log_dir: '/home/ana/.local/share/outpost/logs' };
 
-const READS = ['list_outbox', 'list_dead_letters', 'app_paths', 'list_sync_errors'];
+const READS = ['list_outbox', 'list_dead_letters', 'app_paths', 'list_sync_errors', 'list_attachments'];
 
 function reads(outbox: OutboxEntry[] = [], dead: OutboxEntry[] = [], errors: SyncErrorEntry[] = []) {
   return {
@@ -20,6 +20,7 @@ function reads(outbox: OutboxEntry[] = [], dead: OutboxEntry[] = [], errors: Syn
     list_dead_letters: () => dead,
     app_paths: () => PATHS,
     list_sync_errors: () => errors,
+    list_attachments: () => [],
   };
 }
 
@@ -38,6 +39,7 @@ describe('Diagnostics', () => {
       'sync-errors',
       'outbox',
       'dead-letters',
+      'transfers',
       'doctor',
       'paths',
     ]);
