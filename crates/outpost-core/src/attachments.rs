@@ -557,32 +557,7 @@ impl Store {
             if fields.get("deleted").is_some_and(|c| c.value == true) {
                 return Ok(());
             }
-            let stamp = tx.stamp();
-            let mut changed = fields.clone();
-            changed.insert(
-                "deleted".into(),
-                FieldChange {
-                    value: Value::Bool(true),
-                    stamp,
-                },
-            );
-            tx.write_attachment(&id.to_string(), &changed, None, false)?;
-            let now = i64::try_from(stamp.physical_ms).unwrap_or(i64::MAX);
-            let queued = Fields::from([(
-                "deleted".to_owned(),
-                FieldChange {
-                    value: Value::Bool(true),
-                    stamp,
-                },
-            )]);
-            tx.enqueue(
-                Entity::Attachment,
-                &id.to_string(),
-                names::ATTACHMENT_PUT,
-                queued,
-                None,
-                now,
-            )?;
+            tx.mark_removed(&id.to_string(), fields.clone())?;
             // Take the note's reference out, if the note still has it.
             let note_id = fields
                 .get("note_id")
@@ -849,6 +824,46 @@ impl Tx<'_> {
                 ])
             })
             .at(self.path)?;
+        Ok(())
+    }
+
+    /// Marks an attachment removed (`fields` as it is now) and queues the removal.
+    fn mark_removed(&mut self, id: &str, mut fields: Fields) -> Result<()> {
+        let stamp = self.stamp();
+        let removed = FieldChange {
+            value: Value::Bool(true),
+            stamp,
+        };
+        fields.insert("deleted".into(), removed.clone());
+        self.write_attachment(id, &fields, None, false)?;
+        let now = i64::try_from(stamp.physical_ms).unwrap_or(i64::MAX);
+        let queued = Fields::from([("deleted".to_owned(), removed)]);
+        self.enqueue(
+            Entity::Attachment,
+            id,
+            names::ATTACHMENT_PUT,
+            queued,
+            None,
+            now,
+        )
+    }
+
+    /// A note deleted for good takes its attachments with it: each is marked removed (and the
+    /// removal syncs), so the server can collect the files once no other note names them.
+    pub(crate) fn remove_attachments_of(&mut self, note: NoteId) -> Result<()> {
+        let ids: Vec<String> = self
+            .tx
+            .prepare_cached("SELECT id FROM attachments WHERE note_id = ?1 AND deleted = 0")
+            .and_then(|mut s| {
+                s.query_map([note.to_string()], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .at(self.path)?;
+        for id in ids {
+            if let Some((fields, _)) = self.attachment_fields(&id)? {
+                self.mark_removed(&id, fields)?;
+            }
+        }
         Ok(())
     }
 

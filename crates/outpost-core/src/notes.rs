@@ -742,6 +742,7 @@ fn purge_in(tx: &mut Tx<'_>, note: &Note) -> Result<()> {
         note.server_version,
         now_ms,
     )?;
+    tx.remove_attachments_of(note.id)?;
     tx.change.notes.push(note.id);
     Ok(())
 }

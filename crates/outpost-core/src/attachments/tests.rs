@@ -257,3 +257,23 @@ fn a_damaged_copy_here_is_refused_dropped_and_asked_for_again() {
         AttachmentState::NotDownloaded { wanted: true }
     );
 }
+
+#[test]
+fn a_note_deleted_for_good_takes_its_attachments_with_it() {
+    let (_dir, store) = temp_store();
+    let id = note(&store, "");
+    let a = store.attach_bytes(id, "log.txt", b"pressure").expect("a");
+    ack_all(&store);
+    store.trash_note(id).expect("trash");
+    store.purge_note(id).expect("purge");
+    assert!(store.list_attachments(None).expect("list").is_empty());
+    let entries = store.outbox_for(&a.id.to_string()).expect("outbox");
+    assert_eq!(
+        entries
+            .first()
+            .and_then(|e| e.fields.get("deleted"))
+            .map(|c| &c.value),
+        Some(&Value::Bool(true)),
+        "the removal goes to the server, so it can collect the file"
+    );
+}
