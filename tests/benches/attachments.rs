@@ -67,26 +67,11 @@ fn run_ok(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
-/// Runs `cmd` and returns (wall time, peak RSS in KiB), reading the kernel's high-water mark
-/// of the child until it exits.
+/// Runs `cmd` and returns (wall time, peak RSS in KiB).
 fn timed_rss(cmd: &mut Command) -> Result<(Duration, i64)> {
     let start = Instant::now();
     let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0i64;
-    let status = loop {
-        if let Ok(text) = std::fs::read_to_string(&status_file) {
-            let hwm = text
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
-            peak_kib = peak_kib.max(hwm.unwrap_or(0));
-        }
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let (status, peak_kib) = outpost_e2e::wait_with_peak_rss(&mut child)?;
     if !status.success() {
         bail!("{:?} failed: {status}", cmd.get_args().collect::<Vec<_>>());
     }

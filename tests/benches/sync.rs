@@ -133,23 +133,7 @@ fn cli_pull_rss(url: &str, notes: usize) -> Result<(Duration, i64)> {
     }
     let start = Instant::now();
     let mut child = run(&["sync"])?;
-    // The kernel's high-water mark of the child's RSS, read until it exits. (getrusage of the
-    // children would count this whole process: a forked child starts with the parent's pages.)
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0i64;
-    let status = loop {
-        if let Ok(text) = std::fs::read_to_string(&status_file) {
-            let hwm = text
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
-            peak_kib = peak_kib.max(hwm.unwrap_or(0));
-        }
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let (status, peak_kib) = outpost_e2e::wait_with_peak_rss(&mut child)?;
     let took = start.elapsed();
     if !status.success() {
         bail!("outpost sync failed: {status}");

@@ -133,3 +133,27 @@ pub fn killed_at(dir: &Path, args: &[&str], pause_at: &str) {
         assert_eq!(status.signal(), Some(9), "by SIGKILL");
     }
 }
+
+/// Waits for `child` to exit and returns its status with its peak RSS in KiB: the kernel's
+/// high-water mark, read until it exits. (getrusage of the children would count the caller
+/// too: a forked child starts with the parent's pages.) Linux only (`/proc`); elsewhere the
+/// peak reads 0.
+pub fn wait_with_peak_rss(
+    child: &mut std::process::Child,
+) -> std::io::Result<(std::process::ExitStatus, i64)> {
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0i64;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            let hwm = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+            peak_kib = peak_kib.max(hwm.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait()? {
+            return Ok((status, peak_kib));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

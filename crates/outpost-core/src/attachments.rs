@@ -923,36 +923,32 @@ impl Store {
     /// The next blob to send: one a live attachment here refers to, the smallest first (a
     /// note's photos arrive whole sooner than one video would let them).
     pub(crate) fn next_upload(&self, now: i64) -> Result<Option<(BlobHash, u64)>> {
-        let row = self.read(|c, p| {
-            c.prepare_cached(
-                "SELECT sha256, size FROM blobs b
-                 WHERE upload = 'waiting' AND here = 1 AND next_attempt_ms <= ?1
-                   AND EXISTS (SELECT 1 FROM attachments a
-                               WHERE a.sha256 = b.sha256 AND a.deleted = 0)
-                 ORDER BY size, updated_ms LIMIT 1",
-            )
-            .and_then(|mut s| s.query_row([now], hash_and_size).optional())
-            .at(p)
-        })?;
-        row.map(|(h, size)| {
-            Ok((
-                BlobHash::parse(&h).map_err(|e| Error::Data(e.to_string()))?,
-                u64::try_from(size).unwrap_or(0),
-            ))
-        })
-        .transpose()
+        self.next_blob(
+            "SELECT sha256, size FROM blobs b
+             WHERE upload = 'waiting' AND here = 1 AND next_attempt_ms <= ?1
+               AND EXISTS (SELECT 1 FROM attachments a
+                           WHERE a.sha256 = b.sha256 AND a.deleted = 0)
+             ORDER BY size, updated_ms LIMIT 1",
+            now,
+        )
     }
 
     /// The next blob asked for.
     pub(crate) fn next_download(&self, now: i64) -> Result<Option<(BlobHash, u64)>> {
+        self.next_blob(
+            "SELECT sha256, size FROM blobs
+             WHERE download = 'wanted' AND next_attempt_ms <= ?1
+             ORDER BY size, updated_ms LIMIT 1",
+            now,
+        )
+    }
+
+    /// The blob (name and size) the query `sql` picks at time `now`, if any.
+    fn next_blob(&self, sql: &str, now: i64) -> Result<Option<(BlobHash, u64)>> {
         let row = self.read(|c, p| {
-            c.prepare_cached(
-                "SELECT sha256, size FROM blobs
-                 WHERE download = 'wanted' AND next_attempt_ms <= ?1
-                 ORDER BY size, updated_ms LIMIT 1",
-            )
-            .and_then(|mut s| s.query_row([now], hash_and_size).optional())
-            .at(p)
+            c.prepare_cached(sql)
+                .and_then(|mut s| s.query_row([now], hash_and_size).optional())
+                .at(p)
         })?;
         row.map(|(h, size)| {
             Ok((

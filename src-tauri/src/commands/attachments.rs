@@ -174,17 +174,7 @@ pub async fn open_attachment(
         return Ok(OpenOutcome::Downloading);
     };
     let path = path.display().to_string();
-    use tauri_plugin_opener::OpenerExt;
-    let problem = if std::env::var_os("OUTPOST_NO_EXTERNAL_OPEN").is_some() {
-        Some("opening files is turned off (OUTPOST_NO_EXTERNAL_OPEN)".to_owned())
-    } else {
-        app_handle
-            .opener()
-            .open_path(&path, None::<&str>)
-            .err()
-            .map(|e| e.to_string())
-    };
-    Ok(match problem {
+    Ok(match super::open_with_system(&app_handle, &path) {
         None => OpenOutcome::Opened { path },
         Some(problem) => OpenOutcome::Saved { path, problem },
     })

@@ -42,17 +42,7 @@ pub async fn open_in_editor(
     })
     .await?;
     let path = path.display().to_string();
-    use tauri_plugin_opener::OpenerExt;
-    let problem = if std::env::var_os("OUTPOST_NO_EXTERNAL_OPEN").is_some() {
-        // The real-window tests play the editor themselves.
-        Some("opening editors is turned off (OUTPOST_NO_EXTERNAL_OPEN)".to_owned())
-    } else {
-        app_handle
-            .opener()
-            .open_path(&path, None::<&str>)
-            .err()
-            .map(|e| e.to_string())
-    };
+    let problem = super::open_with_system(&app_handle, &path);
     if let Some(problem) = &problem {
         tracing::warn!(%problem, "could not open the note's file in an editor");
     }

@@ -52,3 +52,17 @@ where
     let app = state.app()?;
     tauri::async_runtime::spawn_blocking(move || call(&app)).await?
 }
+
+/// Opens `path` with the system's app for its type; the problem, if it could not. The
+/// real-window tests set `OUTPOST_NO_EXTERNAL_OPEN` and play the editor or viewer themselves.
+fn open_with_system(app_handle: &tauri::AppHandle, path: &str) -> Option<String> {
+    use tauri_plugin_opener::OpenerExt;
+    if std::env::var_os("OUTPOST_NO_EXTERNAL_OPEN").is_some() {
+        return Some("opening files is turned off (OUTPOST_NO_EXTERNAL_OPEN)".to_owned());
+    }
+    app_handle
+        .opener()
+        .open_path(path, None::<&str>)
+        .err()
+        .map(|e| e.to_string())
+}
