@@ -7,11 +7,12 @@
 
 mod common;
 
+use common::blobs::{bytes, path, post, status};
 use common::process::{place, register, start};
 use common::{Backend, Device, TestServer, error_of};
 use futures_util::StreamExt as _;
 use outpost_protocol::blobs::{
-    BlobHash, BlobStart, BlobStatus, HEADER_CHUNK_SHA256, Limits, MAX_CHUNK_BYTES, codes,
+    BlobHash, BlobStatus, HEADER_CHUNK_SHA256, Limits, MAX_CHUNK_BYTES, codes,
 };
 use outpost_server::blobs::{BlobConfig, DEFAULT_CHUNK_BYTES, DEFAULT_MAX_BLOB_BYTES};
 use reqwest::Method;
@@ -32,23 +33,6 @@ backends!(
 
 const CHUNK: usize = DEFAULT_CHUNK_BYTES as usize;
 
-/// `len` bytes that differ with `seed` (so every test blob has its own name).
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn path(hash: &BlobHash) -> String {
-    format!("/v1/blobs/{hash}")
-}
-
 async fn limits(device: &Device) -> Limits {
     let resp = device
         .request(Method::GET, "/v1/blobs")
@@ -57,26 +41,6 @@ async fn limits(device: &Device) -> Limits {
         .expect("limits");
     assert_eq!(resp.status(), 200);
     resp.json().await.expect("limits")
-}
-
-async fn post(device: &Device, hash: &BlobHash, size: usize) -> reqwest::Response {
-    device
-        .request(Method::POST, &path(hash))
-        .json(&BlobStart { size: size as u64 })
-        .send()
-        .await
-        .expect("post")
-}
-
-async fn status(device: &Device, hash: &BlobHash, size: usize) -> BlobStatus {
-    let resp = post(device, hash, size).await;
-    assert_eq!(
-        resp.status(),
-        200,
-        "{}",
-        resp.text().await.unwrap_or_default()
-    );
-    resp.json().await.expect("status")
 }
 
 /// A `PATCH` whose header names the SHA-256 of `declared` (the chunk's own bytes, unless a

@@ -5,10 +5,11 @@
 
 mod common;
 
+use common::blobs::{bytes, path, status};
 use common::process::{place, register, start};
 use common::{Backend, Device, TestServer, error_of};
 use outpost_protocol::api::{Mutation, Outcome};
-use outpost_protocol::blobs::{BlobHash, BlobStart, BlobStatus, HEADER_CHUNK_SHA256};
+use outpost_protocol::blobs::{BlobHash, BlobStatus, HEADER_CHUNK_SHA256};
 use outpost_protocol::{AttachmentId, Entity, NoteId};
 use outpost_server::blobs::collect::{CollectReport, DAY_MS};
 use outpost_server::blobs::{Blobs, DEFAULT_CHUNK_BYTES};
@@ -31,40 +32,6 @@ backends!(
 const CHUNK: usize = DEFAULT_CHUNK_BYTES as usize;
 /// The server's default grace: a week.
 const GRACE: i64 = 7 * DAY_MS;
-
-/// `len` bytes that differ with `seed` (so every test blob has its own name).
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn path(hash: &BlobHash) -> String {
-    format!("/v1/blobs/{hash}")
-}
-
-/// `POST`: where the upload of `hash` stands (what a device asks before sending).
-async fn status(device: &Device, hash: &BlobHash, size: usize) -> BlobStatus {
-    let resp = device
-        .request(Method::POST, &path(hash))
-        .json(&BlobStart { size: size as u64 })
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(
-        resp.status(),
-        200,
-        "{}",
-        resp.text().await.unwrap_or_default()
-    );
-    resp.json().await.expect("status")
-}
 
 /// Sends `data[from..to]` in chunks, each acknowledged.
 async fn send(device: &Device, data: &[u8], from: usize, to: usize) -> BlobStatus {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod blobs;
 pub mod pg;
 pub mod process;
 
